@@ -1,0 +1,1 @@
+"""kadchat: private, serverless chat on top of the kademlia DHT."""
