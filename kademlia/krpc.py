@@ -1,0 +1,178 @@
+"""KRPC message shapes (BEP 5): queries, responses, errors, compact encodings.
+
+Only the wire format lives here; sending, timeouts and dispatch are in
+`protocol.py`. Every decoder assumes hostile input and raises `MalformedMessage`
+for anything that does not have the shape BEP 5 gives it.
+"""
+
+import ipaddress
+import socket
+import struct
+
+from kademlia import bencode
+
+# BEP 5 error codes (BEP 44's own codes are in items.py).
+GENERIC_ERROR = 201
+SERVER_ERROR = 202
+PROTOCOL_ERROR = 203
+METHOD_UNKNOWN = 204
+
+ID_LENGTH = 20
+COMPACT_ADDR_LENGTH = 6
+COMPACT_NODE_LENGTH = ID_LENGTH + COMPACT_ADDR_LENGTH
+MAX_DATAGRAM = 1500
+
+
+class MalformedMessage(ValueError):
+    """A datagram that is not a valid KRPC message; it is dropped and counted."""
+
+
+class KRPCError(Exception):
+    """An error to answer a query with, or one a remote node answered with."""
+
+    def __init__(self, code, message):
+        super().__init__(f"{code} {message}")
+        self.code = code
+        self.message = message
+
+
+class Query:
+    __slots__ = ("transaction", "method", "args", "sender_id", "read_only")
+
+    def __init__(self, transaction, method, args, sender_id, read_only):
+        self.transaction = transaction
+        self.method = method
+        self.args = args
+        self.sender_id = sender_id
+        self.read_only = read_only
+
+
+class Response:
+    __slots__ = ("transaction", "values", "sender_id", "seen_address")
+
+    def __init__(self, transaction, values, sender_id, seen_address):
+        self.transaction = transaction
+        self.values = values
+        self.sender_id = sender_id
+        self.seen_address = seen_address
+
+
+class ErrorReply:
+    __slots__ = ("transaction", "error")
+
+    def __init__(self, transaction, error):
+        self.transaction = transaction
+        self.error = error
+
+
+def encode_query(transaction, method, args):
+    return bencode.encode({b"t": transaction, b"y": b"q", b"q": method, b"a": args})
+
+
+def encode_response(transaction, values, requester_address):
+    return bencode.encode(
+        {b"t": transaction, b"y": b"r", b"r": values, b"ip": encode_address(requester_address)}
+    )
+
+
+def encode_error(transaction, code, message):
+    return bencode.encode({b"t": transaction, b"y": b"e", b"e": [code, message.encode()]})
+
+
+def decode_message(data):
+    """Parse one datagram into a Query, Response or ErrorReply."""
+    if len(data) > MAX_DATAGRAM:
+        raise MalformedMessage("datagram too large")
+    try:
+        message = bencode.decode(data)
+    except bencode.DecodeError as e:
+        raise MalformedMessage(f"bad bencode: {e}") from None
+    if not isinstance(message, dict):
+        raise MalformedMessage("message is not a dict")
+    transaction = message.get(b"t")
+    if not isinstance(transaction, bytes) or not 0 < len(transaction) <= 16:
+        raise MalformedMessage("bad transaction id")
+    kind = message.get(b"y")
+    if kind == b"q":
+        return _decode_query(transaction, message)
+    if kind == b"r":
+        return _decode_response(transaction, message)
+    if kind == b"e":
+        return _decode_error(transaction, message)
+    raise MalformedMessage("unknown message type")
+
+
+def _decode_query(transaction, message):
+    method, args = message.get(b"q"), message.get(b"a")
+    if not isinstance(method, bytes) or not isinstance(args, dict):
+        raise MalformedMessage("query without method or arguments")
+    sender_id = _node_id(args.get(b"id"))
+    return Query(transaction, method, args, sender_id, args.get(b"ro") == 1)
+
+
+def _decode_response(transaction, message):
+    values = message.get(b"r")
+    if not isinstance(values, dict):
+        raise MalformedMessage("response without values")
+    seen = message.get(b"ip")
+    seen_address = None
+    if isinstance(seen, bytes) and len(seen) == COMPACT_ADDR_LENGTH:
+        seen_address = decode_address(seen)
+    return Response(transaction, values, _node_id(values.get(b"id")), seen_address)
+
+
+def _decode_error(transaction, message):
+    body = message.get(b"e")
+    if (
+        not isinstance(body, list)
+        or len(body) < 2
+        or not isinstance(body[0], int)
+        or not isinstance(body[1], bytes)
+    ):
+        raise MalformedMessage("bad error body")
+    return ErrorReply(transaction, KRPCError(body[0], body[1].decode("utf-8", "replace")))
+
+
+def _node_id(value):
+    if not isinstance(value, bytes) or len(value) != ID_LENGTH:
+        raise MalformedMessage("bad node id")
+    return value
+
+
+def encode_address(address):
+    host, port = address
+    return socket.inet_aton(host) + struct.pack("!H", port)
+
+
+def decode_address(data):
+    return socket.inet_ntoa(data[:4]), struct.unpack("!H", data[4:6])[0]
+
+
+def encode_nodes(contacts):
+    """Compact node info (BEP 5): 20-byte id + 6-byte address per node."""
+    return b"".join(c.node_id + encode_address(c.address) for c in contacts)
+
+
+def decode_nodes(data):
+    """[(node_id, (host, port))] from compact node info; bad entries are skipped."""
+    if not isinstance(data, bytes) or len(data) % COMPACT_NODE_LENGTH:
+        raise MalformedMessage("bad compact node info")
+    nodes = []
+    for offset in range(0, len(data), COMPACT_NODE_LENGTH):
+        node_id = data[offset : offset + ID_LENGTH]
+        host, port = decode_address(data[offset + ID_LENGTH : offset + COMPACT_NODE_LENGTH])
+        if port and is_routable(host):
+            nodes.append((node_id, (host, port)))
+    return nodes
+
+
+def is_routable(host):
+    """Whether an address is one a node may be asked to contact (not 0.0.0.0, multicast, ...)."""
+    try:
+        ip = ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return not (ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip == _BROADCAST)
+
+
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")

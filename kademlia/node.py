@@ -1,0 +1,386 @@
+"""DHTNode: the facade the rest of kadchat uses (listen, bootstrap, get, put, stop).
+
+The server side answers BEP 5 `ping`, `find_node`, `get_peers` (with `nodes`
+only) and BEP 44 `get`/`put`; unknown methods get error 204. The client side
+runs iterative lookups (`lookup.py`), then `get` keeps the newest item found and
+pushes it to the closest nodes that answered with an older one or none
+(read-repair). Items travel with their remaining TTL, never more.
+"""
+
+import json
+import os
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from kademlia import krpc
+from kademlia.items import ItemError, MutableItem
+from kademlia.lookup import Lookup
+from kademlia.protocol import KRPCProtocol, QueryTimeout
+from kademlia.ratelimit import PerIPRateLimiter
+from kademlia.routing import RoutingTable
+from kademlia.rtt import TimeoutPolicy
+from kademlia.settings import DHTSettings
+from kademlia.storage import ItemStore
+from kademlia.tokens import TokenManager
+
+
+class DHTNode:
+    log = Logger()
+
+    def __init__(self, reactor, node_id=None, settings=None, state_path=None):
+        self.clock = reactor
+        self._reactor = reactor
+        self.settings = settings or DHTSettings()
+        self.state_path = state_path
+        self.node_id = node_id
+        self.address = None
+        self.routing_table = None
+        self.protocol = None
+        self._listening_port = None
+        self._observers = []
+        self._maintenance = None
+        self._republishing = None
+        self._saved_contacts = []
+
+    # -- life cycle ----------------------------------------------------------
+
+    def _prepare(self):
+        now = self.clock.seconds
+        s = self.settings
+        saved = self._load_state()
+        self.node_id = self.node_id or saved.get("node_id") or os.urandom(krpc.ID_LENGTH)
+        self._saved_contacts = saved.get("contacts", [])
+        self.routing_table = RoutingTable(self.node_id, now, k=s.k)
+        self.timeouts = TimeoutPolicy(floor=s.stall_floor, ceiling=s.query_timeout)
+        self.store = ItemStore(
+            now, s.default_ttl, s.max_ttl, s.max_items, s.max_items_per_ip
+        )
+        self.tokens = TokenManager(now, s.token_rotation)
+        limiter = PerIPRateLimiter(now, s.queries_per_ip_per_second, s.query_burst_per_ip)
+        self.protocol = KRPCProtocol(self.clock, self, limiter)
+        self._handlers = {
+            b"ping": self._on_ping,
+            b"find_node": self._on_find_node,
+            b"get_peers": self._on_get_peers,
+            b"get": self._on_get,
+            b"put": self._on_put,
+        }
+        return self.protocol
+
+    def listen(self, port, interface="127.0.0.1"):
+        """Bind a real UDP socket; raises twisted's CannotListenError if busy."""
+        self._listening_port = self._reactor.listenUDP(port, self._prepare(), interface=interface)
+        self.address = (interface, self._listening_port.getHost().port)
+        self._start_timers()
+        return self.address
+
+    def attach(self, network, address):
+        """Join an in-memory `kademlia.sim.SimNetwork` instead of a real socket."""
+        network.listen(address, self._prepare())
+        self.address = address
+        self._start_timers()
+        return self.address
+
+    def _start_timers(self):
+        s = self.settings
+        self._maintenance = task.LoopingCall(self._maintain)
+        self._maintenance.clock = self.clock
+        self._maintenance.start(s.maintenance_interval, now=False)
+        self._republishing = task.LoopingCall(self.republish)
+        self._republishing.clock = self.clock
+        self._republishing.start(s.republish_interval, now=False)
+
+    def stop(self):
+        """Save the routing table, stop timers, fail pending queries, close the socket."""
+        for loop in (self._maintenance, self._republishing):
+            if loop is not None and loop.running:
+                loop.stop()
+        self._save_state()
+        return self.protocol.stop() if self.protocol else defer.succeed(None)
+
+    # -- state file ----------------------------------------------------------
+
+    def _load_state(self):
+        if not self.state_path or not os.path.exists(self.state_path):
+            return {}
+        try:
+            with open(self.state_path) as f:
+                raw = json.load(f)
+            contacts = [(bytes.fromhex(i), (h, int(p))) for i, h, p in raw.get("contacts", [])]
+            node_id = bytes.fromhex(raw["node_id"])
+            if len(node_id) != krpc.ID_LENGTH:
+                raise ValueError("bad node id length")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            self.log.warn("ignoring unreadable state file {path}: {error}", path=self.state_path, error=e)
+            return {}
+        return {"node_id": node_id, "contacts": contacts}
+
+    def _save_state(self):
+        if not self.state_path or self.routing_table is None:
+            return
+        contacts = [[c.node_id.hex(), *c.address] for c in self.routing_table.contacts()]
+        temporary = self.state_path + ".tmp"
+        with open(temporary, "w") as f:
+            json.dump({"node_id": self.node_id.hex(), "contacts": contacts}, f)
+        os.replace(temporary, self.state_path)
+
+    # -- non-KRPC datagrams and observers -------------------------------------
+
+    def set_datagram_handler(self, handler):
+        self.protocol.datagram_handler = handler
+
+    def send_datagram(self, data, address):
+        self.protocol.send_datagram(data, address)
+
+    def add_response_observer(self, observer):
+        """observer(responder_address, responder_id, our_address_as_seen) per response."""
+        self._observers.append(observer)
+
+    @property
+    def stats(self):
+        return {
+            "routing_table": len(self.routing_table),
+            "items": len(self.store),
+            "refused_puts": self.store.refused,
+            **self.protocol.stats.as_dict(),
+        }
+
+    # -- client side: single queries ----------------------------------------
+
+    def stall_timeout(self, node_id):
+        contact = self.routing_table.get(node_id)
+        return self.timeouts.timeout_for(contact.rtt if contact else None)
+
+    def query_contact(self, node_id, address, method, args):
+        """One KRPC query; success and failure both update the routing table."""
+        args = dict(args, id=self.node_id)
+        started = self.clock.seconds()
+        d = self.protocol.query(address, method, args, self.settings.query_timeout)
+
+        def answered(response):
+            self._heard_from(response.sender_id, address)
+            contact = self.routing_table.get(response.sender_id)
+            self.timeouts.sample(contact.rtt if contact else None, self.clock.seconds() - started)
+            if response.seen_address is not None:
+                for observer in self._observers:
+                    observer(address, response.sender_id, response.seen_address)
+            return response
+
+        def failed(failure):
+            if node_id is not None and failure.check(QueryTimeout):
+                self.routing_table.failed(node_id)
+            return failure
+
+        return d.addCallbacks(answered, failed)
+
+    def ping(self, address):
+        return self.query_contact(None, address, b"ping", {})
+
+    # -- client side: lookups -------------------------------------------------
+
+    def _lookup(self, target, method, args):
+        seeds = self.routing_table.closest(target, self.settings.k * 2)
+        lookup = Lookup(self, target, method, args, self.settings.k, self.settings.alpha)
+        return lookup.start(seeds)
+
+    def find_node(self, target):
+        return self._lookup(target, b"find_node", {b"target": target})
+
+    @defer.inlineCallbacks
+    def bootstrap(self, addresses=()):
+        """Join through `(host, port)` pairs and the contacts saved last time.
+
+        Fires with the number of contacts in the routing table afterwards."""
+        known = [a for _, a in self._saved_contacts] + [tuple(a) for a in addresses]
+        if known:
+            yield defer.DeferredList(
+                [self.query_contact(None, a, b"find_node", {b"target": self.node_id}) for a in known],
+                consumeErrors=True,
+            )
+        yield self.find_node(self.node_id)
+        # Fill the far buckets too, so lookups from here take few hops.
+        sparse = [b for b in self.routing_table.buckets if not b.is_full()]
+        yield defer.DeferredList([self.find_node(b.random_id()) for b in sparse], consumeErrors=True)
+        if self.store.items():
+            self.republish()
+        return len(self.routing_table)
+
+    @defer.inlineCallbacks
+    def get(self, target, salt=b""):
+        """The newest item stored under `target`, or None; repairs stale replicas."""
+        answered = yield self._lookup(target, b"get", {b"target": target})
+        best, best_ttl = self._newest(target, salt, answered)
+        if best is not None:
+            self._repair(best, best_ttl, answered)
+        return best
+
+    def _newest(self, target, salt, answered):
+        held = self.store.get(target)
+        best, best_ttl = held if held else (None, None)
+        verified = set()
+        for candidate in answered:
+            item, ttl = self._item_from(candidate.values, salt)
+            if item is None or item.target != target:
+                continue
+            if best is not None and (item.seq < best.seq or item == best):
+                if item == best and ttl is not None:
+                    best_ttl = max(best_ttl or 0, ttl)
+                continue
+            if item.sig not in verified and not item.verify():
+                continue
+            verified.add(item.sig)
+            best, best_ttl = item, ttl
+        return best, best_ttl
+
+    def _item_from(self, values, salt):
+        try:
+            k, seq, sig, v = values[b"k"], values[b"seq"], values[b"sig"], values[b"v"]
+            item = MutableItem(k=k, salt=salt, seq=seq, v=v, sig=sig)
+            item.check_sizes()
+        except (KeyError, TypeError, ValueError, ItemError):
+            return None, None
+        ttl = values.get(b"ttl")
+        return item, (ttl if isinstance(ttl, int) and ttl > 0 else None)
+
+    def _repair(self, item, ttl, answered):
+        """Push `item` to the closest responders that hold an older one or none."""
+        for candidate in answered:
+            seq = candidate.values.get(b"seq")
+            if isinstance(seq, int) and seq >= item.seq:
+                continue
+            token = candidate.values.get(b"token")
+            if isinstance(token, bytes):
+                self._send_put(candidate, token, item, ttl).addErrback(lambda _: None)
+
+    def _send_put(self, candidate, token, item, ttl):
+        args = self._put_args(token, item, ttl)
+        return self.query_contact(candidate.node_id, candidate.address, b"put", args)
+
+    @defer.inlineCallbacks
+    def put(self, item, ttl=None):
+        """Store `item` on the k closest nodes; fires with how many accepted it."""
+        ttl = self.settings.default_ttl if ttl is None else ttl
+        answered = yield self._lookup(item.target, b"get", {b"target": item.target})
+        puts = [
+            self._send_put(c, c.values[b"token"], item, ttl)
+            for c in answered
+            if isinstance(c.values.get(b"token"), bytes)
+        ]
+        results = yield defer.DeferredList(puts, consumeErrors=True)
+        return sum(1 for ok, _ in results if ok)
+
+    def republish(self):
+        """Bring every held item to the closest nodes, if they lack it or hold an older one.
+
+        Covers a node that comes back online with a newer item than the swarm has."""
+        for item, _ in self.store.items():
+            self.get(item.target, item.salt).addErrback(
+                lambda f: self.log.failure("republish failed", f)
+            )
+
+    # -- server side ---------------------------------------------------------
+
+    def handle_query(self, query, address):
+        handler = self._handlers.get(query.method)
+        if handler is None:
+            raise krpc.KRPCError(krpc.METHOD_UNKNOWN, "method unknown")
+        values = handler(query.args, address)
+        if not query.read_only:
+            self._heard_from(query.sender_id, address)
+        values[b"id"] = self.node_id
+        return values
+
+    def _heard_from(self, node_id, address):
+        is_new = self.routing_table.get(node_id) is None
+        contact = self.routing_table.heard_from(node_id, address)
+        if is_new and contact is not None and len(self.store):
+            self._offer_items(contact)
+
+    def _offer_items(self, contact):
+        """A newly known node that is among the k closest to an item we hold gets it
+        (Kademlia 2.5), via a get for its token and current seq, then a put."""
+        for item, _ in self.store.items():
+            if contact in self.routing_table.closest(item.target):
+                self._hand_over(contact, item).addErrback(lambda _: None)
+
+    @defer.inlineCallbacks
+    def _hand_over(self, contact, item):
+        response = yield self.query_contact(
+            contact.node_id, contact.address, b"get", {b"target": item.target}
+        )
+        seq, token = response.values.get(b"seq"), response.values.get(b"token")
+        held = self.store.get(item.target)
+        if held is None or not isinstance(token, bytes):
+            return
+        if isinstance(seq, int) and seq >= held[0].seq:
+            return
+        yield self.query_contact(
+            contact.node_id, contact.address, b"put", self._put_args(token, *held)
+        )
+
+    @staticmethod
+    def _put_args(token, item, ttl):
+        args = {b"token": token, b"k": item.k, b"seq": item.seq, b"sig": item.sig, b"v": item.v}
+        if item.salt:
+            args[b"salt"] = item.salt
+        if ttl is not None:
+            args[b"ttl"] = max(1, int(ttl))
+        return args
+
+    def _closest_nodes(self, args):
+        target = args.get(b"target")
+        if not isinstance(target, bytes) or len(target) != krpc.ID_LENGTH:
+            raise krpc.KRPCError(krpc.PROTOCOL_ERROR, "bad target")
+        return target, krpc.encode_nodes(self.routing_table.closest(target))
+
+    def _on_ping(self, args, address):
+        return {}
+
+    def _on_find_node(self, args, address):
+        return {b"nodes": self._closest_nodes(args)[1]}
+
+    def _on_get_peers(self, args, address):
+        info_hash = args.get(b"info_hash")
+        target, nodes = self._closest_nodes({b"target": info_hash})
+        return {b"nodes": nodes, b"token": self.tokens.issue(address[0])}
+
+    def _on_get(self, args, address):
+        target, nodes = self._closest_nodes(args)
+        values = {b"nodes": nodes, b"token": self.tokens.issue(address[0])}
+        held = self.store.get(target)
+        if held is not None:
+            item, remaining = held
+            values.update({b"k": item.k, b"seq": item.seq, b"sig": item.sig, b"v": item.v})
+            values[b"ttl"] = max(1, int(remaining))
+        return values
+
+    def _on_put(self, args, address):
+        if not self.tokens.is_valid(address[0], args.get(b"token")):
+            raise krpc.KRPCError(krpc.PROTOCOL_ERROR, "bad token")
+        ttl, cas = args.get(b"ttl"), args.get(b"cas")
+        try:
+            item = MutableItem(
+                k=args[b"k"], salt=args.get(b"salt", b""), seq=args[b"seq"], v=args[b"v"], sig=args[b"sig"]
+            )
+        except KeyError:
+            raise krpc.KRPCError(krpc.PROTOCOL_ERROR, "put without k, seq, v or sig") from None
+        except ItemError as e:
+            raise krpc.KRPCError(e.code, e.message) from None
+        self.store.put(
+            item,
+            ttl if isinstance(ttl, int) else None,
+            address[0],
+            cas if isinstance(cas, int) else None,
+        )
+        return {}
+
+    def _maintain(self):
+        self.store.expire()
+        for bucket in self.routing_table.stale_buckets()[:4]:
+            self.find_node(bucket.random_id())
+        for contact in self.routing_table.questionable()[:16]:
+            self.query_contact(contact.node_id, contact.address, b"ping", {}).addErrback(
+                lambda _: None
+            )
+

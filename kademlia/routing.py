@@ -1,0 +1,205 @@
+"""The routing table: k-buckets over the 160-bit id space (Kademlia paper 2.2, BEP 5).
+
+Buckets cover contiguous id ranges; only the bucket holding our own id splits
+(BEP 5), so the table keeps fine detail near us and a few contacts far away.
+Contacts are good (heard from recently), questionable (quiet for 15 minutes)
+or bad (failed several queries in a row). A full bucket replaces a bad contact
+at once; otherwise a newcomer waits in the bucket's replacement cache and takes
+the place of the next contact that goes bad.
+"""
+
+import os
+from collections import OrderedDict, deque
+
+from kademlia.rtt import RTTEstimator
+
+ID_BITS = 160
+QUESTIONABLE_AFTER = 15 * 60
+BAD_AFTER_FAILURES = 2
+
+
+def id_to_int(node_id):
+    return int.from_bytes(node_id, "big")
+
+
+def distance(a, b):
+    return id_to_int(a) ^ id_to_int(b)
+
+
+def _first(pair):
+    return pair[0]
+
+
+class Contact:
+    __slots__ = ("node_id", "key", "address", "last_seen", "failures", "rtt")
+
+    def __init__(self, node_id, address, last_seen):
+        self.node_id = node_id
+        self.key = id_to_int(node_id)
+        self.address = address
+        self.last_seen = last_seen
+        self.failures = 0
+        self.rtt = RTTEstimator()
+
+    def is_bad(self):
+        return self.failures >= BAD_AFTER_FAILURES
+
+    def __repr__(self):
+        return f"<Contact {self.node_id.hex()[:8]} {self.address[0]}:{self.address[1]}>"
+
+
+class Bucket:
+    def __init__(self, low, high, k, changed_at):
+        self.low, self.high = low, high  # covers ids in [low, high)
+        self.k = k
+        self.contacts = OrderedDict()  # node_id -> Contact, least recently seen first
+        self.replacements = deque(maxlen=k)
+        self.changed_at = changed_at
+
+    def covers(self, key):
+        return self.low <= key < self.high
+
+    def is_full(self):
+        return len(self.contacts) >= self.k
+
+    def min_distance(self, key):
+        span_bits = (self.high - self.low).bit_length() - 1
+        return ((self.low ^ key) >> span_bits) << span_bits
+
+    def __lt__(self, other):  # ties in sorted((distance, bucket)) pairs
+        return self.low < other.low
+
+    def random_id(self, rand_bytes=os.urandom):
+        span = self.high - self.low
+        offset = int.from_bytes(rand_bytes(ID_BITS // 8), "big") % span
+        return (self.low + offset).to_bytes(ID_BITS // 8, "big")
+
+
+class RoutingTable:
+    def __init__(self, own_id, now, k=8):
+        self.own_id = own_id
+        self.own_key = id_to_int(own_id)
+        self.k = k
+        self._now = now
+        self.buckets = [Bucket(0, 2**ID_BITS, k, now())]
+        self._by_address = {}  # address -> Contact, so a restarted node replaces itself
+
+    def __len__(self):
+        return sum(len(b.contacts) for b in self.buckets)
+
+    def _bucket_index(self, key):
+        low, high = 0, len(self.buckets) - 1
+        while low < high:  # buckets are sorted by range
+            mid = (low + high) // 2
+            if key >= self.buckets[mid].high:
+                low = mid + 1
+            else:
+                high = mid
+        return low
+
+    def get(self, node_id):
+        bucket = self.buckets[self._bucket_index(id_to_int(node_id))]
+        return bucket.contacts.get(node_id)
+
+    def contacts(self):
+        return [c for b in self.buckets for c in b.contacts.values()]
+
+    def heard_from(self, node_id, address):
+        """A node answered us or queried us: it is alive. Returns its Contact (or None)."""
+        if node_id == self.own_id:
+            return None
+        now = self._now()
+        stale = self._by_address.get(address)
+        if stale is not None and stale.node_id != node_id:
+            self.remove(stale.node_id)  # a new node (or a restart) took this address
+        key = id_to_int(node_id)
+        bucket = self.buckets[self._bucket_index(key)]
+        contact = bucket.contacts.get(node_id)
+        if contact is not None:
+            if contact.address != address:  # the node moved: keep its place, new address
+                self._by_address.pop(contact.address, None)
+                contact.address = address
+                self._by_address[address] = contact
+            contact.last_seen, contact.failures = now, 0
+            bucket.contacts.move_to_end(node_id)
+            bucket.changed_at = now
+            return contact
+        contact = Contact(node_id, address, now)
+        return self._insert(contact, key)
+
+    def _insert(self, contact, key):
+        while True:
+            index = self._bucket_index(key)
+            bucket = self.buckets[index]
+            if not bucket.is_full():
+                self._place(bucket, contact)
+                return contact
+            if bucket.covers(self.own_key) and bucket.high - bucket.low > self.k:
+                self._split(index)
+                continue
+            bad = next((c for c in bucket.contacts.values() if c.is_bad()), None)
+            if bad is not None:
+                self.remove(bad.node_id)
+                self._place(bucket, contact)
+                return contact
+            if all(r.node_id != contact.node_id for r in bucket.replacements):
+                bucket.replacements.append(contact)
+            return None
+
+    def _place(self, bucket, contact):
+        bucket.contacts[contact.node_id] = contact
+        bucket.changed_at = self._now()
+        self._by_address[contact.address] = contact
+
+    def _split(self, index):
+        bucket = self.buckets[index]
+        middle = (bucket.low + bucket.high) // 2
+        lower = Bucket(bucket.low, middle, self.k, bucket.changed_at)
+        upper = Bucket(middle, bucket.high, self.k, bucket.changed_at)
+        for node_id, contact in bucket.contacts.items():
+            (lower if contact.key < middle else upper).contacts[node_id] = contact
+        for contact in bucket.replacements:
+            (lower if contact.key < middle else upper).replacements.append(contact)
+        self.buckets[index : index + 1] = [lower, upper]
+
+    def failed(self, node_id):
+        """A query to this node timed out; a bad node yields to a replacement."""
+        bucket = self.buckets[self._bucket_index(id_to_int(node_id))]
+        contact = bucket.contacts.get(node_id)
+        if contact is None:
+            return
+        contact.failures += 1
+        if contact.is_bad() and bucket.replacements:
+            self.remove(node_id)
+            self._place(bucket, bucket.replacements.pop())
+
+    def remove(self, node_id):
+        bucket = self.buckets[self._bucket_index(id_to_int(node_id))]
+        contact = bucket.contacts.pop(node_id, None)
+        if contact is not None and self._by_address.get(contact.address) is contact:
+            del self._by_address[contact.address]
+
+    def closest(self, target, count=None, exclude_bad=True):
+        """The `count` (default k) known contacts closest to `target` by XOR distance."""
+        count = count or self.k
+        key = id_to_int(target)
+        # Visit buckets nearest-first: a bucket's range is an aligned power of two,
+        # so its nearest possible id to the target is its prefix XOR the target's.
+        candidates = []
+        for floor, bucket in sorted((b.min_distance(key), b) for b in self.buckets):
+            if len(candidates) >= count and floor > candidates[count - 1][0]:
+                break
+            for c in bucket.contacts.values():
+                if not (exclude_bad and c.is_bad()):
+                    candidates.append((c.key ^ key, c))
+            candidates.sort(key=_first)
+        return [c for _, c in candidates[:count]]
+
+    def questionable(self):
+        """Contacts not heard from for a while, to be pinged (BEP 5)."""
+        cutoff = self._now() - QUESTIONABLE_AFTER
+        return [c for c in self.contacts() if c.last_seen < cutoff]
+
+    def stale_buckets(self, age=QUESTIONABLE_AFTER):
+        cutoff = self._now() - age
+        return [b for b in self.buckets if b.changed_at < cutoff]

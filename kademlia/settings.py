@@ -1,0 +1,20 @@
+"""Tunables of a DHT node, with the defaults DESIGN.md agrees on."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DHTSettings:
+    k: int = 8  # bucket size and replication factor
+    alpha: int = 3  # parallel queries per lookup
+    query_timeout: float = 2.0  # hard limit for one KRPC query
+    stall_floor: float = 0.05  # adaptive per-query timeouts stay within these
+    default_ttl: int = 600  # items put without `ttl`
+    max_ttl: int = 600  # the longest this node keeps anything
+    max_items: int = 100_000
+    max_items_per_ip: int = 100
+    queries_per_ip_per_second: float = 250.0
+    query_burst_per_ip: int = 500
+    token_rotation: float = 300.0
+    maintenance_interval: float = 60.0  # expire, refresh buckets, ping questionable nodes
+    republish_interval: float = 300.0  # push held items to the closest nodes again

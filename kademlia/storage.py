@@ -1,0 +1,116 @@
+"""The item store: BEP 44 replacement rules, travelling TTLs, quotas.
+
+Each stored item has its own deadline. An item arrives with a TTL (capped by
+this node); when it is handed on, the remaining time goes with it, never more,
+so a replica can never outlive the original (the prototype's TTL patch).
+
+Cheap checks come before the signature check, and an item identical to the one
+held is never verified twice: a flood of stale or repeated puts costs little.
+"""
+
+from kademlia.items import (
+    ERROR_CAS_MISMATCH,
+    ERROR_INVALID_SIGNATURE,
+    ERROR_SEQ_LESS_THAN_CURRENT,
+    ItemError,
+)
+from kademlia.krpc import SERVER_ERROR, KRPCError
+
+
+class StoredItem:
+    __slots__ = ("item", "deadline", "source_ip")
+
+    def __init__(self, item, deadline, source_ip):
+        self.item = item
+        self.deadline = deadline
+        self.source_ip = source_ip
+
+
+class ItemStore:
+    def __init__(self, now, default_ttl=600, max_ttl=600, max_items=100_000, max_per_ip=100):
+        self._now = now
+        self.default_ttl = default_ttl
+        self.max_ttl = max_ttl
+        self.max_items = max_items
+        self.max_per_ip = max_per_ip
+        self._items = {}  # target -> StoredItem
+        self._per_ip = {}  # source ip -> number of items it placed here
+        self.refused = 0
+
+    def __len__(self):
+        return len(self._items)
+
+    def get(self, target):
+        """(item, remaining ttl) or None."""
+        stored = self._items.get(target)
+        if stored is None:
+            return None
+        remaining = stored.deadline - self._now()
+        if remaining <= 0:
+            self._drop(target)
+            return None
+        return stored.item, remaining
+
+    def items(self):
+        """(item, remaining ttl) for every live item."""
+        now = self._now()
+        return [(s.item, s.deadline - now) for s in self._items.values() if s.deadline > now]
+
+    def put(self, item, ttl, source_ip, cas=None):
+        """Store `item` or raise KRPCError with the BEP 44 code saying why not."""
+        try:
+            self._check_and_store(item, ttl, source_ip, cas)
+        except ItemError as e:
+            self.refused += 1
+            raise KRPCError(e.code, e.message) from None
+        except KRPCError:
+            self.refused += 1
+            raise
+
+    def _check_and_store(self, item, ttl, source_ip, cas):
+        item.check_sizes()
+        lifetime = self.default_ttl if ttl is None else min(max(int(ttl), 1), self.max_ttl)
+        deadline = self._now() + lifetime
+        held = self.get(item.target)
+        if held is not None:
+            current = held[0]
+            if cas is not None and cas != current.seq:
+                raise KRPCError(ERROR_CAS_MISMATCH, "CAS mismatch")
+            if item.seq < current.seq:
+                raise KRPCError(ERROR_SEQ_LESS_THAN_CURRENT, "sequence number less than current")
+            if item.seq == current.seq:
+                if item != current:
+                    raise KRPCError(ERROR_SEQ_LESS_THAN_CURRENT, "sequence number equal to current, value differs")
+                stored = self._items[item.target]
+                stored.deadline = max(stored.deadline, deadline)
+                return
+        if not item.verify():
+            raise KRPCError(ERROR_INVALID_SIGNATURE, "invalid signature")
+        if held is None:
+            self._check_quota(source_ip)
+            self._per_ip[source_ip] = self._per_ip.get(source_ip, 0) + 1
+            self._items[item.target] = StoredItem(item, deadline, source_ip)
+        else:
+            stored = self._items[item.target]
+            stored.item, stored.deadline = item, deadline
+
+    def _check_quota(self, source_ip):
+        if len(self._items) >= self.max_items:
+            self.expire()
+            if len(self._items) >= self.max_items:
+                raise KRPCError(SERVER_ERROR, "storage full")
+        if self._per_ip.get(source_ip, 0) >= self.max_per_ip:
+            raise KRPCError(SERVER_ERROR, "too many items from this address")
+
+    def expire(self):
+        now = self._now()
+        for target in [t for t, s in self._items.items() if s.deadline <= now]:
+            self._drop(target)
+
+    def _drop(self, target):
+        stored = self._items.pop(target)
+        left = self._per_ip[stored.source_ip] - 1
+        if left:
+            self._per_ip[stored.source_ip] = left
+        else:
+            del self._per_ip[stored.source_ip]
