@@ -1,0 +1,89 @@
+"""What the user interfaces see of the chat: contacts, messages, status.
+
+These are the values `kadchat.service.ChatService` hands to the GUI and the
+console (docs/INTERFACES.md, "The backend the UIs talk to"). They are frozen:
+a change arrives as a listener call, never as a mutation behind a UI's back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+
+PRESENCES = ("online", "away", "offline")
+ROUTES = ("direct", "relayed", None)
+MESSAGE_STATES = ("sending", "sent", "delivered", "failed", "received")
+REACHABILITIES = ("direct", "relayed", "unknown")
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str  # the local name the user gave this contact; unique
+    card: str  # the contact card text, as pasted
+    presence: str  # one of PRESENCES
+    last_seen: float | None  # unix seconds of the last sign of life, None if never
+    unread: int  # received messages not yet shown to the user
+    route: str | None  # one of ROUTES: how a live session reaches them, None if none
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str  # opaque, unique across all conversations
+    contact: str  # the contact's name
+    outgoing: bool
+    text: str
+    timestamp: float  # unix seconds: when sent (outgoing) or written (incoming)
+    state: str  # one of MESSAGE_STATES; "received" for incoming messages
+
+
+@dataclass(frozen=True)
+class Status:
+    dht_peers: int  # nodes in the routing table
+    external_address: tuple[str, int] | None  # as voted by DHT peers, None if unknown
+    reachability: str  # one of REACHABILITIES
+
+
+class ChatListener(Protocol):
+    """What `ChatBackend.subscribe` calls; every method returns quickly."""
+
+    def message(self, message: Message) -> None:
+        """A message was received, or sent from another UI of this process."""
+
+    def message_state(self, message_id: str, state: str) -> None:
+        """An outgoing message moved to `state`."""
+
+    def presence(self, name: str, presence: str) -> None:
+        """A contact's presence changed."""
+
+    def status(self, status: Status) -> None:
+        """The node's status changed."""
+
+
+class ChatBackend(Protocol):
+    """The calls the UIs make; implemented by `kadchat.service.ChatService`."""
+
+    my_name: str
+    my_card: str
+
+    def contacts(self) -> list[Contact]: ...
+
+    def add_contact(self, card_text: str, name: str) -> Contact:
+        """Raises `kadchat.errors.UserError` on a bad card or name."""
+
+    def send_message(self, name: str, text: str) -> Message:
+        """Raises `kadchat.errors.UserError` on an unknown contact or bad text."""
+
+    def retry(self, message_id: str) -> None: ...
+
+    def history(self, name: str, limit: int = 200) -> list[Message]:
+        """The latest `limit` messages with `name`, oldest first."""
+
+    def mark_read(self, name: str) -> None: ...
+
+    def refresh(self) -> Deferred: ...
+
+    def status(self) -> Status: ...
+
+    def subscribe(self, listener: ChatListener) -> None: ...

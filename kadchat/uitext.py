@@ -1,0 +1,64 @@
+"""Text shown by both user interfaces: times, addresses, status, peer text.
+
+Kept apart from the GUI so the console runs where Tk is not installed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from kadchat.model import Contact, Status
+
+# Control characters (C0 except tab/newline, DEL, C1) and bidi overrides: a
+# peer's text must not move a terminal's cursor or reorder what is shown.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAK = re.compile("\r\n|\r|\n")
+
+
+def safe_text(text: str) -> str:
+    """`text` with line breaks kept and every other control character replaced."""
+    return _UNSAFE.sub("\ufffd", _LINE_BREAK.sub("\n", text))
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: line breaks shown as " / "."""
+    return safe_text(text).replace("\n", " / ")
+
+
+def clock_time(timestamp: float) -> str:
+    """HH:MM:SS in local time."""
+    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+
+
+def day(timestamp: float) -> str:
+    """The local date, e.g. "Mon 3 May 2027"."""
+    t = time.localtime(timestamp)
+    return time.strftime(f"%a {t.tm_mday} %b %Y", t)
+
+
+def presence_text(contact: Contact, now: float) -> str:
+    """"online", "away", or when an offline contact was last seen."""
+    if contact.presence != "offline":
+        return contact.presence
+    if contact.last_seen is None:
+        return "offline"
+    same_day = time.localtime(contact.last_seen)[:3] == time.localtime(now)[:3]
+    when = time.strftime("%H:%M" if same_day else "%Y-%m-%d", time.localtime(contact.last_seen))
+    return f"last seen {when}"
+
+
+def address_text(address: tuple[str, int] | None) -> str:
+    if address is None:
+        return "unknown"
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def status_parts(status: Status) -> tuple[str, str, str]:
+    """The three status facts as short labelled phrases."""
+    return (
+        f"DHT peers: {status.dht_peers}",
+        f"External address: {address_text(status.external_address)}",
+        f"Reachability: {status.reachability}",
+    )

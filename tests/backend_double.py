@@ -1,0 +1,127 @@
+"""A test double of the UI backend (docs/INTERFACES.md, `ChatService`).
+
+It keeps contacts and messages in memory, records what the UI asked for, and
+lets a test play the network's part: `receive`, `set_presence`, `set_state`,
+`set_status` update the state first and then notify listeners, as the real
+service does. Cards are accepted if they look like "card:<lowercase letters or
+digits>", a stand-in for the real card format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from twisted.internet.defer import Deferred
+
+from kadchat.errors import UserError
+from kadchat.model import MESSAGE_STATES, PRESENCES, Contact, Message, Status
+
+_CARD = re.compile(r"card:[a-z0-9]+")
+
+
+class BackendDouble:
+    def __init__(self, my_name="alice", now=lambda: 1_700_000_000.0):
+        self.my_name = my_name
+        self.my_card = f"card:{my_name}0123456789"
+        self._now = now
+        self._contacts: dict[str, Contact] = {}
+        self._messages: list[Message] = []
+        self._status = Status(dht_peers=0, external_address=None, reachability="unknown")
+        self._next_id = 1
+        self.listeners = []
+        self.sent: list[tuple[str, str]] = []  # (name, text) per send_message call
+        self.retried: list[str] = []
+        self.marked_read: list[str] = []
+        self.refreshes: list[Deferred] = []  # fire these to finish a refresh
+
+    # The backend interface.
+
+    def contacts(self):
+        return list(self._contacts.values())
+
+    def add_contact(self, card_text, name):
+        card_text, name = card_text.strip(), name.strip()
+        if not _CARD.fullmatch(card_text):
+            raise UserError("That is not a contact card (it should start with 'card:').")
+        if not name:
+            raise UserError("Give the contact a name.")
+        if name in self._contacts:
+            raise UserError(f"You already have a contact named {name}.")
+        contact = Contact(name, card_text, "offline", None, 0, None)
+        self._contacts[name] = contact
+        return contact
+
+    def send_message(self, name, text):
+        if name not in self._contacts:
+            raise UserError(f"No contact named {name}.")
+        self.sent.append((name, text))
+        return self._store(name, True, text, self._now(), "sending")
+
+    def retry(self, message_id):
+        self.retried.append(message_id)
+        self.set_state(message_id, "sending")
+
+    def history(self, name, limit=200):
+        return [m for m in self._messages if m.contact == name][-limit:]
+
+    def mark_read(self, name):
+        self.marked_read.append(name)
+        self._contacts[name] = replace(self._contacts[name], unread=0)
+
+    def refresh(self):
+        d = Deferred()
+        self.refreshes.append(d)
+        return d
+
+    def status(self):
+        return self._status
+
+    def subscribe(self, listener):
+        self.listeners.append(listener)
+
+    # The network's part, played by tests.
+
+    def add(self, name, presence="offline", last_seen=None, unread=0, route=None):
+        contact = Contact(name, f"card:{name}", presence, last_seen, unread, route)
+        self._contacts[name] = contact
+        return contact
+
+    def past(self, name, outgoing, text, timestamp, state):
+        """A message already in history before the UI started."""
+        return self._store(name, outgoing, text, timestamp, state)
+
+    def receive(self, name, text, timestamp=None):
+        message = self._store(name, False, text, timestamp or self._now(), "received")
+        contact = self._contacts[name]
+        self._contacts[name] = replace(contact, unread=contact.unread + 1)
+        for listener in self.listeners:
+            listener.message(message)
+        return message
+
+    def set_presence(self, name, presence, route=None):
+        assert presence in PRESENCES
+        last_seen = self._now() if presence != "offline" else self._contacts[name].last_seen
+        self._contacts[name] = replace(
+            self._contacts[name], presence=presence, last_seen=last_seen, route=route
+        )
+        for listener in self.listeners:
+            listener.presence(name, presence)
+
+    def set_state(self, message_id, state):
+        assert state in MESSAGE_STATES
+        index = next(i for i, m in enumerate(self._messages) if m.id == message_id)
+        self._messages[index] = replace(self._messages[index], state=state)
+        for listener in self.listeners:
+            listener.message_state(message_id, state)
+
+    def set_status(self, status):
+        self._status = status
+        for listener in self.listeners:
+            listener.status(status)
+
+    def _store(self, name, outgoing, text, timestamp, state):
+        message = Message(f"m{self._next_id}", name, outgoing, text, timestamp, state)
+        self._next_id += 1
+        self._messages.append(message)
+        return message

@@ -1,0 +1,347 @@
+"""The headless console: commands in, one line per event out."""
+
+import time
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from kadchat.console import ConsoleProtocol, ConsoleUI
+from kadchat.errors import UserError
+from kadchat.model import Status
+from tests.backend_double import BackendDouble
+
+T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+class Console:
+    """A started ConsoleUI on a BackendDouble and a Clock, with its output."""
+
+    def __init__(self):
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.backend = BackendDouble(now=self.clock.seconds)
+        self.out = []
+        self.quits = 0
+        self.ui = ConsoleUI(self.backend, self.out.append, self._quit, self.clock)
+        self.ui.start()
+        self.out.clear()
+
+    def _quit(self):
+        self.quits += 1
+
+    def run(self, line):
+        """Feed one line; return the lines it printed."""
+        before = len(self.out)
+        self.ui.line_received(line)
+        return self.out[before:]
+
+
+@pytest.fixture
+def console():
+    return Console()
+
+
+def test_start_subscribes_and_greets_with_own_name():
+    clock, backend, out = Clock(), BackendDouble(), []
+    ui = ConsoleUI(backend, out.append, lambda: None, clock)
+    assert backend.listeners == []  # nothing happens before start()
+    ui.start()
+    assert backend.listeners == [ui]
+    assert out == ["kadchat: you are alice; /help lists commands"]
+
+
+def test_incoming_message_is_one_line_with_local_time(console):
+    console.backend.add("bob")
+    console.backend.receive("bob", "hello there", timestamp=T0 + 5)
+    assert console.out == ["[22:13:25] bob: hello there"]
+
+
+def test_incoming_message_follows_the_local_time_zone(console, monkeypatch):
+    monkeypatch.setenv("TZ", "IST-5:30")  # POSIX form: UTC+05:30, no tz database needed
+    time.tzset()
+    console.backend.add("bob")
+    console.backend.receive("bob", "hi", timestamp=T0)
+    assert console.out == ["[03:43:20] bob: hi"]
+
+
+def test_line_breaks_in_a_message_stay_on_one_output_line(console):
+    console.backend.add("bob")
+    console.backend.receive("bob", "one\ntwo\r\nthree\rfour", timestamp=T0)
+    assert console.out == ["[22:13:20] bob: one / two / three / four"]
+
+
+def test_terminal_escapes_from_a_peer_are_neutralised(console):
+    console.backend.add("bob")
+    console.backend.receive("bob", "\x1b[2Jgotcha\x07\u202e", timestamp=T0)
+    assert console.out == ["[22:13:20] bob: \ufffd[2Jgotcha\ufffd\ufffd"]
+
+
+def test_printed_messages_are_marked_read(console):
+    console.backend.add("bob")
+    console.backend.receive("bob", "hi")
+    assert console.backend.marked_read == ["bob"]
+    assert console.backend.contacts()[0].unread == 0
+
+
+def test_own_messages_announced_by_the_backend_are_not_printed_as_received(console):
+    console.backend.add("bob")
+    sent = console.backend.send_message("bob", "from the other UI")
+    console.ui.message(sent)
+    assert console.out == []
+
+
+def test_presence_changes_are_star_lines(console):
+    console.backend.add("bob")
+    for presence in ("online", "away", "offline"):
+        console.backend.set_presence("bob", presence)
+    assert console.out == ["* bob is online", "* bob is away", "* bob is offline"]
+
+
+def test_msg_sends_the_rest_of_the_line_verbatim(console):
+    console.backend.add("bob")
+    assert console.run("/msg bob  hello,  world ") == ["(sending to bob)"]
+    assert console.backend.sent == [("bob", " hello,  world")]
+
+
+def test_delivery_states_of_own_messages_are_parenthesised_lines(console):
+    console.backend.add("bob")
+    console.run("/msg bob hi")
+    message_id = console.backend.history("bob")[-1].id
+    console.backend.set_state(message_id, "sent")
+    console.backend.set_state(message_id, "delivered")
+    assert console.out == ["(sending to bob)", "(sent to bob)", "(delivered to bob)"]
+
+
+def test_states_of_messages_sent_elsewhere_are_not_printed(console):
+    console.backend.add("bob")
+    other = console.backend.past("bob", True, "old", T0 - 60, "sending")
+    console.backend.set_state(other.id, "delivered")
+    assert console.out == []
+
+
+@pytest.mark.parametrize("line", ["/msg", "/msg bob", "/msg bob   "])
+def test_msg_without_text_prints_usage(console, line):
+    console.backend.add("bob")
+    assert console.run(line) == ["error: usage: /msg NAME TEXT"]
+    assert console.backend.sent == []
+
+
+def test_msg_to_unknown_contact_prints_the_backend_error(console):
+    assert console.run("/msg carol hi") == ["error: No contact named carol."]
+
+
+def test_retry_resends_only_failed_messages_of_this_session(console):
+    console.backend.add("bob")
+    console.run("/msg bob one")
+    console.run("/msg bob two")
+    first, second = (m.id for m in console.backend.history("bob"))
+    console.backend.set_state(first, "failed")
+    console.backend.set_state(second, "delivered")
+    assert console.run("/retry") == ["(sending to bob)"]
+    assert console.backend.retried == [first]
+    assert console.run("/retry") == ["nothing to retry"]
+
+
+def test_add_accepts_a_card_and_a_name(console):
+    assert console.run("/add card:b0b bob") == ["added bob"]
+    assert [c.name for c in console.backend.contacts()] == ["bob"]
+
+
+def test_add_takes_the_last_word_as_name_so_cards_may_contain_spaces(console):
+    calls = []
+    console.backend.add_contact = lambda card, name: calls.append((card, name)) or (
+        console.backend.add(name)
+    )
+    console.run("/add kadchat card  with spaces   bob")
+    assert calls == [("kadchat card  with spaces", "bob")]
+
+
+def test_add_with_a_bad_card_prints_the_user_error(console):
+    assert console.run("/add nonsense bob") == [
+        "error: That is not a contact card (it should start with 'card:')."
+    ]
+    assert console.backend.contacts() == []
+
+
+@pytest.mark.parametrize("line", ["/add", "/add card:b0b"])
+def test_add_without_card_and_name_prints_usage(console, line):
+    assert console.run(line) == ["error: usage: /add CARD NAME"]
+
+
+def test_contacts_lists_presence_route_and_unread_sorted_by_name(console):
+    console.backend.add("zoe", presence="online", route="relayed", unread=2)
+    console.backend.add("bob", presence="offline", last_seen=T0 - 3600)
+    console.backend.add("Carl", presence="away", route="direct")
+    console.backend.add("dan")
+    assert console.run("/contacts") == [
+        "bob: last seen 21:13",
+        "Carl: away, direct",
+        "dan: offline",
+        "zoe: online, relayed, 2 unread",
+    ]
+
+
+def test_contacts_last_seen_on_another_day_shows_the_date(console):
+    console.backend.add("bob", last_seen=T0 - 3 * 86400)
+    assert console.run("/contacts") == ["bob: last seen 2023-11-11"]
+
+
+def test_contacts_when_there_are_none_says_how_to_add(console):
+    assert console.run("/contacts") == ["no contacts yet; /add CARD NAME adds one"]
+
+
+def test_card_prints_my_card(console):
+    assert console.run("/card") == ["card:alice0123456789"]
+
+
+def test_refresh_prints_the_status_when_it_completes(console):
+    assert console.run("/refresh") == ["refreshing..."]
+    console.backend.set_status(Status(12, ("203.0.113.7", 4000), "direct"))
+    assert console.out == ["refreshing..."]  # status events alone print nothing
+    console.backend.refreshes[0].callback(None)
+    assert console.out[1:] == [
+        "DHT peers: 12; External address: 203.0.113.7:4000; Reachability: direct"
+    ]
+
+
+def test_refresh_failure_is_an_error_line(console):
+    console.run("/refresh")
+    console.backend.refreshes[0].errback(Failure(UserError("No bootstrap node answered.")))
+    assert console.out[1:] == ["error: refresh failed: No bootstrap node answered."]
+
+
+def test_unexpected_refresh_failure_is_reported_without_details(console):
+    console.run("/refresh")
+    console.backend.refreshes[0].errback(Failure(RuntimeError("bug")))
+    assert console.out[1:] == ["error: refresh failed (details in the log)"]
+
+
+def test_status_shows_ipv6_addresses_in_brackets(console):
+    console.backend.set_status(Status(3, ("2001:db8::1", 5000), "relayed"))
+    assert console.run("/status") == [
+        "DHT peers: 3; External address: [2001:db8::1]:5000; Reachability: relayed"
+    ]
+
+
+def test_help_lists_every_command(console):
+    lines = console.run("/help")
+    for command in ("/contacts", "/msg", "/add", "/card", "/retry", "/refresh", "/status",
+                    "/quit", "/help"):
+        assert any(line.startswith(command + " ") for line in lines), command
+
+
+def test_quit_calls_on_quit_once_and_ignores_later_lines(console):
+    console.backend.add("bob")
+    console.run("/quit")
+    console.run("/quit")
+    assert console.run("/msg bob late") == []
+    assert console.quits == 1
+    assert console.backend.sent == []
+
+
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        ("hello", "error: unknown command 'hello'; /help lists commands"),
+        ("/frobnicate x", "error: unknown command '/frobnicate'; /help lists commands"),
+        ("/MSG bob hi", "error: unknown command '/MSG'; /help lists commands"),
+    ],
+)
+def test_bad_commands_print_one_error_line(console, line, error):
+    assert console.run(line) == [error]
+
+
+def test_blank_lines_are_ignored(console):
+    assert console.run("   ") == []
+
+
+def test_backend_bug_prints_an_error_and_the_console_keeps_going(console):
+    def broken(name, text):
+        raise KeyError(name)
+
+    console.backend.add("bob")
+    console.backend.send_message = broken
+    assert console.run("/msg bob hi") == ["error: /msg failed unexpectedly (details in the log)"]
+    assert console.run("/card") == ["card:alice0123456789"]
+
+
+def test_end_of_input_with_nothing_pending_quits_at_once(console):
+    console.ui.input_ended()
+    assert console.quits == 1
+    assert console.clock.getDelayedCalls() == []
+
+
+def test_end_of_input_waits_for_pending_sends_to_settle(console):
+    console.backend.add("bob")
+    console.run("/msg bob one")
+    console.run("/msg bob two")
+    first, second = (m.id for m in console.backend.history("bob"))
+    console.ui.input_ended()
+    console.backend.set_state(first, "delivered")
+    console.backend.set_state(second, "sent")
+    assert console.quits == 0
+    console.backend.set_state(second, "failed")
+    assert console.quits == 1
+    assert console.clock.getDelayedCalls() == []
+
+
+def test_end_of_input_gives_up_waiting_after_the_grace_period(console):
+    console.backend.add("bob")
+    console.run("/msg bob anyone there?")
+    console.ui.input_ended()
+    console.clock.advance(14.9)
+    assert console.quits == 0
+    console.clock.advance(0.1)
+    assert console.quits == 1
+
+
+def test_quit_after_end_of_input_cancels_the_grace_timer(console):
+    console.backend.add("bob")
+    console.run("/msg bob hi")
+    console.ui.input_ended()
+    console.ui.line_received("/quit")
+    assert console.quits == 1
+    assert console.clock.getDelayedCalls() == []
+
+
+class FakeTransport:
+    disconnecting = False
+
+    def loseConnection(self):
+        raise AssertionError("the console must not close stdin")
+
+
+def test_protocol_feeds_lines_and_reports_end_of_input(console):
+    proto = ConsoleProtocol(console.ui)
+    proto.makeConnection(FakeTransport())
+    console.backend.add("bob")
+    proto.dataReceived("/msg bob h\u00e9llo\r\n/ca".encode())
+    proto.dataReceived(b"rd\n")
+    assert console.backend.sent == [("bob", "h\u00e9llo")]
+    assert console.out[-1] == "card:alice0123456789"
+    proto.connectionLost(None)
+    console.clock.advance(15)
+    assert console.quits == 1
+
+
+def test_protocol_survives_invalid_utf8_and_overlong_lines(console):
+    proto = ConsoleProtocol(console.ui)
+    proto.makeConnection(FakeTransport())
+    proto.dataReceived(b"/\xff\xfe\n")
+    proto.dataReceived(b"x" * (ConsoleProtocol.MAX_LENGTH + 10))
+    proto.dataReceived(b"\n/card\n")
+    assert console.out == [
+        "error: unknown command '/\ufffd\ufffd'; /help lists commands",
+        "error: input line longer than 65536 bytes ignored",
+        "card:alice0123456789",
+    ]
