@@ -34,6 +34,7 @@ class Stats:
 
 class KRPCProtocol(DatagramProtocol):
     log = Logger()
+    noisy = False  # no "starting protocol" lines in the log
 
     def __init__(self, clock, handler, rate_limiter=None):
         self._clock = clock

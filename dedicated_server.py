@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""An always-on kadchat DHT node: bootstraps the swarm and serves as introducer.
+
+    dedicated_server.py -p PORT [--host HOST] [-l LOGFILE] [-b HOST:PORT ...]
+                        [--state FILE] [--status-interval SECONDS]
+"""
+
+import argparse
+import sys
+
+from twisted.internet import defer, error, task
+from twisted.logger import Logger
+
+from kadchat.cli import parse_address, run_main, start_logging
+from kadchat.errors import UserError
+from kademlia.node import DHTNode
+
+log = Logger(namespace="dedicated_server")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def parse_args(argv):
+    parser = OneLineParser(prog="dedicated_server.py", description="Run an always-on kadchat DHT node.")
+    parser.add_argument("-p", "--port", type=int, required=True, help="UDP port to listen on")
+    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default: all)")
+    parser.add_argument("-l", "--log", metavar="LOGFILE", help="log file (default: stderr)")
+    parser.add_argument(
+        "-b", "--bootstrap", metavar="HOST:PORT", action="append", default=[],
+        help="another node to join through (repeatable)",
+    )
+    parser.add_argument(
+        "--state", metavar="FILE",
+        help="where to keep the node id and routing table across restarts",
+    )
+    parser.add_argument("--status-interval", type=float, default=60.0, metavar="SECONDS")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port < 65536:
+        parser.error(f"port {args.port} is out of range")
+    return args
+
+
+class StatusReporter:
+    """Logs one status line per interval: table size, items, queries/s, drops."""
+
+    def __init__(self, clock, node):
+        self._clock = clock
+        self._node = node
+        self._last = (clock.seconds(), 0)
+
+    def report(self):
+        stats = self._node.stats
+        now = self._clock.seconds()
+        then, queries_then = self._last
+        rate = (stats["queries"] - queries_then) / max(now - then, 1e-9)
+        self._last = (now, stats["queries"])
+        log.info(
+            "status: routing table {table}, items {items}, queries/s {rate:.1f}, "
+            "dropped malformed {malformed}, rate-limited {limited}",
+            table=stats["routing_table"], items=stats["items"], rate=rate,
+            malformed=stats["malformed"], limited=stats["rate_limited"],
+        )
+
+
+@defer.inlineCallbacks
+def main(reactor, argv):
+    args = parse_args(argv)
+    peers = [parse_address(a) for a in args.bootstrap]
+    start_logging(args.log)
+    node = DHTNode(reactor, state_path=args.state)
+    try:
+        host, port = node.listen(args.port, args.host)
+    except error.CannotListenError as e:
+        raise UserError(f"cannot listen on UDP {args.host}:{args.port}: {e.socketError.strerror}") from None
+    log.info("kadchat DHT node {id} listening on {host}:{port}", id=node.node_id.hex(), host=host, port=port)
+    print(f"listening on {host}:{port}", flush=True)
+    reactor.addSystemEventTrigger("before", "shutdown", node.stop)
+    reporter = task.LoopingCall(StatusReporter(reactor, node).report)
+    reporter.clock = reactor
+    reporter.start(args.status_interval, now=False)
+    size = yield node.bootstrap(peers)  # also rejoins through the saved routing table
+    log.info("joined: {size} contacts in the routing table", size=size)
+    yield defer.Deferred()  # serve until SIGINT/SIGTERM stops the reactor
+
+
+if __name__ == "__main__":
+    task.react(run_main, (main, sys.argv[1:]))
