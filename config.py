@@ -1,0 +1,246 @@
+"""kadchat settings: defaults, then the config file, then command-line flags.
+
+The config file is ``kadchat.conf`` in the data directory (or ``--config
+PATH``). It is UTF-8 text with one ``key = value`` setting per line; lines
+starting with ``#`` are comments and blank lines are ignored. Keys are the
+field names of `Config` below, except ``data_dir``. Booleans are
+``true``/``false`` (also ``yes``/``no``, ``on``/``off``, ``1``/``0``); an empty
+value leaves an optional setting unset. For example::
+
+    # kadchat.conf
+    port = 7000
+    bootstrap_host = 127.0.0.1
+    bootstrap_port = 6881
+    no_gui = true
+    name = alice
+
+An unknown key, a repeated key or a bad value stops the program with a
+``file:line:`` message. Flags given on the command line win over the file.
+"""
+
+import argparse
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, fields, replace
+
+from kadchat.errors import UserError
+from kadchat.files import validate_name
+
+CONFIG_FILE = "kadchat.conf"
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: str = "."  # identity, contacts, bootstrap list, history and state live here
+    port: int = 0  # UDP port for DHT and chat; 0 lets the system pick a free one
+    interface: str = "0.0.0.0"  # address to bind; all interfaces so peers can reach us
+    bootstrap_host: str | None = None  # a node to join through, besides bootstrap.txt
+    bootstrap_port: int | None = None
+    log_file: str | None = None  # None: log to the console (headless) or nowhere (GUI)
+    no_gui: bool = False  # -N: console client instead of the Tk window
+    refresh: bool = False  # -r: look up contacts' presence periodically
+    refresh_interval: float = 10.0  # seconds between presence look-ups with -r
+    name: str | None = None  # username to use when creating the identity
+    k: int = 8  # DHT bucket size and replication factor
+    alpha: int = 3  # DHT parallel queries per lookup
+    epoch_seconds: int = 300  # presence records move to a new DHT key every epoch
+    record_ttl: int = 600  # how long a presence record is stored and believed
+    publish_interval: float = 120.0  # re-publish our presence this often while online
+    clock_skew: float = 120.0  # tolerated clock difference between contacts
+
+
+# -- value parsers: each raises ValueError with a message for the user ----------
+
+def _int(text, low, high=None):
+    if not re.fullmatch(r"-?\d+", text.strip()):
+        raise ValueError(f"expected a whole number, not {text!r}")
+    value = int(text)
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{value} is out of range ({low}-{high})" if high else f"must be at least {low}")
+    return value
+
+
+def _float(text, low, exclusive):
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, not {text!r}") from None
+    if value != value or value == float("inf") or value < low or (exclusive and value == low):
+        raise ValueError(f"must be {'more than' if exclusive else 'at least'} {low:g}")
+    return value
+
+
+def _bool(text):
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, not {text!r}")
+
+
+def _host(text):
+    text = text.strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", text):
+        return text
+    raise ValueError(f"not a host name or IP address: {text!r}")
+
+
+def _path(text):
+    if not text.strip():
+        raise ValueError("empty path")
+    return text.strip()
+
+
+def _name(text):
+    try:
+        return validate_name(text)
+    except UserError as e:
+        raise ValueError(str(e)) from None
+
+
+PARSERS = {
+    "port": lambda t: _int(t, 0, 65535),
+    "interface": _host,
+    "bootstrap_host": _host,
+    "bootstrap_port": lambda t: _int(t, 1, 65535),
+    "log_file": _path,
+    "no_gui": _bool,
+    "refresh": _bool,
+    "refresh_interval": lambda t: _float(t, 0, exclusive=True),
+    "name": _name,
+    "k": lambda t: _int(t, 1),
+    "alpha": lambda t: _int(t, 1),
+    "epoch_seconds": lambda t: _int(t, 1),
+    "record_ttl": lambda t: _int(t, 1),
+    "publish_interval": lambda t: _float(t, 0, exclusive=True),
+    "clock_skew": lambda t: _float(t, 0, exclusive=False),
+}
+_OPTIONAL = {f.name for f in fields(Config) if f.default is None}
+assert set(PARSERS) == {f.name for f in fields(Config)} - {"data_dir"}
+
+
+def read_config_file(path, required=False) -> dict:
+    """The settings in a config file as {field name: value}; {} if it is missing and not required."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        if required:
+            raise UserError(f"config file {path} does not exist") from None
+        return {}
+    except OSError as e:
+        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
+    settings, first_seen = {}, {}
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        where = f"{path}:{number}"
+        try:
+            line = line.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise UserError(f"{where}: not UTF-8 text") from None
+        if not line or line.startswith("#"):
+            continue
+        key, equals, text = line.partition("=")
+        key, text = key.strip(), text.strip()
+        if not equals:
+            raise UserError(f"{where}: expected 'key = value'")
+        if key not in PARSERS:
+            raise UserError(f"{where}: unknown setting {key!r}")
+        if key in first_seen:
+            raise UserError(f"{where}: {key} is already set on line {first_seen[key]}")
+        first_seen[key] = number
+        if not text and key in _OPTIONAL:
+            settings[key] = None
+            continue
+        try:
+            settings[key] = PARSERS[key](text)
+        except ValueError as e:
+            raise UserError(f"{where}: {key}: {e}") from None
+    return settings
+
+
+def check_config(config: Config, source: str) -> Config:
+    """UserError for settings that contradict each other; `source` says where they came from."""
+    if (config.bootstrap_host is None) != (config.bootstrap_port is None):
+        raise UserError(f"{source}: bootstrap_host and bootstrap_port go together: set both or neither")
+    if config.publish_interval >= config.record_ttl:
+        raise UserError(f"{source}: publish_interval must be shorter than record_ttl")
+    return config
+
+
+# -- command line --------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (and exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _flag_type(value_parser):
+    def parse(text):
+        try:
+            return value_parser(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
+# (flag, setting, metavar, help); settings that are switches have no metavar.
+_CLIENT_FLAGS = [
+    ("-p", "port", "PORT", "UDP port to listen on (default: any free port)"),
+    ("-I", "bootstrap_host", "HOST", "bootstrap node host (with -P)"),
+    ("-P", "bootstrap_port", "PORT", "bootstrap node port (with -I)"),
+    ("-l", "log_file", "LOGFILE", "write the log to this file"),
+    ("-N", "no_gui", None, "no GUI: console chat client"),
+    ("-r", "refresh", None, "look up contacts' presence every refresh_interval seconds (default 10)"),
+    ("--name", "name", "NAME", "your username, when creating your identity"),
+    ("--interface", "interface", "HOST", "address to bind (default: all interfaces)"),
+]
+
+
+def _client_parser(prog):
+    parser = _Parser(
+        prog=prog,
+        description="kadchat: private, serverless chat over a Kademlia DHT.",
+        epilog=(
+            f"The data directory holds identity.key, identity.txt, contacts.txt, bootstrap.txt "
+            f"and {CONFIG_FILE} (settings as 'key = value' lines). Flags override the config file."
+        ),
+    )
+    for flag, key, metavar, help_text in _CLIENT_FLAGS:
+        if metavar is None:
+            parser.add_argument(flag, dest=key, action="store_const", const=True, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=key, metavar=metavar, type=_flag_type(PARSERS[key]), default=None, help=help_text)
+    parser.add_argument("--config", metavar="PATH", help=f"config file (default: DIR/{CONFIG_FILE})")
+    parser.add_argument("--data-dir", dest="data_dir", metavar="DIR", type=_flag_type(_path),
+                        help="data directory (default: current directory)")
+    return parser
+
+
+def build_config(argv, prog) -> Config:
+    """The Config for command-line arguments `argv` (without the program name).
+
+    Bad flags exit with status 2 and a one-line ``error:`` message; a bad
+    config file raises UserError.
+    """
+    parser = _client_parser(prog)
+    args = parser.parse_args(list(argv))
+    if (args.bootstrap_host is None) != (args.bootstrap_port is None):
+        parser.error("-I and -P go together: give both or neither")
+    data_dir = args.data_dir or Config.data_dir
+    config_path = args.config or os.path.join(data_dir, CONFIG_FILE)
+    config = replace(Config(data_dir=data_dir), **read_config_file(config_path, required=args.config is not None))
+    flags = {key: value for key, value in vars(args).items() if key in PARSERS and value is not None}
+    return check_config(replace(config, **flags), config_path)
+
+
+def parse_client_args(argv) -> Config:
+    """The Config for client_node.py's arguments (without the program name)."""
+    return build_config(argv, "client_node.py")
