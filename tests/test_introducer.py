@@ -1,0 +1,98 @@
+"""The introducer: registrations, introductions and a bounded relay (Clock-driven)."""
+
+from twisted.internet.task import Clock
+
+from kadchat import natwire
+from kadchat.introducer import Introducer, RelayBudget
+
+ALICE, BOB, MALLORY = ("127.0.0.2", 4000), ("127.0.0.3", 5000), ("127.0.0.4", 6000)
+TAG_A, TAG_B = b"A" * 16, b"B" * 16
+
+
+def make(budget=None):
+    clock, sent = Clock(), []
+    introducer = Introducer(clock, lambda data, addr: sent.append((natwire.decode(data), addr)), budget=budget)
+    return clock, sent, introducer
+
+
+def test_register_answers_with_observed_address():
+    _, sent, introducer = make()
+    introducer.handle(natwire.Register(TAG_A), ALICE)
+    assert sent == [(natwire.Registered(TAG_A, ALICE), ALICE)]
+    assert introducer.address_of(TAG_A) == ALICE
+
+
+def test_introduction_carries_caller_address_and_payload_to_callee():
+    _, sent, introducer = make()
+    introducer.handle(natwire.Register(TAG_B), BOB)
+    introducer.handle(natwire.Introduce(TAG_B, b"\x01hello"), ALICE)
+    assert sent[-1] == (natwire.Introduction(ALICE, b"\x01hello"), BOB)
+
+
+def test_registration_expires_and_then_nothing_is_introduced():
+    clock, sent, introducer = make()
+    introducer.handle(natwire.Register(TAG_B), BOB)
+    clock.advance(91)
+    introducer.handle(natwire.Introduce(TAG_B, b"\x01x"), ALICE)
+    assert len(sent) == 1 and introducer.stats["refused"] == 1
+
+
+def test_relay_forwards_between_registered_tags():
+    _, sent, introducer = make()
+    introducer.handle(natwire.Register(TAG_A), ALICE)
+    introducer.handle(natwire.Register(TAG_B), BOB)
+    introducer.handle(natwire.Relay(TAG_B, TAG_A, b"\x03sealed"), ALICE)
+    assert sent[-1] == (natwire.Relayed(TAG_A, b"\x03sealed"), BOB)
+
+
+def test_relay_in_someone_elses_name_is_refused():
+    _, sent, introducer = make()
+    introducer.handle(natwire.Register(TAG_A), ALICE)
+    introducer.handle(natwire.Register(TAG_B), BOB)
+    introducer.handle(natwire.Relay(TAG_B, TAG_A, b"\x03forged"), MALLORY)
+    assert len(sent) == 2 and introducer.stats["refused"] == 1
+
+
+def test_relay_stops_at_the_byte_budget_of_the_pair():
+    _, sent, introducer = make(RelayBudget(max_bytes=100, max_seconds=3600))
+    introducer.handle(natwire.Register(TAG_A), ALICE)
+    introducer.handle(natwire.Register(TAG_B), BOB)
+    for _ in range(5):
+        introducer.handle(natwire.Relay(TAG_B, TAG_A, b"x" * 30), ALICE)
+    assert introducer.stats["relayed_bytes"] == 90
+
+
+def test_relay_stops_after_the_time_budget_of_the_pair():
+    clock, _, introducer = make(RelayBudget(max_bytes=10**9, max_seconds=60))
+    introducer.handle(natwire.Register(TAG_A), ALICE)
+    introducer.handle(natwire.Register(TAG_B), BOB)
+    introducer.handle(natwire.Relay(TAG_B, TAG_A, b"x"), ALICE)
+    for _ in range(3):  # keep both registrations alive past the budget
+        clock.advance(30)
+        introducer.handle(natwire.Register(TAG_A), ALICE)
+        introducer.handle(natwire.Register(TAG_B), BOB)
+    introducer.handle(natwire.Relay(TAG_B, TAG_A, b"y"), ALICE)
+    assert introducer.stats["relayed_bytes"] == 1
+
+
+def test_registrations_are_bounded():
+    _, _, introducer = make()
+    introducer.max_registrations = 3
+    for i in range(5):
+        introducer.handle(natwire.Register(bytes([i]) * 16), ("127.0.0.9", 1000 + i))
+    assert introducer.stats["refused"] == 2
+
+
+def test_hostile_nat_datagrams_raise_only_natwire_error():
+    from hypothesis import given, settings, strategies as st
+    import pytest
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.binary(max_size=1300))
+    def check(data):
+        try:
+            natwire.decode(bytes([0x10 + data[0] % 16]) + data[1:] if data else data)
+        except natwire.NatWireError:
+            pass
+
+    check()
