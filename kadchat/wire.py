@@ -1,7 +1,8 @@
 """Chat datagram formats: the outer datagrams and the records sealed inside them.
 
 Chat datagrams share the DHT's UDP socket; their first byte is a type in
-0x01..0x1f (docs/INTERFACES.md), never `d` (bencoded KRPC). Every field has a
+0x01..0x0f (docs/INTERFACES.md; 0x10..0x1f are NAT traversal's, kadchat.natwire),
+never `d` (bencoded KRPC). Every field has a
 fixed size, integers are big-endian, and a decoder given anything malformed
 raises `WireError` and nothing else (the bytes come from strangers).
 
@@ -25,7 +26,7 @@ INITIATION = 0x01
 RESPONSE = 0x02
 TRANSPORT = 0x03
 UNKNOWN_SESSION = 0x04
-CHAT_TYPES = range(0x01, 0x20)  # reserved for chat by INTERFACES.md
+SESSION_TYPES = range(0x01, 0x10)  # ours; NAT traversal has 0x10..0x1f
 
 KEY_SIZE = 32
 TAG_SIZE = 16
@@ -102,8 +103,8 @@ class Ack(NamedTuple):
         return self.received == (1 << self.count) - 1
 
 
-def is_chat_datagram(data):
-    return len(data) > 0 and data[0] in CHAT_TYPES
+def is_session_datagram(data):
+    return len(data) > 0 and data[0] in SESSION_TYPES
 
 
 # -- outer datagrams ---------------------------------------------------------

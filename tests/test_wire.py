@@ -29,10 +29,11 @@ def test_every_outer_type_round_trips():
     assert init[:5] == wire.initiation_header(7) and resp[:9] == wire.response_header(1, 2)
 
 
-def test_chat_datagrams_never_look_like_krpc():
-    assert not wire.is_chat_datagram(b"d1:ad2:id20:")
-    assert not wire.is_chat_datagram(b"")
-    assert wire.is_chat_datagram(wire.encode_unknown_session(1))
+def test_session_datagrams_never_look_like_krpc_or_nat():
+    assert not wire.is_session_datagram(b"d1:ad2:id20:")
+    assert not wire.is_session_datagram(b"")
+    assert not wire.is_session_datagram(b"\x14" + b"\0" * 40)  # a NAT relay datagram
+    assert wire.is_session_datagram(wire.encode_unknown_session(1))
 
 
 @pytest.mark.parametrize("data", [
