@@ -1,0 +1,61 @@
+"""kademlia.rtt: adaptive per-contact timeouts (RFC 6298 smoothing)."""
+
+import pytest
+
+from kademlia.rtt import RTTEstimator, TimeoutPolicy
+
+
+def test_unmeasured_contacts_get_the_initial_timeout_before_any_sample():
+    policy = TimeoutPolicy(floor=0.05, ceiling=2.0, initial=1.0)
+    assert policy.timeout_for(None) == 1.0
+    assert policy.timeout_for(RTTEstimator()) == 1.0
+
+
+def test_a_measured_contact_gets_srtt_plus_four_deviations():
+    policy = TimeoutPolicy(floor=0.01, ceiling=2.0)
+    contact = RTTEstimator()
+    policy.sample(contact, 0.1)
+    assert policy.timeout_for(contact) == pytest.approx(0.1 + 4 * 0.05)
+
+
+def test_steady_rtt_shrinks_the_timeout_towards_the_floor():
+    policy = TimeoutPolicy(floor=0.05, ceiling=2.0)
+    contact = RTTEstimator()
+    for _ in range(100):
+        policy.sample(contact, 0.001)
+    assert policy.timeout_for(contact) == 0.05
+
+
+def test_the_timeout_never_exceeds_the_ceiling():
+    policy = TimeoutPolicy(floor=0.05, ceiling=2.0)
+    contact = RTTEstimator()
+    policy.sample(contact, 5.0)
+    assert policy.timeout_for(contact) == 2.0
+
+
+def test_jitter_widens_the_timeout():
+    steady, jittery = RTTEstimator(), RTTEstimator()
+    policy = TimeoutPolicy(floor=0.001, ceiling=10)
+    for n in range(50):
+        policy.sample(steady, 0.1)
+        policy.sample(jittery, 0.05 if n % 2 else 0.15)
+    assert policy.timeout_for(jittery) > policy.timeout_for(steady) + 0.1
+
+
+def test_unmeasured_contacts_use_twice_the_overall_estimate():
+    policy = TimeoutPolicy(floor=0.01, ceiling=2.0)
+    for _ in range(50):
+        policy.sample(RTTEstimator(), 0.02)
+    overall = policy.overall.timeout(0.01, 2.0)
+    assert policy.timeout_for(None) == pytest.approx(2 * overall)
+    assert policy.timeout_for(None) < 0.1
+
+
+def test_a_slow_contact_does_not_slow_down_a_fast_one():
+    policy = TimeoutPolicy(floor=0.01, ceiling=2.0)
+    fast, slow = RTTEstimator(), RTTEstimator()
+    for _ in range(20):
+        policy.sample(fast, 0.01)
+        policy.sample(slow, 0.5)
+    assert policy.timeout_for(fast) < 0.05
+    assert policy.timeout_for(slow) > 0.5
