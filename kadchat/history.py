@@ -1,0 +1,176 @@
+"""Chat history and outbox in SQLite, one database file per identity.
+
+WAL mode with synchronous=FULL: a commit is on disk before the call returns,
+which is what lets the receiver acknowledge a message right after storing it
+(an acknowledged message survives the process being killed). The outbox holds
+outgoing messages until the peer acknowledges them; they survive restarts.
+Each conversation numbers its messages per direction (`seq`); incoming ones
+that arrive ahead of a gap are stored as `held` until the gap is filled.
+"""
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from kadchat.errors import UserError
+
+SCHEMA_VERSION = 1
+OUTGOING_STATES = ("sending", "sent", "delivered", "failed")
+INCOMING_STATES = ("held", "received")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    peer BLOB NOT NULL,
+    id BLOB NOT NULL,
+    outgoing INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (peer, id)
+);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (peer, timestamp);
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (id);
+CREATE TABLE IF NOT EXISTS outbox (
+    peer BLOB NOT NULL,
+    id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (peer, id)
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    peer BLOB PRIMARY KEY,
+    next_outgoing INTEGER NOT NULL DEFAULT 1,
+    next_incoming INTEGER NOT NULL DEFAULT 1
+);
+"""
+_COLUMNS = "id, peer, outgoing, seq, text, timestamp, state"
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: bytes
+    peer: bytes  # the other side's ed25519 identity key
+    outgoing: bool
+    seq: int
+    text: str
+    timestamp: float  # unix seconds, as stamped by the sender
+    state: str
+
+
+def history_path(data_dir, public_key):
+    """`<data_dir>/history-<first 8 bytes of the key in hex>.sqlite3`."""
+    return Path(data_dir) / f"history-{public_key[:8].hex()}.sqlite3"
+
+
+class History:
+    def __init__(self, path):
+        self.path = path
+        self._db = _open(path)
+
+    def close(self):
+        self._db.close()
+
+    # -- outgoing -------------------------------------------------------------
+
+    def add_outgoing(self, peer, message_id, text, timestamp):
+        """Store a new outgoing message in history and outbox; assigns its seq."""
+        with self._db:
+            self._db.execute("INSERT OR IGNORE INTO conversations (peer) VALUES (?)", (peer,))
+            (seq,) = self._db.execute(
+                "UPDATE conversations SET next_outgoing = next_outgoing + 1 WHERE peer = ?"
+                " RETURNING next_outgoing - 1", (peer,)).fetchone()
+            self._db.execute(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, 1, ?, ?, ?, 'sending')",
+                             (message_id, peer, seq, text, timestamp))
+            self._db.execute("INSERT INTO outbox (peer, id, seq) VALUES (?, ?, ?)", (peer, message_id, seq))
+        return StoredMessage(message_id, peer, True, seq, text, timestamp, "sending")
+
+    def set_state(self, peer, message_id, state):
+        """Record an outgoing message's state; `delivered` takes it out of the outbox."""
+        if state not in OUTGOING_STATES:
+            raise ValueError(f"not an outgoing state: {state}")
+        with self._db:
+            self._db.execute("UPDATE messages SET state = ? WHERE peer = ? AND id = ? AND outgoing = 1",
+                             (state, peer, message_id))
+            if state == "delivered":
+                self._db.execute("DELETE FROM outbox WHERE peer = ? AND id = ?", (peer, message_id))
+
+    def pending_for(self, peer):
+        """The peer's undelivered outgoing messages, in conversation order."""
+        return self._select(
+            f"SELECT {_prefixed('m')} FROM outbox o JOIN messages m ON m.peer = o.peer AND m.id = o.id"
+            " WHERE o.peer = ? ORDER BY o.seq", (peer,))
+
+    def peers_with_pending(self):
+        return [row[0] for row in self._db.execute("SELECT DISTINCT peer FROM outbox ORDER BY peer")]
+
+    # -- incoming -------------------------------------------------------------
+
+    def has(self, peer, message_id):
+        return self._db.execute("SELECT 1 FROM messages WHERE peer = ? AND id = ?",
+                                (peer, message_id)).fetchone() is not None
+
+    def store_incoming(self, message, now_received, next_incoming):
+        """In one durable transaction: insert `message` (once per id), mark the
+        messages `now_received` (ids, may include the new one) as received, and
+        move the conversation's next expected seq. Returns False for a duplicate."""
+        with self._db:
+            inserted = self._db.execute(
+                f"INSERT OR IGNORE INTO messages ({_COLUMNS}) VALUES (?, ?, 0, ?, ?, ?, 'held')",
+                (message.id, message.peer, message.seq, message.text, message.timestamp)).rowcount
+            if not inserted:
+                return False
+            self._db.executemany("UPDATE messages SET state = 'received' WHERE peer = ? AND id = ?",
+                                 [(message.peer, i) for i in now_received])
+            self._db.execute("INSERT OR IGNORE INTO conversations (peer) VALUES (?)", (message.peer,))
+            self._db.execute("UPDATE conversations SET next_incoming = ? WHERE peer = ?",
+                             (next_incoming, message.peer))
+        return True
+
+    def incoming_state(self, peer):
+        """(next expected incoming seq, held messages in seq order)."""
+        row = self._db.execute("SELECT next_incoming FROM conversations WHERE peer = ?", (peer,)).fetchone()
+        held = self._select(f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND outgoing = 0"
+                            " AND state = 'held' ORDER BY seq", (peer,))
+        return (row[0] if row else 1), held
+
+    # -- reading --------------------------------------------------------------
+
+    def get(self, message_id):
+        found = self._select(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (message_id,))
+        return found[0] if found else None
+
+    def conversation(self, peer, limit=200):
+        """The latest `limit` messages with `peer`, oldest first (held ones not yet)."""
+        latest = self._select(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND state != 'held'"
+            " ORDER BY timestamp DESC, rowid DESC LIMIT ?", (peer, limit))
+        return latest[::-1]
+
+    def _select(self, query, args):
+        return [StoredMessage(row[0], row[1], bool(row[2]), *row[3:]) for row in self._db.execute(query, args)]
+
+
+def _prefixed(alias):
+    return ", ".join(f"{alias}.{column.strip()}" for column in _COLUMNS.split(","))
+
+
+def _open(path):
+    try:
+        db = sqlite3.connect(str(path))
+    except sqlite3.Error as e:
+        raise UserError(f"cannot open history file {path}: {e}") from None
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        if db.execute("PRAGMA user_version").fetchone()[0] > SCHEMA_VERSION:
+            raise UserError(f"history file {path} was written by a newer kadchat")
+        with db:
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except sqlite3.Error as e:
+        db.close()
+        raise UserError(f"cannot use history file {path}: {e}") from None
+    except UserError:
+        db.close()
+        raise
+    return db

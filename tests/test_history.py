@@ -1,0 +1,112 @@
+"""kadchat.history: SQLite history, outbox, incoming order state."""
+
+import sqlite3
+
+import pytest
+
+from kadchat.errors import UserError
+from kadchat.history import History, StoredMessage, history_path
+
+BOB = b"B" * 32
+CAROL = b"C" * 32
+
+
+@pytest.fixture
+def history(tmp_path):
+    h = History(tmp_path / "h.sqlite3")
+    yield h
+    h.close()
+
+
+def incoming(message_id, seq, peer=BOB, text="hi"):
+    return StoredMessage(message_id, peer, False, seq, text, 100.0 + seq, "held")
+
+
+def test_file_is_durable_wal(tmp_path):
+    h = History(tmp_path / "h.sqlite3")
+    assert h._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert h._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    h.close()
+
+
+def test_one_file_per_identity_named_by_short_key(tmp_path):
+    assert history_path(tmp_path, bytes(range(32))).name == "history-0001020304050607.sqlite3"
+
+
+def test_outgoing_messages_get_increasing_seq_per_conversation(history):
+    a = history.add_outgoing(BOB, b"1" * 16, "one", 1.0)
+    b = history.add_outgoing(BOB, b"2" * 16, "two", 2.0)
+    c = history.add_outgoing(CAROL, b"3" * 16, "other", 3.0)
+    assert (a.seq, b.seq, c.seq) == (1, 2, 1)
+    assert a.state == "sending" and a.outgoing
+
+
+def test_outbox_keeps_undelivered_messages_across_reopen(tmp_path):
+    h = History(tmp_path / "h.sqlite3")
+    for i in range(3):
+        h.add_outgoing(BOB, bytes([i]) * 16, f"m{i}", float(i))
+    h.set_state(BOB, b"\0" * 16, "delivered")
+    h.set_state(BOB, b"\1" * 16, "sent")
+    h.close()
+    reopened = History(tmp_path / "h.sqlite3")
+    pending = reopened.pending_for(BOB)
+    assert [(m.text, m.state) for m in pending] == [("m1", "sent"), ("m2", "sending")]
+    assert reopened.peers_with_pending() == [BOB]
+    assert reopened.add_outgoing(BOB, b"x" * 16, "m3", 4.0).seq == 4
+    reopened.close()
+
+
+def test_incoming_message_is_stored_once_by_id(history):
+    m = incoming(b"i" * 16, 1)
+    assert history.store_incoming(m, [m.id], next_incoming=2)
+    assert not history.store_incoming(m, [m.id], next_incoming=2)
+    assert history.has(BOB, m.id) and not history.has(CAROL, m.id)
+    assert [x.state for x in history.conversation(BOB)] == ["received"]
+
+
+def test_held_messages_wait_for_the_gap_and_survive_reopen(tmp_path):
+    h = History(tmp_path / "h.sqlite3")
+    h.store_incoming(incoming(b"3" * 16, 3), [], next_incoming=1)
+    h.store_incoming(incoming(b"2" * 16, 2), [], next_incoming=1)
+    h.close()
+    h = History(tmp_path / "h.sqlite3")
+    next_seq, held = h.incoming_state(BOB)
+    assert next_seq == 1 and [m.seq for m in held] == [2, 3]
+    assert h.conversation(BOB) == []  # held messages are not shown yet
+    h.store_incoming(incoming(b"1" * 16, 1), [b"1" * 16, b"2" * 16, b"3" * 16], next_incoming=4)
+    assert h.incoming_state(BOB) == (4, [])
+    assert [m.seq for m in h.conversation(BOB)] == [1, 2, 3]
+    h.close()
+
+
+def test_conversation_returns_the_latest_oldest_first(history):
+    for i in range(5):
+        history.add_outgoing(BOB, bytes([i]) * 16, f"m{i}", float(i))
+    assert [m.text for m in history.conversation(BOB, limit=3)] == ["m2", "m3", "m4"]
+    assert history.get(b"\4" * 16).text == "m4" and history.get(b"z" * 16) is None
+
+
+def test_only_outgoing_states_can_be_set(history):
+    with pytest.raises(ValueError):
+        history.set_state(BOB, b"i" * 16, "received")
+
+
+def test_a_file_that_is_not_a_database_is_a_user_error(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(UserError, match="cannot use history file"):
+        History(path)
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(UserError, match="newer kadchat"):
+        History(path)
+
+
+def test_unopenable_path_is_a_user_error(tmp_path):
+    with pytest.raises(UserError):
+        History(tmp_path / "missing-dir" / "h.sqlite3")
