@@ -43,8 +43,13 @@ def presence_text(contact: Contact, now: float) -> str:
         return contact.presence
     if contact.last_seen is None:
         return "offline"
-    same_day = time.localtime(contact.last_seen)[:3] == time.localtime(now)[:3]
-    when = time.strftime("%H:%M" if same_day else "%Y-%m-%d", time.localtime(contact.last_seen))
+    seen, today = time.localtime(contact.last_seen), time.localtime(now)
+    if seen[:3] == today[:3]:
+        when = time.strftime("%H:%M", seen)
+    elif seen.tm_year == today.tm_year:
+        when = time.strftime(f"{seen.tm_mday} %b", seen)
+    else:
+        when = time.strftime("%Y-%m-%d", seen)
     return f"last seen {when}"
 
 

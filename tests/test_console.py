@@ -193,7 +193,9 @@ def test_contacts_lists_presence_route_and_unread_sorted_by_name(console):
 
 def test_contacts_last_seen_on_another_day_shows_the_date(console):
     console.backend.add("bob", last_seen=T0 - 3 * 86400)
-    assert console.run("/contacts") == ["bob: last seen 2023-11-11"]
+    console.backend.add("carol", last_seen=T0 - 365 * 86400)
+    assert console.run("/contacts") == [
+        "bob: last seen 11 Nov", "carol: last seen 2022-11-14"]
 
 
 def test_contacts_when_there_are_none_says_how_to_add(console):

@@ -1,0 +1,97 @@
+"""The "Add contact" and "My card" dialogs.
+
+Neither grabs the pointer or runs a nested event loop: the reactor keeps
+running underneath (the window lives in the Twisted reactor via tksupport).
+"""
+
+from __future__ import annotations
+
+import tkinter as tk
+from tkinter import ttk
+from typing import Callable
+
+from kadchat.errors import UserError
+from kadchat.gui.style import PAPER, Look
+from kadchat.model import ChatBackend, Contact
+
+
+class _Dialog(tk.Toplevel):
+    def __init__(self, root: tk.Misc, title: str):
+        super().__init__(root)
+        self.title(title)
+        self.transient(root)
+        self.geometry(f"+{root.winfo_rootx() + 80}+{root.winfo_rooty() + 60}")
+        self.resizable(False, False)
+        self.body = ttk.Frame(self, padding=16)
+        self.body.pack(fill="both", expand=True)
+        self.bind("<Escape>", lambda e: self.destroy())
+
+    def _card_box(self, look: Look) -> tk.Text:
+        return tk.Text(self.body, width=52, height=4, wrap="char", font=look.font,
+                       background=PAPER, relief="solid", borderwidth=1, padx=6, pady=4,
+                       highlightthickness=0)
+
+    def _buttons(self, *buttons: tuple[str, Callable[[], None]]) -> list[ttk.Button]:
+        row = ttk.Frame(self.body)
+        row.pack(side="bottom", fill="x", pady=(12, 0))
+        made = []
+        for text, command in reversed(buttons):
+            made.append(ttk.Button(row, text=text, command=command))
+            made[-1].pack(side="right", padx=(6, 0))
+        return made[::-1]
+
+
+class AddContactDialog(_Dialog):
+    """Asks for a card and a name; the backend's UserError is shown inline."""
+
+    def __init__(self, root: tk.Misc, look: Look, backend: ChatBackend,
+                 on_added: Callable[[Contact], None]):
+        super().__init__(root, "Add contact")
+        self._backend = backend
+        self._on_added = on_added
+        ttk.Label(self.body, text="Paste the contact card you were given:").pack(anchor="w")
+        self.card = self._card_box(look)
+        self.card.pack(fill="x", pady=(4, 10))
+        name_row = ttk.Frame(self.body)
+        name_row.pack(fill="x")
+        ttk.Label(name_row, text="Name:").pack(side="left")
+        self.name = ttk.Entry(name_row)
+        self.name.pack(side="left", fill="x", expand=True, padx=(8, 0))
+        self.error = ttk.Label(self.body, style="Error.TLabel", wraplength=420)
+        self.error.pack(anchor="w", pady=(8, 0))
+        self.add_button, _ = self._buttons(("Add", self.add), ("Cancel", self.destroy))
+        self.name.bind("<Return>", lambda e: self.add())
+        self.card.focus_set()
+
+    def add(self) -> None:
+        try:
+            contact = self._backend.add_contact(self.card.get("1.0", "end-1c").strip(),
+                                                self.name.get().strip())
+        except UserError as e:
+            self.error.configure(text=str(e))
+            return
+        self.destroy()
+        self._on_added(contact)
+
+
+class MyCardDialog(_Dialog):
+    """Shows the user's own card with a button that copies it."""
+
+    def __init__(self, root: tk.Misc, look: Look, card: str):
+        super().__init__(root, "My card")
+        self._card = card
+        ttk.Label(self.body, text="Give this card to the people you want to chat with:"
+                  ).pack(anchor="w")
+        self.text = self._card_box(look)
+        self.text.insert("1.0", card)
+        self.text.configure(state="disabled")
+        self.text.pack(fill="x", pady=(4, 0))
+        self.copied = ttk.Label(self.body, style="Muted.TLabel")
+        self.copied.pack(anchor="w", pady=(8, 0))
+        self.copy_button, _ = self._buttons(("Copy to clipboard", self.copy),
+                                            ("Close", self.destroy))
+
+    def copy(self) -> None:
+        self.clipboard_clear()
+        self.clipboard_append(self._card)
+        self.copied.configure(text="Copied to the clipboard.")
