@@ -1,0 +1,50 @@
+"""The UI-facing types, and backends that must match the ChatBackend contract."""
+
+import dataclasses
+import importlib
+import inspect
+
+import pytest
+
+from kadchat.model import ChatBackend, ChatListener, Contact, Message, Status
+from tests.backend_double import BackendDouble
+
+BACKEND_METHODS = [name for name, value in vars(ChatBackend).items()
+                   if inspect.isfunction(value) and not name.startswith("_")]
+
+
+def test_values_are_frozen_with_the_documented_fields():
+    assert [f.name for f in dataclasses.fields(Contact)] == [
+        "name", "card", "presence", "last_seen", "unread", "route"]
+    assert [f.name for f in dataclasses.fields(Message)] == [
+        "id", "contact", "outgoing", "text", "timestamp", "state"]
+    assert [f.name for f in dataclasses.fields(Status)] == [
+        "dht_peers", "external_address", "reachability"]
+    status = Status(1, None, "unknown")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.dht_peers = 2
+
+
+def test_listener_protocol_has_the_four_events():
+    assert sorted(n for n, v in vars(ChatListener).items()
+                  if inspect.isfunction(v) and not n.startswith("_")) == [
+        "message", "message_state", "presence", "status"]
+
+
+def real_service():
+    """kadchat.service.ChatService once it exists (it is written separately)."""
+    try:
+        return importlib.import_module("kadchat.service").ChatService
+    except ModuleNotFoundError:
+        return None
+
+
+@pytest.mark.parametrize("backend", [BackendDouble, real_service()],
+                         ids=["BackendDouble", "ChatService"])
+def test_backend_offers_every_call_with_the_documented_parameters(backend):
+    if backend is None:
+        pytest.skip("kadchat.service.ChatService is not written yet")
+    for name in BACKEND_METHODS:
+        expected = list(inspect.signature(getattr(ChatBackend, name)).parameters)
+        actual = list(inspect.signature(getattr(backend, name)).parameters)
+        assert actual[:len(expected)] == expected, name
