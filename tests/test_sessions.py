@@ -1,0 +1,244 @@
+"""kadchat.sessions: handshakes on demand, rekey, dead-session recovery."""
+
+from nacl.signing import SigningKey
+from twisted.internet.task import Clock
+
+from kadchat import wire
+from kadchat.channel import Limits
+from kadchat.sessions import SessionConfig, SessionManager
+from tests.chat_network import LossyNetwork
+
+ALICE, BOB, MALLORY = (SigningKey(bytes([c]) * 32) for c in b"abm")
+A_KEY, B_KEY, M_KEY = (bytes(k.verify_key) for k in (ALICE, BOB, MALLORY))
+A_ADDR, B_ADDR = ("127.0.0.1", 1001), ("127.0.0.1", 1002)
+
+
+class Peer:
+    """A SessionManager on the fake network, recording what it delivers."""
+
+    def __init__(self, net, key, addr, contacts, config=SessionConfig()):
+        self.payloads, self.ready = [], []
+        self.manager = SessionManager(
+            net.clock, None, key, contacts.__contains__,
+            lambda peer, payload: self.payloads.append((peer, payload)),
+            self.ready.append, config)
+        self.manager._send = net.attach(addr, self.manager.datagram_received)
+
+
+def setup(config=SessionConfig(), **net_args):
+    net = LossyNetwork(Clock(), **net_args)
+    alice = Peer(net, ALICE, A_ADDR, {B_KEY}, config)
+    bob = Peer(net, BOB, B_ADDR, {A_KEY}, config)
+    alice.manager.set_candidates(B_KEY, [B_ADDR])
+    return net, alice, bob
+
+
+def connect(net, alice):
+    assert not alice.manager.send(B_KEY, b"first")  # no session yet: starts a handshake
+    assert net.run(lambda: alice.manager.has_session(B_KEY), timeout=10)
+
+
+def test_handshake_on_demand_then_payloads_flow_both_ways():
+    net, alice, bob = setup()
+    connect(net, alice)
+    assert alice.ready == [B_KEY]
+    net.run(lambda: bob.ready, timeout=1)  # alice's explicit confirmation reached bob
+    assert bob.ready == [A_KEY]
+    assert alice.manager.send(B_KEY, b"hi bob") and bob.manager.send(A_KEY, b"hi alice")
+    net.run(lambda: alice.payloads and bob.payloads, timeout=1)
+    assert bob.payloads == [(A_KEY, b"hi bob")] and alice.payloads == [(B_KEY, b"hi alice")]
+
+
+def test_strangers_get_no_answer_at_all():
+    net = LossyNetwork(Clock())
+    mallory = Peer(net, MALLORY, A_ADDR, {B_KEY})
+    bob = Peer(net, BOB, B_ADDR, {A_KEY})
+    answers = []
+    net.taps.append(lambda data, src, dst: src == B_ADDR and answers.append(data))
+    mallory.manager.set_candidates(B_KEY, [B_ADDR])
+    mallory.manager.send(B_KEY, b"spam")
+    net.run(timeout=40)
+    assert answers == [] and bob.manager.handshake_stats.strangers == 5
+    assert not mallory.manager.has_session(B_KEY)
+
+
+def test_replayed_initiation_makes_no_new_session_and_a_stale_one_no_answer():
+    net, alice, bob = setup()
+    inits = []
+    net.taps.append(lambda data, src, dst: data[0] == wire.INITIATION and inits.append(data))
+    connect(net, alice)
+    sessions_before = len(bob.manager._by_index)
+    net.inject(inits[0], ("127.0.0.1", 6666), B_ADDR)  # eavesdropper replays it
+    net.run(timeout=1)
+    assert len(bob.manager._by_index) == sessions_before
+    net.clock.advance(300)  # long after the initiation's timestamp
+    fresh_bob = Peer(net, BOB, B_ADDR, {A_KEY})  # even a bob that forgot what he answered
+    net.inject(inits[0], ("127.0.0.1", 6666), B_ADDR)
+    net.run(timeout=1)
+    assert fresh_bob.manager.handshake_stats.stale == 1 and not fresh_bob.manager._by_index
+
+
+def test_tampered_and_replayed_transport_are_counted_not_delivered():
+    net, alice, bob = setup()
+    connect(net, alice)
+    captured = []
+    net.taps.append(lambda data, src, dst: data[0] == wire.TRANSPORT and captured.append(data))
+    alice.manager.send(B_KEY, b"genuine")
+    net.run(lambda: bob.payloads, timeout=1)
+    net.inject(captured[-1], A_ADDR, B_ADDR)  # replay
+    unsent = alice.manager._peers[B_KEY].current.channel.seal(b"fresh", net.clock.seconds())
+    net.inject(unsent[:-3] + bytes(3), A_ADDR, B_ADDR)  # tampered before its genuine copy
+    net.inject(b"\x03garbage", A_ADDR, B_ADDR)
+    net.run(timeout=1)
+    stats = bob.manager.stats
+    assert (stats.replayed, stats.tampered, stats.undecryptable) == (1, 1, 1)
+    assert bob.payloads == [(A_KEY, b"genuine")]
+    net.inject(unsent, A_ADDR, B_ADDR)  # the genuine one still gets through
+    net.run(timeout=1)
+    assert bob.payloads == [(A_KEY, b"genuine"), (A_KEY, b"fresh")]
+
+
+def test_eavesdropper_sees_neither_identities_nor_plaintext():
+    net, alice, bob = setup()
+    seen = []
+    net.taps.append(lambda data, src, dst: seen.append(data))
+    connect(net, alice)
+    alice.manager.send(B_KEY, b"the secret plan")
+    net.run(lambda: bob.payloads, timeout=1)
+    for data in seen:
+        assert A_KEY not in data and B_KEY not in data and b"secret" not in data
+
+
+def test_restarted_peer_says_unknown_session_and_a_new_handshake_follows():
+    net, alice, bob = setup()
+    connect(net, alice)
+    net.run(lambda: bob.ready, timeout=1)
+    new_bob = Peer(net, BOB, B_ADDR, {A_KEY})  # same address, no memory of the session
+    assert alice.manager.send(B_KEY, b"lost")  # sealed under the session bob forgot
+    net.run(lambda: len(alice.ready) == 2, timeout=5)
+    assert alice.manager.handshake_stats.unknown_session_notices == 1
+    assert new_bob.manager.stats.undecryptable == 1
+    assert alice.manager.send(B_KEY, b"again")
+    net.run(lambda: new_bob.payloads, timeout=1)
+    assert new_bob.payloads == [(A_KEY, b"again")]
+
+
+def test_silent_peer_triggers_a_new_handshake():
+    net, alice, bob = setup(SessionConfig(stale_after=5.0))
+    connect(net, alice)
+    net.detach(B_ADDR)  # bob vanishes without a word
+    started = alice.manager.handshake_stats.started
+    alice.manager.send(B_KEY, b"anyone?")
+    net.clock.advance(4.0)
+    alice.manager.send(B_KEY, b"anyone?")
+    assert alice.manager.handshake_stats.started == started
+    net.clock.advance(2.0)
+    alice.manager.send(B_KEY, b"anyone?")
+    assert alice.manager.handshake_stats.started == started + 1
+
+
+def test_acks_that_get_no_answer_do_not_look_like_a_dead_peer():
+    net, alice, bob = setup(SessionConfig(stale_after=5.0))
+    connect(net, alice)
+    net.run(lambda: bob.manager.has_session(A_KEY), timeout=1)
+    started = bob.manager.handshake_stats.started
+    for _ in range(10):
+        bob.manager.send(A_KEY, b"ack", expects_answer=False)
+        net.clock.advance(1.0)
+    assert bob.manager.handshake_stats.started == started
+
+
+def test_rekey_after_n_messages_and_old_datagrams_still_drain():
+    limits = Limits(rekey_after_messages=5)
+    net, alice, bob = setup(SessionConfig(limits=limits))
+    connect(net, alice)
+    net.run(lambda: bob.ready, timeout=1)
+    first_index = alice.manager._peers[B_KEY].current.handshake.local_index
+    held = []
+    net.taps.append(lambda data, src, dst: data[0] == wire.TRANSPORT and src == A_ADDR and held.append(data))
+    for i in range(6):  # the sixth send asks for a new handshake
+        alice.manager.send(B_KEY, b"m%d" % i)
+    net.run(lambda: len(alice.ready) == 2, timeout=5)
+    assert alice.manager._peers[B_KEY].current.handshake.local_index != first_index
+    net.run(lambda: len(bob.payloads) == 6, timeout=1)
+    bob.payloads.clear()
+    net.inject(held[0][:], A_ADDR, B_ADDR)  # an old-key datagram arriving late is a replay
+    late = alice.manager._peers[B_KEY].previous.channel.seal(b"late", net.clock.seconds())
+    net.inject(late, A_ADDR, B_ADDR)  # one sealed under the old keys just before the switch
+    net.run(lambda: bob.payloads, timeout=1)
+    assert bob.payloads == [(A_KEY, b"late")] and bob.manager.stats.replayed == 1
+
+
+def test_first_authenticated_answer_among_candidates_wins():
+    net, alice, bob = setup()
+    dead = ("127.0.0.1", 9)
+    alice.manager.set_candidates(B_KEY, [dead, B_ADDR])
+    targets = []
+    net.taps.append(lambda data, src, dst: data[0] == wire.INITIATION and targets.append(dst))
+    connect(net, alice)
+    assert targets == [dead, B_ADDR]
+    assert alice.manager._peers[B_KEY].current.addr == B_ADDR
+
+
+def test_duplicate_initiation_via_two_paths_gets_the_same_answer_twice():
+    net, alice, bob = setup()
+    other_path = ("127.0.0.2", 1002)  # bob reachable under a second address too
+    net.attach(other_path, bob.manager.datagram_received)
+    alice.manager.set_candidates(B_KEY, [B_ADDR, other_path])
+    responses = []
+    net.taps.append(lambda data, src, dst: data[0] == wire.RESPONSE and responses.append(data))
+    connect(net, alice)
+    net.run(timeout=1)
+    assert len(responses) == 2 and responses[0] == responses[1]
+    assert bob.manager.handshake_stats.answered == 1
+
+
+def test_peer_roaming_moves_the_session_address():
+    net, alice, bob = setup()
+    connect(net, alice)
+    net.run(lambda: bob.manager.has_session(A_KEY), timeout=1)
+    roamed = ("127.0.0.1", 2001)
+    alice.manager._send = net.attach(roamed, alice.manager.datagram_received)
+    net.detach(A_ADDR)
+    alice.manager.send(B_KEY, b"from my new address")
+    net.run(lambda: bob.payloads, timeout=1)
+    bob.manager.send(A_KEY, b"got it")
+    net.run(lambda: alice.payloads, timeout=1)
+    assert alice.payloads == [(B_KEY, b"got it")]
+
+
+def test_unreachable_peer_gives_up_after_the_attempts_and_stop_leaves_no_timers():
+    net = LossyNetwork(Clock())
+    alice = Peer(net, ALICE, A_ADDR, {B_KEY})
+    alice.manager.start()
+    alice.manager.set_candidates(B_KEY, [B_ADDR])  # nobody there
+    alice.manager.send(B_KEY, b"hello?")
+    net.clock.pump([1.0] * 40)
+    assert alice.manager.handshake_stats.started == 5
+    assert alice.manager._peers[B_KEY].attempt is None
+    alice.manager.send(B_KEY, b"hello?")
+    assert alice.manager._peers[B_KEY].attempt is not None
+    alice.manager.stop()
+    assert net.clock.getDelayedCalls() == []
+
+
+def test_unconfirmed_answer_is_swept_away():
+    net, alice, bob = setup()
+    bob.manager.start()
+    net.taps.append(lambda data, src, dst: data[0] == wire.RESPONSE and net.detach(A_ADDR))
+    alice.manager.send(B_KEY, b"x")
+    net.run(timeout=0.5)
+    assert bob.manager._peers[A_KEY].answered is not None
+    index = bob.manager._peers[A_KEY].answered.handshake.local_index
+    net.clock.pump([10.0] * 3)
+    assert bob.manager._peers[A_KEY].answered is None and index not in bob.manager._by_index
+    bob.manager.stop()
+
+
+def test_malformed_datagrams_are_counted_never_raised():
+    net, alice, bob = setup()
+    for junk in (b"", b"\x01", b"\x0e" * 30):  # not even well formed
+        bob.manager.datagram_received(junk, A_ADDR)
+    for stray in (b"\x02" + bytes(56), b"\x04\0\0\0\1"):  # answers to nothing we asked
+        bob.manager.datagram_received(stray, A_ADDR)
+    assert bob.manager.stats.undecryptable == 3 and not bob.manager._peers
