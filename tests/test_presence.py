@@ -1,0 +1,662 @@
+import os
+import random
+import socket
+import stat
+import struct
+from dataclasses import replace
+
+import pytest
+from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
+from nacl.signing import SigningKey
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from kadchat.blinding import BlindedKey, blind_public_key, blinding_factor, epoch_of
+from kadchat.identity import Identity
+from kadchat.presence import (
+    ADDRESS_CHANGED,
+    AWAY,
+    OFFLINE,
+    ONLINE,
+    PADDED_SIZE,
+    Presence,
+    PresenceError,
+    PresencePublisher,
+    PresenceTracker,
+    SeqCounter,
+    make_record,
+    open_record,
+    presence_key,
+    record_target,
+)
+from kademlia.items import MutableItem
+
+T0 = 1_700_000_000.0  # 200 s into epoch 5_666_666; the next epoch starts at T0 + 100
+E0 = epoch_of(T0)
+ALICE = Identity(SigningKey(bytes([1]) * 32), "alice")
+BOB = Identity(SigningKey(bytes([2]) * 32), "bob")
+MALLORY = Identity(SigningKey(bytes([3]) * 32), "mallory")
+HOME = Presence(ONLINE, addrs=[("198.51.100.7", 40001), ("192.168.1.20", 6881)], nat="consistent",
+                introducers=[("203.0.113.9", 6881)], ts=T0)
+
+
+class DictDHT:
+    """Test double for DHTNode: one in-memory store with BEP 44 rules, standing in for the swarm."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.items = {}  # target -> (item, expiry time)
+        self.puts = self.gets = 0
+
+    def put(self, item, ttl=None):
+        self.puts += 1
+        held = self.held(item.target)
+        if not item.verify() or (held is not None and (item.seq < held.seq or (item.seq == held.seq and item != held))):
+            return defer.succeed(0)
+        self.items[item.target] = (item, self.clock.seconds() + (600 if ttl is None else ttl))
+        return defer.succeed(1)
+
+    def held(self, target):
+        item, expiry = self.items.get(target, (None, 0))
+        return item if expiry > self.clock.seconds() else None
+
+    def get(self, target, salt=b""):
+        self.gets += 1
+        return defer.succeed(self.held(target))
+
+
+class HangingDHT:
+    """Test double for DHTNode whose queries never answer (until cancelled)."""
+
+    def __init__(self):
+        self.pending = []
+
+    def _hang(self):
+        d = defer.Deferred()
+        self.pending.append(d)
+        return d
+
+    def put(self, item, ttl=None):
+        return self._hang()
+
+    def get(self, target, salt=b""):
+        return self._hang()
+
+
+class FailingDHT(DictDHT):
+    def put(self, item, ttl=None):
+        self.puts += 1
+        return defer.fail(RuntimeError("network down"))
+
+
+class SkewedClock(Clock):
+    """A Clock reading `offset` seconds away from the true time it is advanced with."""
+
+    def __init__(self, offset):
+        super().__init__()
+        self.offset = offset
+
+    def seconds(self):
+        return super().seconds() + self.offset
+
+
+def _clock(at=T0, offset=0.0):
+    clock = SkewedClock(offset)
+    clock.advance(at)
+    return clock
+
+
+def _seq(tmp_path, clock, name="seq"):
+    return SeqCounter(str(tmp_path / name), clock.seconds)
+
+
+def _serialized(item):
+    return item.k + item.salt + str(item.seq).encode() + item.encoded_v + item.sig + item.target
+
+
+# -- records -------------------------------------------------------------------
+
+def test_record_round_trips_for_a_contact():
+    item = make_record(ALICE, E0, HOME, seq=5)
+    assert item.verify() and item.seq == 5
+    assert item.target == record_target(ALICE.public_key, E0)
+    assert open_record(ALICE.public_key, E0, item) == HOME
+
+
+def test_record_keeps_millisecond_timestamps():
+    presence = Presence(AWAY, ts=T0 + 0.1234)
+    assert open_record(ALICE.public_key, E0, make_record(ALICE, E0, presence, 1)).ts == T0 + 0.123
+
+
+def test_record_stores_nothing_identifying_in_clear():
+    item = make_record(ALICE, E0, HOME, seq=1)
+    stored = _serialized(item)
+    secrets = [ALICE.public_key, ALICE.card.encode(), b"alice", presence_key(ALICE.public_key, E0)]
+    for host, port in HOME.addrs + HOME.introducers:
+        secrets += [socket.inet_aton(host) + struct.pack("!H", port), host.encode(), str(port).encode()]
+    for secret in secrets:
+        assert secret not in stored
+
+
+def test_record_size_does_not_reveal_how_many_addresses():
+    sizes = {len(make_record(ALICE, E0, Presence(ONLINE, addrs=[("10.0.0.1", p)] * n), 1).encoded_v)
+             for n, p in [(0, 1), (1, 2), (8, 3)]}
+    assert len(sizes) == 1 and sizes.pop() <= 1000
+
+
+def test_epochs_have_unrelated_keys_and_targets():
+    items = [make_record(ALICE, e, HOME, 1) for e in range(E0, E0 + 5)]
+    assert len({i.k for i in items}) == 5 and len({i.target for i in items}) == 5
+    assert ALICE.public_key not in {i.k for i in items}
+
+
+def test_two_records_of_same_content_are_not_linkable_by_ciphertext():
+    a, b = (make_record(ALICE, E0, HOME, 1) for _ in range(2))
+    assert a.v != b.v  # fresh nonce each time
+
+
+def test_presence_key_is_its_own_domain():
+    assert presence_key(ALICE.public_key, E0) != presence_key(ALICE.public_key, E0 + 1)
+    assert presence_key(ALICE.public_key, E0) != presence_key(BOB.public_key, E0)
+    assert presence_key(ALICE.public_key, E0) != blinding_factor(ALICE.public_key, E0)
+
+
+def test_record_of_another_contact_or_epoch_is_refused():
+    item = make_record(ALICE, E0, HOME, 1)
+    with pytest.raises(PresenceError, match="not this contact's record"):
+        open_record(BOB.public_key, E0, item)
+    with pytest.raises(PresenceError, match="not this contact's record"):
+        open_record(ALICE.public_key, E0 + 1, item)
+
+
+def test_tampered_record_is_refused():
+    item = make_record(ALICE, E0, HOME, 1)
+    flipped = bytes([item.v[-1] ^ 1])
+    tampered = MutableItem(item.k, item.salt, item.seq, item.v[:-1] + flipped, item.sig)
+    with pytest.raises(PresenceError, match="bad signature"):
+        open_record(ALICE.public_key, E0, tampered)
+    replayed_seq = MutableItem(item.k, item.salt, item.seq + 1, item.v, item.sig)
+    with pytest.raises(PresenceError, match="bad signature"):
+        open_record(ALICE.public_key, E0, replayed_seq)
+
+
+def _owner_signed(v, epoch=E0):
+    blinded = BlindedKey(ALICE.signing_key, epoch)
+    return MutableItem.create(blinded.public_key, blinded.sign, v, 1)
+
+
+@pytest.mark.parametrize("v", [b"short", os.urandom(300), 12, [b"x"]])
+def test_signed_garbage_is_refused(v):
+    with pytest.raises(PresenceError):
+        open_record(ALICE.public_key, E0, _owner_signed(v))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"not bencode",
+        b"d1:s6:onlinee",  # no NAT class, no timestamp
+        b"d1:n7:unknown1:s5:happy1:ti1ee",
+        b"d1:n7:unknown1:s6:online1:ti-1ee",
+        b"d1:al3:abce1:n7:unknown1:s6:online1:ti1ee",
+        b"li1ee",
+    ],
+)
+def test_well_sealed_but_malformed_payload_is_refused(payload):
+    blinded = blind_public_key(ALICE.public_key, E0)
+    padded = struct.pack(">H", len(payload)) + payload + bytes(PADDED_SIZE - 2 - len(payload))
+    nonce = bytes(24)
+    sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(padded, blinded, nonce, presence_key(ALICE.public_key, E0))
+    with pytest.raises(PresenceError):
+        open_record(ALICE.public_key, E0, _owner_signed(nonce + sealed))
+
+
+def test_too_many_addresses_or_bad_ones_are_refused_when_publishing():
+    with pytest.raises(ValueError):
+        make_record(ALICE, E0, Presence(ONLINE, addrs=[("10.0.0.1", 1)] * 9), 1)
+    with pytest.raises(ValueError):
+        make_record(ALICE, E0, Presence(ONLINE, addrs=[("example.org", 1)]), 1)
+    with pytest.raises(ValueError):
+        make_record(ALICE, E0, Presence(ONLINE, addrs=[("10.0.0.1", 70000)]), 1)
+    with pytest.raises(ValueError):
+        make_record(ALICE, E0, Presence("busy"), 1)
+
+
+def test_only_the_owner_can_write_the_slot():
+    clock = _clock()
+    dht = DictDHT(clock)
+    assert dht.put(make_record(ALICE, E0, HOME, 10)).result == 1
+    blinded_alice = blind_public_key(ALICE.public_key, E0)
+    # Mallory knows A (she is a contact) but not Alice's private key.
+    mallory_key = BlindedKey(MALLORY.signing_key, E0)
+    forged = MutableItem.create(blinded_alice, mallory_key.sign, b"x" * 40, 99)
+    assert not forged.verify() and dht.put(forged).result == 0
+    own = make_record(MALLORY, E0, HOME, 99)
+    assert own.target != record_target(ALICE.public_key, E0)
+    assert open_record(ALICE.public_key, E0, dht.held(record_target(ALICE.public_key, E0))) == HOME
+
+
+def test_replayed_older_record_is_refused_by_seq():
+    clock = _clock()
+    dht = DictDHT(clock)
+    old = make_record(ALICE, E0, HOME, 10)
+    new = make_record(ALICE, E0, Presence(OFFLINE, ts=T0 + 1), 11)
+    assert dht.put(old).result == 1 and dht.put(new).result == 1
+    assert dht.put(old).result == 0
+    assert dht.held(new.target) == new
+
+
+# -- sequence numbers ----------------------------------------------------------
+
+def test_seq_is_microseconds_and_strictly_increasing_even_if_clock_goes_back(tmp_path):
+    clock = _clock()
+    seq = _seq(tmp_path, clock)
+    first = seq.next()
+    assert first == int(T0 * 1_000_000)
+    assert seq.next() == first + 1
+    clock.offset = -3600
+    assert seq.next() == first + 2
+    clock.offset = 10
+    assert seq.next() == int((T0 + 10) * 1_000_000)
+
+
+def test_seq_survives_a_restart_with_a_clock_behind(tmp_path):
+    clock = _clock()
+    last = _seq(tmp_path, clock).next()
+    clock.offset = -600
+    assert _seq(tmp_path, clock).next() == last + 1
+    assert stat.S_IMODE(os.stat(tmp_path / "seq").st_mode) == 0o600
+
+
+def test_unreadable_seq_file_falls_back_to_the_clock(tmp_path):
+    (tmp_path / "seq").write_text("garbage")
+    clock = _clock()
+    assert _seq(tmp_path, clock).next() == int(T0 * 1_000_000)
+
+
+# -- publisher -------------------------------------------------------------------
+
+def _publisher(tmp_path, clock, dht, source=lambda: HOME, identity=ALICE, **kwargs):
+    return PresencePublisher(clock, dht, identity, source, _seq(tmp_path, clock, "seq-" + identity.username),
+                             **kwargs)
+
+
+def _held_presence(dht, identity, epoch):
+    item = dht.held(record_target(identity.public_key, epoch))
+    return None if item is None else open_record(identity.public_key, epoch, item)
+
+
+def test_start_publishes_the_current_epoch_at_once(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht)
+    publisher.start()
+    assert _held_presence(dht, ALICE, E0) == HOME
+    assert _held_presence(dht, ALICE, E0 + 1) is None  # 100 s before the boundary, lead is 60 s
+    publisher.stop()
+
+
+def test_next_epoch_is_published_shortly_before_it_starts(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht, lead=60.0)
+    publisher.start()
+    clock.advance(39)
+    assert _held_presence(dht, ALICE, E0 + 1) is None
+    clock.advance(1)  # T0 + 40 = boundary - 60
+    assert _held_presence(dht, ALICE, E0 + 1) == replace(HOME, ts=T0 + 40)
+    publisher.stop()
+
+
+def test_a_fresh_record_is_always_there_while_online(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht, refresh=120.0)
+    publisher.start()
+    for _ in range(2 * 3600 // 7):
+        clock.advance(7)
+        now = clock.seconds()
+        current = _held_presence(dht, ALICE, epoch_of(now))
+        assert current is not None and now - current.ts <= 120.0
+    publisher.stop()
+    assert clock.getDelayedCalls() == []
+
+
+def test_publish_now_sends_the_new_state_and_keeps_the_schedule(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    state = {"presence": HOME}
+    publisher = _publisher(tmp_path, clock, dht, source=lambda: state["presence"])
+    publisher.start()
+    clock.advance(5)
+    state["presence"] = Presence(AWAY, addrs=[("198.51.100.7", 40002)])
+    publisher.publish_now()
+    assert _held_presence(dht, ALICE, E0) == Presence(AWAY, addrs=[("198.51.100.7", 40002)], ts=T0 + 5)
+    assert len(clock.getDelayedCalls()) == 1
+    publisher.stop()
+
+
+def test_go_offline_replaces_live_records_with_higher_seq(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht)
+    publisher.start()
+    clock.advance(50)  # both E0 and E0 + 1 published
+    online_seq = dht.held(record_target(ALICE.public_key, E0 + 1)).seq
+    d = publisher.go_offline()
+    assert d.result is None
+    for epoch in (E0, E0 + 1):
+        item = dht.held(record_target(ALICE.public_key, epoch))
+        assert item.seq > online_seq
+        assert open_record(ALICE.public_key, epoch, item) == Presence(OFFLINE, ts=T0 + 50)
+    assert clock.getDelayedCalls() == []
+
+
+def test_go_offline_gives_up_after_its_timeout(tmp_path):
+    clock = _clock()
+    dht = HangingDHT()
+    publisher = _publisher(tmp_path, clock, dht, offline_timeout=5.0)
+    d = publisher.go_offline()
+    assert not d.called
+    clock.advance(5)
+    assert d.called and d.result is None
+    assert all(p.called for p in dht.pending)
+    assert clock.getDelayedCalls() == []
+
+
+def test_stop_cancels_puts_in_flight_and_timers(tmp_path):
+    clock = _clock()
+    dht = HangingDHT()
+    publisher = _publisher(tmp_path, clock, dht)
+    publisher.start()
+    assert len(dht.pending) == 1
+    assert publisher.stop().called
+    assert dht.pending[0].called and clock.getDelayedCalls() == []
+
+
+def test_failing_puts_do_not_stop_republishing(tmp_path):
+    clock = _clock()
+    dht = FailingDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht, refresh=120.0)
+    publisher.start()
+    clock.advance(120)
+    clock.advance(120)
+    assert dht.puts >= 3
+    publisher.stop()
+
+
+def test_bad_presence_from_the_source_is_logged_not_raised(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht, source=lambda: Presence(ONLINE, addrs=[("nohost", 1)]))
+    publisher.start()
+    assert dht.puts == 0 and len(clock.getDelayedCalls()) == 1
+    publisher.stop()
+
+
+# -- tracker ---------------------------------------------------------------------
+
+class Events:
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, name, event, presence):
+        self.seen.append((name, event, presence))
+
+    def take(self):
+        seen, self.seen = self.seen, []
+        return seen
+
+
+def _tracker(clock, dht, **kwargs):
+    tracker = PresenceTracker(clock, dht, [("alice", ALICE.public_key)], **kwargs)
+    events = Events()
+    tracker.subscribe(events)
+    return tracker, events
+
+
+def test_contact_comes_online_changes_address_goes_away_and_offline(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    state = {"presence": HOME}
+    publisher = _publisher(tmp_path, clock, dht, source=lambda: state["presence"])
+    tracker, events = _tracker(clock, dht)
+    assert tracker.status("alice") == "unknown"
+    tracker.refresh()
+    assert events.take() == [("alice", OFFLINE, None)]
+    publisher.start()
+    tracker.refresh()
+    assert events.take() == [("alice", ONLINE, HOME)]
+    tracker.refresh()
+    assert events.take() == []
+    clock.advance(3)
+    moved = Presence(ONLINE, addrs=[("198.51.100.8", 40001)], nat="random")
+    state["presence"] = moved
+    publisher.publish_now()
+    tracker.refresh()
+    assert events.take() == [("alice", ADDRESS_CHANGED, replace(moved, ts=T0 + 3))]
+    clock.advance(3)
+    state["presence"] = Presence(AWAY, addrs=moved.addrs, nat="random")
+    publisher.publish_now()
+    tracker.refresh()
+    assert [e[1] for e in events.take()] == [AWAY]
+    assert tracker.status("alice") == AWAY and tracker.presence("alice").status == AWAY
+    clock.advance(3)
+    publisher.go_offline()
+    tracker.refresh()
+    assert events.take() == [("alice", OFFLINE, None)]
+    assert tracker.presence("alice") is None
+
+
+def test_crashed_contact_goes_offline_after_ttl_even_if_someone_replays_the_record(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    # Hour-long epochs keep the replayed record in the epoch being looked up throughout.
+    publisher = _publisher(tmp_path, clock, dht, epoch_seconds=3600)
+    tracker, events = _tracker(clock, dht, ttl=600, epoch_seconds=3600)
+    publisher.start()
+    tracker.refresh()
+    assert [e[1] for e in events.take()] == [ONLINE]
+    publisher.stop()  # crash: no offline notice
+    last = dht.held(record_target(ALICE.public_key, epoch_of(T0, 3600)))
+    for _ in range(70):
+        clock.advance(10)
+        dht.put(last, ttl=600)  # anyone may re-put a signed item with a fresh ttl
+        tracker.refresh()
+        if events.seen:
+            break
+    assert events.take() == [("alice", OFFLINE, None)]
+    assert 600 < clock.seconds() - T0 <= 610
+
+
+def test_a_missed_lookup_does_not_make_a_fresh_contact_flap(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht)
+    tracker, events = _tracker(clock, dht)
+    publisher.start()
+    tracker.refresh()
+    events.take()
+    dht.items.clear()  # the swarm lost the record for a moment
+    tracker.refresh()
+    assert events.take() == [] and tracker.status("alice") == ONLINE
+    publisher.stop()
+
+
+@pytest.mark.parametrize("offset", [-110.0, 110.0, -59.0, 59.0])
+def test_clock_skew_of_two_minutes_never_makes_a_contact_look_offline(tmp_path, offset):
+    their_clock = _clock(offset=offset)
+    our_clock = _clock()
+    dht = DictDHT(our_clock)
+    publisher = _publisher(tmp_path, their_clock, dht)
+    tracker, events = _tracker(our_clock, dht, skew=120.0)
+    publisher.start()
+    for _ in range(3 * 300 // 5):  # three epoch boundaries, every 5 s
+        their_clock.advance(5)
+        our_clock.advance(5)
+        tracker.refresh()
+        assert tracker.status("alice") == ONLINE, our_clock.seconds()
+    publisher.stop()
+
+
+def test_newest_inner_timestamp_wins_across_epochs():
+    clock = _clock()
+    dht = DictDHT(clock)
+    dht.put(make_record(ALICE, E0, Presence(OFFLINE, ts=T0 - 5), 1))
+    dht.put(make_record(ALICE, E0 + 1, Presence(ONLINE, ts=T0 - 10), 2))
+    tracker, events = _tracker(clock, dht, skew=120.0)
+    tracker.refresh()
+    assert tracker.status("alice") == OFFLINE
+    dht.put(make_record(ALICE, E0 + 1, Presence(ONLINE, ts=T0 - 1), 3))
+    tracker.refresh()
+    assert tracker.status("alice") == ONLINE
+
+
+def test_records_that_fail_to_open_are_ignored():
+    clock = _clock()
+
+    class WrongItemDHT(DictDHT):
+        def get(self, target, salt=b""):  # a storage node answering with someone else's item
+            return defer.succeed(make_record(MALLORY, E0, HOME, 1))
+
+    tracker, events = _tracker(clock, WrongItemDHT(clock))
+    tracker.refresh()
+    assert events.take() == [("alice", OFFLINE, None)]
+
+
+def test_failing_lookups_are_treated_as_nothing_found():
+    clock = _clock()
+
+    class BrokenDHT(DictDHT):
+        def get(self, target, salt=b""):
+            return defer.fail(RuntimeError("boom"))
+
+    tracker, events = _tracker(clock, BrokenDHT(clock))
+    d = tracker.refresh()
+    assert d.called and events.take() == [("alice", OFFLINE, None)]
+
+
+def test_lookups_time_out():
+    clock = _clock()
+    dht = HangingDHT()
+    tracker, events = _tracker(clock, dht, lookup_timeout=30.0)
+    d = tracker.refresh()
+    assert not d.called
+    clock.advance(30)
+    assert d.called and events.take() == [("alice", OFFLINE, None)]
+    assert clock.getDelayedCalls() == []
+
+
+def test_refresh_while_refreshing_joins_the_running_one():
+    clock = _clock()
+    dht = HangingDHT()
+    tracker, _ = _tracker(clock, dht)
+    first, second = tracker.refresh(), tracker.refresh()
+    lookups = len(dht.pending)
+    assert lookups in (1, 2)  # the epochs of now - skew, now, now + skew
+    for d in list(dht.pending):
+        d.callback(None)
+    assert first.called and second.called
+
+
+def test_stop_cancels_lookups_and_reports_nothing_more():
+    clock = _clock()
+    dht = HangingDHT()
+    tracker, events = _tracker(clock, dht, interval=10.0)
+    tracker.start()
+    assert dht.pending
+    assert tracker.stop().called
+    assert all(d.called for d in dht.pending)
+    assert events.take() == [] and clock.getDelayedCalls() == []
+
+
+def test_start_refreshes_every_interval(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht)
+    tracker, events = _tracker(clock, dht, interval=10.0)
+    tracker.start()
+    assert [e[1] for e in events.take()] == [OFFLINE]
+    publisher.start()
+    clock.advance(10)
+    assert [e[1] for e in events.take()] == [ONLINE]
+    gets = dht.gets
+    clock.advance(10)
+    assert dht.gets > gets
+    tracker.stop()
+    publisher.stop()
+    assert clock.getDelayedCalls() == []
+
+
+def test_removed_contact_gets_no_more_events(tmp_path):
+    clock = _clock()
+    dht = HangingDHT()
+    tracker, events = _tracker(clock, dht)
+    tracker.refresh()
+    tracker.remove_contact("alice")
+    for d in list(dht.pending):
+        d.callback(None)
+    assert events.take() == []
+
+
+def test_contacts_can_be_added_later_and_one_failing_listener_does_not_stop_others(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    _publisher(tmp_path, clock, dht, identity=BOB).start()
+    tracker = PresenceTracker(clock, dht)
+    tracker.subscribe(lambda *args: 1 / 0)
+    events = Events()
+    tracker.subscribe(events)
+    tracker.add_contact("bob", BOB.public_key)
+    tracker.refresh()
+    assert [(n, e) for n, e, _ in events.take()] == [("bob", ONLINE)]
+
+
+def test_many_contacts_are_told_apart():
+    clock = _clock()
+    dht = DictDHT(clock)
+    rng = random.Random(4)
+    people = [Identity(SigningKey(rng.randbytes(32)), f"p{i}") for i in range(10)]
+    for i, person in enumerate(people):
+        status = ONLINE if i % 2 else AWAY
+        dht.put(make_record(person, E0, Presence(status, addrs=[("10.0.0.%d" % i, 1000 + i)], ts=T0), 1))
+    tracker = PresenceTracker(clock, dht, [(p.username, p.public_key) for p in people])
+    tracker.refresh()
+    for i, person in enumerate(people):
+        assert tracker.status(person.username) == (ONLINE if i % 2 else AWAY)
+        assert tracker.presence(person.username).addrs == (("10.0.0.%d" % i, 1000 + i),)
+
+
+# -- with the real DHT -------------------------------------------------------------
+
+def test_presence_travels_through_a_simulated_swarm_of_real_dht_nodes(tmp_path):
+    from kademlia.node import DHTNode
+    from kademlia.sim import SimClock, SimNetwork
+
+    clock = SimClock(start=T0)
+    network = SimNetwork(clock, seed=11)
+    nodes = []
+    for i in range(16):
+        node = DHTNode(clock, node_id=random.Random(i).randbytes(20))
+        node.attach(network, network.next_address())
+        nodes.append(node)
+    for node in nodes[1:]:
+        node.bootstrap([nodes[0].address])
+        clock.advance(5)
+    alice_node, bob_node = nodes[3], nodes[12]
+    publisher = _publisher(tmp_path, clock, alice_node)
+    tracker, events = _tracker(clock, bob_node)
+    published_at = clock.seconds()
+    publisher.start()
+    clock.advance(5)
+    tracker.refresh()
+    clock.advance(10)
+    assert events.take() == [("alice", ONLINE, replace(HOME, ts=published_at))]
+    publisher.go_offline()
+    clock.advance(10)
+    tracker.refresh()
+    clock.advance(10)
+    assert [e[1] for e in events.take()] == [OFFLINE]
+    for node in nodes:
+        node.stop()
