@@ -1,0 +1,95 @@
+"""Client side of NAT traversal, against a real Introducer, on a Clock."""
+
+from twisted.internet.task import Clock
+
+from kadchat import natwire, wire
+from kadchat.introducer import Introducer
+from kadchat.traversal import IntroductionRoute, RelayRoute, Traversal, rendezvous_tag
+
+INTRODUCER = ("127.0.0.10", 6881)
+ALICE_ADDR, BOB_ADDR = ("127.0.0.2", 4000), ("127.0.0.3", 5000)
+ALICE_KEY, BOB_KEY = b"a" * 32, b"b" * 32
+
+
+class Wires:
+    """Delivers datagrams between two clients and one introducer, synchronously."""
+
+    def __init__(self, clock):
+        self.introducer = Introducer(clock, self.deliver)
+        self.clients = {}
+        self.chat = []  # (receiver, datagram, address as the chat layer sees it)
+
+    def sender(self, own_address):
+        return lambda data, to: self.deliver(data, to, own_address)
+
+    def deliver(self, data, to, source=INTRODUCER):
+        message = natwire.decode(data)
+        if to == INTRODUCER:
+            self.introducer.handle(message, source)
+        else:
+            surfaced = self.clients[to].handle(message, source)
+            if surfaced is not None:
+                self.chat.append((to, *surfaced))
+
+
+def make():
+    clock = Clock()
+    clock.advance(1_000_000)
+    wires = Wires(clock)
+    alice = Traversal(clock, wires.sender(ALICE_ADDR), ALICE_KEY)
+    bob = Traversal(clock, wires.sender(BOB_ADDR), BOB_KEY)
+    wires.clients = {ALICE_ADDR: alice, BOB_ADDR: bob}
+    return clock, wires, alice, bob
+
+
+def test_tags_change_every_epoch_and_differ_per_identity():
+    assert rendezvous_tag(ALICE_KEY, 1) != rendezvous_tag(ALICE_KEY, 2)
+    assert rendezvous_tag(ALICE_KEY, 1) != rendezvous_tag(BOB_KEY, 1)
+    assert len(rendezvous_tag(ALICE_KEY, 1)) == natwire.TAG_SIZE
+
+
+def test_registration_reports_the_address_the_introducer_sees():
+    _, _, alice, _ = make()
+    alice.start([INTRODUCER])
+    assert alice.observed == {INTRODUCER: ALICE_ADDR}
+    alice.stop()
+
+
+def test_initiation_through_an_introduction_surfaces_with_the_callers_address():
+    _, wires, alice, bob = make()
+    bob.start([INTRODUCER])
+    initiation = bytes([wire.INITIATION]) + b"x" * 40
+    for route in alice.routes_to(BOB_KEY, [INTRODUCER], relay=False):
+        alice.send(initiation, route)
+    assert wires.chat == [(BOB_ADDR, initiation, ALICE_ADDR)]
+    bob.stop()
+
+
+def test_only_initiations_are_introduced():
+    _, wires, alice, bob = make()
+    bob.start([INTRODUCER])
+    route = IntroductionRoute(INTRODUCER, bob.own_tag())
+    alice.send(bytes([wire.TRANSPORT]) + b"y" * 40, route)
+    assert wires.chat == []
+    bob.stop()
+
+
+def test_relay_routes_carry_datagrams_both_ways():
+    _, wires, alice, bob = make()
+    bob.start([INTRODUCER])
+    routes = [r for r in alice.routes_to(BOB_KEY, [INTRODUCER], relay=True) if isinstance(r, RelayRoute)]
+    alice.send(b"\x03sealed-to-bob", routes[0])
+    receiver, data, back = wires.chat[-1]
+    assert (receiver, data) == (BOB_ADDR, b"\x03sealed-to-bob") and isinstance(back, RelayRoute)
+    bob.send(b"\x03sealed-to-alice", back)
+    assert wires.chat[-1][:2] == (ALICE_ADDR, b"\x03sealed-to-alice")
+    bob.stop()
+
+
+def test_registrations_are_renewed_and_follow_the_epoch():
+    clock, wires, alice, _ = make()
+    alice.start([INTRODUCER])
+    clock.advance(300)  # next epoch: the tag registered ahead of time is live
+    assert wires.introducer.address_of(alice.own_tag()) == ALICE_ADDR
+    alice.stop()
+    assert not clock.getDelayedCalls()
