@@ -19,13 +19,12 @@ An unknown key, a repeated key or a bad value stops the program with a
 """
 
 import argparse
-import ipaddress
 import os
 import re
 from dataclasses import dataclass, fields, replace
 
 from kadchat.errors import UserError
-from kadchat.files import validate_name
+from kadchat.files import parse_host, validate_name
 
 CONFIG_FILE = "kadchat.conf"
 
@@ -80,40 +79,32 @@ def _bool(text):
     raise ValueError(f"expected true or false, not {text!r}")
 
 
-def _host(text):
-    text = text.strip()
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
-    if re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", text):
-        return text
-    raise ValueError(f"not a host name or IP address: {text!r}")
-
-
 def _path(text):
     if not text.strip():
         raise ValueError("empty path")
     return text.strip()
 
 
-def _name(text):
-    try:
-        return validate_name(text)
-    except UserError as e:
-        raise ValueError(str(e)) from None
+def _user_checked(check):
+    """A value parser from one of kadchat.files' checks, which raise UserError."""
+    def parse(text):
+        try:
+            return check(text)
+        except UserError as e:
+            raise ValueError(str(e)) from None
+    return parse
 
 
 PARSERS = {
     "port": lambda t: _int(t, 0, 65535),
-    "interface": _host,
-    "bootstrap_host": _host,
+    "interface": _user_checked(parse_host),
+    "bootstrap_host": _user_checked(parse_host),
     "bootstrap_port": lambda t: _int(t, 1, 65535),
     "log_file": _path,
     "no_gui": _bool,
     "refresh": _bool,
     "refresh_interval": lambda t: _float(t, 0, exclusive=True),
-    "name": _name,
+    "name": _user_checked(validate_name),
     "k": lambda t: _int(t, 1),
     "alpha": lambda t: _int(t, 1),
     "epoch_seconds": lambda t: _int(t, 1),
@@ -122,6 +113,7 @@ PARSERS = {
     "clock_skew": lambda t: _float(t, 0, exclusive=False),
 }
 _OPTIONAL = {f.name for f in fields(Config) if f.default is None}
+# Every setting but data_dir (which locates the file) can be set in the file.
 assert set(PARSERS) == {f.name for f in fields(Config)} - {"data_dir"}
 
 

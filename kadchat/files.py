@@ -128,7 +128,9 @@ def parse_contacts(path):
     return contacts, problems
 
 
-def _parse_host(host):
+def parse_host(host: str) -> str:
+    """An IP address (normalised) or a host name; UserError otherwise."""
+    host = host.strip()
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
@@ -153,7 +155,7 @@ def parse_bootstrap(path):
         try:
             if len(parts) != 2:
                 raise UserError("expected 'HOST PORT'")
-            address = (_parse_host(parts[0]), _parse_port(parts[1]))
+            address = (parse_host(parts[0]), _parse_port(parts[1]))
         except UserError as e:
             problems.append(f"{path}:{number}: {e}")
             continue

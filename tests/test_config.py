@@ -56,7 +56,7 @@ def test_bootstrap_host_without_port_is_a_one_line_error(capsys, tmp_path, argv)
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["-p"], "expected one argument"),
         (["--name", "  "], "empty"),
-        (["-I", "bad host!", "-P", "1"], "not a host name"),
+        (["-I", "bad host!", "-P", "1"], "bad host"),
     ],
 )
 def test_bad_flags_exit_2_with_one_error_line(capsys, argv, message):
