@@ -81,7 +81,7 @@ def _choose_name(name, ask):
         return name
     if ask is None:
         raise UserError("no username yet: choose one with --name NAME")
-    return ask("Choose a username: ")
+    return ask("Choose a username: ") or ""
 
 
 def _read_key(path) -> SigningKey:

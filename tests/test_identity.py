@@ -112,3 +112,8 @@ def test_unwritable_data_dir_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="cannot create data directory"):
         load_or_create(tmp_path / "file" / "sub", name="alice")
+
+
+def test_asking_that_gets_no_answer_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="empty"):
+        load_or_create(tmp_path, ask=lambda prompt: None)
