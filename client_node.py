@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The kadchat client: a Tk window, or with -N a console (see --help)."""
+
+import sys
+
+from twisted.internet import defer, task
+from twisted.logger import LogLevel
+
+from config import parse_client_args
+from kadchat.cli import run_main, start_logging
+from kadchat.errors import UserError
+from kadchat.identity import CARD_FILE, load_or_create
+from kadchat.service import ChatService
+
+
+def ask_name(prompt):
+    if not sys.stdin.isatty():
+        raise UserError("no username yet: give one with --name NAME")
+    return input(prompt)
+
+
+def start_console(reactor, service, quit):
+    from twisted.internet.stdio import StandardIO
+
+    from kadchat.console import ConsoleProtocol, ConsoleUI
+
+    holder = {}
+
+    def write(line):
+        holder["io"].write(line.encode("utf-8") + b"\n")
+
+    ui = ConsoleUI(service, write, quit, reactor)
+    holder["io"] = StandardIO(ConsoleProtocol(ui), reactor=reactor)
+    ui.start()
+
+
+def start_window(reactor, service, quit):
+    import tkinter
+
+    from twisted.internet import tksupport
+
+    from kadchat.gui import ChatWindow
+
+    try:
+        root = tkinter.Tk()
+    except tkinter.TclError as e:
+        raise UserError(f"cannot open a window ({e}); use -N for the console client") from None
+    tksupport.install(root)
+
+    def close():
+        tksupport.uninstall()
+        root.destroy()
+        quit()
+
+    ChatWindow(root, service, close).start()
+
+
+@defer.inlineCallbacks
+def main(reactor, argv):
+    config = parse_client_args(argv)
+    # Without -l only warnings reach the terminal, which the console UI shares.
+    start_logging(config.log_file, LogLevel.info if config.log_file else LogLevel.warn)
+    identity = load_or_create(config.data_dir, config.name, ask_name)
+    print(f"you are {identity.username}; your contact card (give it to your contacts):", flush=True)
+    print(f"  {identity.card}", flush=True)
+    service = ChatService(reactor, config, identity)
+    for warning in service.start():
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    host, port = service.address
+    print(f"listening on {host}:{port}; {CARD_FILE} holds your card", flush=True)
+
+    finished = defer.Deferred()
+    stopping = []
+
+    def quit():
+        if not stopping:
+            stopping.append(service.stop())
+            stopping[0].addBoth(lambda _: finished.called or finished.callback(None))
+
+    def on_shutdown():  # Ctrl-C / SIGTERM: still say goodbye to the swarm
+        quit()
+        return stopping[0]
+
+    reactor.addSystemEventTrigger("before", "shutdown", on_shutdown)
+    (start_console if config.no_gui else start_window)(reactor, service, quit)
+    yield finished
+
+
+if __name__ == "__main__":
+    task.react(run_main, (main, sys.argv[1:]))
