@@ -5,7 +5,6 @@ Only the wire format lives here; sending, timeouts and dispatch are in
 for anything that does not have the shape BEP 5 gives it.
 """
 
-import ipaddress
 import socket
 import struct
 
@@ -159,20 +158,15 @@ def decode_nodes(data):
         raise MalformedMessage("bad compact node info")
     nodes = []
     for offset in range(0, len(data), COMPACT_NODE_LENGTH):
-        node_id = data[offset : offset + ID_LENGTH]
-        host, port = decode_address(data[offset + ID_LENGTH : offset + COMPACT_NODE_LENGTH])
-        if port and is_routable(host):
-            nodes.append((node_id, (host, port)))
+        packed = data[offset + ID_LENGTH : offset + COMPACT_NODE_LENGTH]
+        if _packed_is_routable(packed):
+            node_id = data[offset : offset + ID_LENGTH]
+            nodes.append((node_id, decode_address(packed)))
     return nodes
 
 
-def is_routable(host):
-    """Whether an address is one a node may be asked to contact (not 0.0.0.0, multicast, ...)."""
-    try:
-        ip = ipaddress.IPv4Address(host)
-    except ValueError:
-        return False
-    return not (ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip == _BROADCAST)
-
-
-_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+def _packed_is_routable(packed):
+    """is_routable on a compact address, without parsing text (this runs per node
+    in every lookup response): not 0.0.0.0, not multicast/reserved/broadcast
+    (224.0.0.0 and up), not port 0."""
+    return packed[0] < 224 and packed[:4] != b"\0\0\0\0" and packed[4:6] != b"\0\0"
