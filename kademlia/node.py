@@ -198,9 +198,16 @@ class DHTNode:
                 [self.query_contact(None, a, b"find_node", {b"target": self.node_id}) for a in known],
                 consumeErrors=True,
             )
-        yield self.find_node(self.node_id)
-        # Fill the far buckets too, so lookups from here take few hops.
-        sparse = [b for b in self.routing_table.buckets if not b.is_full()]
+        nearest = yield self.find_node(self.node_id)
+        # Fill the far buckets too, so lookups from here take few hops. A bucket
+        # wholly nearer to us than the k-th nearest node just found needs no
+        # refresh: that lookup has seen every node in it.
+        radius = nearest[-1].distance if len(nearest) >= self.settings.k else 0
+        own_key = self.routing_table.own_key
+        sparse = [
+            b for b in self.routing_table.buckets
+            if not b.is_full() and b.max_distance(own_key) >= radius
+        ]
         yield defer.DeferredList([self.find_node(b.random_id()) for b in sparse], consumeErrors=True)
         if self.store.items():
             self.republish()

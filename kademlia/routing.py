@@ -66,6 +66,9 @@ class Bucket:
         span_bits = (self.high - self.low).bit_length() - 1
         return ((self.low ^ key) >> span_bits) << span_bits
 
+    def max_distance(self, key):
+        return self.min_distance(key) + (self.high - self.low) - 1
+
     def __lt__(self, other):  # ties in sorted((distance, bucket)) pairs
         return self.low < other.low
 
