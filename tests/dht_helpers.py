@@ -1,11 +1,17 @@
 """Shared helpers for the DHT tests: signed items, node ids, loopback addresses."""
 
+import gc
 import hashlib
 import random
 
 from nacl.signing import SigningKey
+from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from kademlia.items import MutableItem
+from kademlia.node import DHTNode
+from kademlia.settings import DHTSettings
+from kademlia.sim import SimClock, SimNetwork
 
 
 class Signer:
@@ -37,3 +43,92 @@ def random_ids(count, seed):
 def loopback_address(index):
     """A distinct 127.0.x.y per index (x, y in 1..250), so per-IP limits act as between hosts."""
     return f"127.0.{1 + index // 250}.{1 + index % 250}"
+
+
+class SimSwarm:
+    """DHT nodes on one `kademlia.sim.SimNetwork` and a virtual clock, with helpers to
+    grow, bootstrap and drive them. Node ids come from `seed`, so runs repeat."""
+
+    def __init__(self, seed=1, settings=None, latency=None, loss=0.0):
+        self.clock = SimClock()
+        self.network = SimNetwork(self.clock, seed, latency=latency, loss=loss)
+        self.rng = random.Random(seed)
+        self.settings = settings or DHTSettings()
+        self.nodes = []
+        self._froze_gc = False
+
+    def add_node(self, node_id=None, address=None, state_path=None):
+        node = DHTNode(self.clock, node_id or self.rng.randbytes(20), self.settings, state_path)
+        node.attach(self.network, address or self.network.next_address())
+        self.nodes.append(node)
+        return node
+
+    def grow(self, count, batch=50):
+        """Add `count` nodes, bootstrapping `batch` at a time through the swarm's first
+        node (the first one added, if the swarm is empty). Returns the nodes that joined."""
+        if not self.nodes:
+            self.add_node()
+            count -= 1
+        first = self.nodes[0]
+        added = [self.add_node() for _ in range(count)]
+        for start in range(0, len(added), batch):
+            self.run(defer.gatherResults([n.bootstrap([first.address]) for n in added[start:start + batch]]))
+            if len(self.nodes) >= 500:
+                # Thousands of nodes in one process make each full GC pass walk every routing
+                # table: quadratic. Parking the settled state outside the collector keeps the
+                # simulation linear (a real node, one per process, has no such heap).
+                gc.freeze()
+                self._froze_gc = True
+        return added
+
+    def run(self, d, timeout=120.0, step=0.05):
+        """Advance the virtual clock until `d` fires; its result, or its failure raised."""
+        results = []
+        d.addBoth(results.append)
+        deadline = self.clock.seconds() + timeout
+        while not results:
+            if self.clock.seconds() >= deadline:
+                raise AssertionError(f"no result after {timeout} simulated seconds")
+            self.clock.advance(step)
+        result = results[0]
+        if isinstance(result, Failure):
+            result.raiseException()
+        return result
+
+    def wait(self, seconds, step=0.1):
+        """Let `seconds` of virtual time pass, in small steps: SimClock.advance loses
+        calls scheduled during a long advance when its heap gets compacted."""
+        end = self.clock.seconds() + seconds
+        while self.clock.seconds() < end:
+            self.clock.advance(min(step, end - self.clock.seconds()))
+
+    def settle(self, seconds=5.0):
+        """Let in-flight datagrams and fire-and-forget queries (read-repair) finish."""
+        self.wait(seconds)
+
+    def live_nodes(self):
+        return [n for n in self.nodes if self.network.is_listening(n.address) and n.address not in self.network._dead]
+
+    def kill(self, node):
+        """Silently cut a node off: its datagrams vanish, it never says goodbye."""
+        self.network.kill(node.address)
+
+    def nearest(self, target, count=None, nodes=None):
+        key = int.from_bytes(target, "big")
+        ranked = sorted(nodes if nodes is not None else self.nodes,
+                        key=lambda n: int.from_bytes(n.node_id, "big") ^ key)
+        return ranked[:count or self.settings.k]
+
+    def holders(self, target, nodes=None):
+        """The nodes whose store holds a live item under `target`."""
+        return [n for n in (nodes if nodes is not None else self.nodes) if n.store.get(target) is not None]
+
+    def stop(self):
+        """Stop every node, drain the network, and give frozen objects back to the GC."""
+        for node in self.nodes:
+            if node.protocol is not None and node.protocol.transport is not None:
+                node.stop()
+        self.wait(10)
+        if self._froze_gc:
+            gc.unfreeze()
+            self._froze_gc = False
