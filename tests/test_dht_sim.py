@@ -10,9 +10,9 @@ from tests.dht_helpers import Signer, SimSwarm
 def make_swarm():
     swarms = []
 
-    def make(count, seed=1, **options):
+    def make(count, seed=1, batch=50, **options):
         swarm = SimSwarm(seed=seed, **options)
-        swarm.grow(count)
+        swarm.grow(count, batch)
         swarms.append(swarm)
         return swarm
 
@@ -176,3 +176,52 @@ def test_a_node_back_at_a_new_address_replaces_its_old_contact_and_its_items_are
     for node in others:
         contact = node.routing_table.get(mover_id)
         assert contact is None or contact.address == back.address or contact.is_bad()
+
+
+# -- read-repair across a healed partition ---------------------------------------
+
+
+def test_after_a_partition_heals_a_get_brings_the_newest_item_to_stale_replicas(make_swarm):
+    swarm = make_swarm(60)
+    signer = Signer(42)
+    old, new = signer.item(b"before the split", seq=1), signer.item(b"after the split", seq=2)
+    put_and_wait(swarm, swarm.nodes[1], old)
+    replicas = swarm.holders(old.target)
+    # Split so that half of the replicas, and the publisher, are on each side.
+    left = set(replicas[::2]) | set(swarm.nodes[1::2])
+    left.add(swarm.nodes[1])
+    right = [n for n in swarm.nodes if n not in left]
+    stale = [n for n in replicas if n in right]
+    assert stale
+    swarm.network.partition([[n.address for n in left], [n.address for n in right]])
+    assert put_and_wait(swarm, swarm.nodes[1], new) >= 1
+    assert all(n.store.get(old.target)[0] == old for n in stale), "the update crossed the partition"
+    swarm.network.heal()
+    getter = right[-1]
+    assert swarm.run(getter.get(old.target)) == new
+    swarm.settle(2)
+    for node in stale:
+        assert node.store.get(new.target)[0] == new, f"{node.address} still holds seq 1"
+    # Every node among the k nearest now holds the newest item.
+    assert all(n.store.get(new.target)[0] == new for n in swarm.nearest(new.target))
+
+
+# -- scale ---------------------------------------------------------------------
+
+
+def test_two_thousand_nodes_bootstrap_and_find_each_others_items(make_swarm):
+    nodes = 2000
+    swarm = make_swarm(nodes, seed=2000, batch=100)
+    sizes = sorted(len(n.routing_table) for n in swarm.nodes)
+    assert sizes[0] >= swarm.settings.k, "a node joined with a nearly empty routing table"
+    # Bootstrap cost stays logarithmic: about 7 lookups of ~12 queries per join.
+    assert swarm.network.sent / nodes < 250
+    items = [Signer(n).item(b"item %d" % n) for n in range(5)]
+    for n, item in enumerate(items):
+        assert swarm.run(swarm.nodes[swarm.rng.randrange(nodes)].put(item)) == swarm.settings.k
+    swarm.settle(1)
+    for item in items:
+        # The replicas are exactly the k nodes nearest the target in the whole swarm.
+        assert set(swarm.holders(item.target)) == set(swarm.nearest(item.target))
+        for getter in swarm.rng.sample(swarm.nodes, 3):
+            assert swarm.run(getter.get(item.target)) == item
