@@ -140,10 +140,12 @@ class History:
         return found[0] if found else None
 
     def conversation(self, peer, limit=200):
-        """The latest `limit` messages with `peer`, oldest first (held ones not yet)."""
+        """The latest `limit` messages with `peer`, oldest first (held ones not yet).
+
+        By timestamp; within one direction, equal timestamps keep `seq` order."""
         latest = self._select(
             f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND state != 'held'"
-            " ORDER BY timestamp DESC, rowid DESC LIMIT ?", (peer, limit))
+            " ORDER BY timestamp DESC, seq DESC LIMIT ?", (peer, limit))
         return latest[::-1]
 
     def _select(self, query, args):

@@ -17,6 +17,7 @@ class LossyNetwork:
         self.random = random.Random(seed)
         self.endpoints = {}  # addr -> datagram_received(data, src)
         self.taps = []  # fn(data, src, dst): sees every datagram sent, like an eavesdropper
+        self.filters = []  # fn(data, src, dst) -> True drops the datagram
         self.sent = 0
         self._queue = []
         self._order = 0
@@ -34,6 +35,8 @@ class LossyNetwork:
         for tap in self.taps:
             tap(data, src, dst)
         if self.loss and self.random.random() < self.loss:
+            return
+        if any(f(data, src, dst) for f in self.filters):
             return
         delay = self.random.uniform(*self.latency)
         self._order += 1

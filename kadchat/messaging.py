@@ -1,0 +1,389 @@
+"""Reliable chat messages over sessions: ids, acks, retransmission, order, receipts.
+
+A message gets a random 16-byte id and the next `seq` of its conversation,
+and is stored in history and outbox before anything is sent (state `sending`).
+Its UTF-8 text travels in fragments of at most 1 KiB, one per datagram. The
+receiver acknowledges each fragment it holds with a bitmap; once it has them
+all it stores the message durably and only then sends the complete bitmap, so
+`delivered` means "in the peer's history". `sent` means every fragment went
+out at least once. Unacknowledged fragments are sent again after a timeout
+computed from the measured round trip (RFC 6298), doubled for each timeout in
+a row without any acknowledgement from the peer (as TCP backs off: while the
+peer acknowledges something, a missing fragment is plain loss, not a sign to
+slow down). A peer that acknowledges nothing for `give_up_after` seconds
+counts as unreachable and its messages become `failed`; they stay in the
+outbox: `peer_available` or `retry` sends them again, and so does any new
+message to that peer, which must not overtake them.
+
+Order: the receiver shows messages in `seq` order, holding (stored, unshown)
+any that arrive ahead of a gap. Each fragment carries `base`, the sender's
+lowest unacknowledged seq: everything below it was acknowledged, hence
+stored, so the receiver never waits for it. Duplicates (the same id again,
+say after a lost ack) are acknowledged again and not shown twice.
+"""
+
+import dataclasses
+import os
+from collections import deque
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+
+from kadchat import wire
+from kadchat.errors import UserError
+from kadchat.history import StoredMessage
+from kadchat.sessions import SessionConfig, SessionManager
+
+
+@dataclass(frozen=True)
+class MessagingConfig:
+    sessions: SessionConfig = SessionConfig()
+    window: int = 64  # fragments in flight per peer
+    max_ahead: int = 256  # messages sent past the oldest unacknowledged one (bounds what the peer holds)
+    initial_rto: float = 1.0
+    min_rto: float = 0.2
+    max_rto: float = 30.0
+    give_up_after: float = 120.0  # seconds without any acknowledgement: `failed`
+    max_partial: int = 64  # incomplete incoming messages kept per peer
+
+
+class _Pending:
+    """An outgoing message in flight: which fragments are acknowledged, when each was sent."""
+
+    def __init__(self, message, timestamp_us):
+        self.message = message
+        data = message.text.encode("utf-8")
+        self.chunks = [data[i:i + wire.CHUNK_SIZE] for i in range(0, len(data), wire.CHUNK_SIZE)]
+        self.count = len(self.chunks)
+        self.timestamp_us = timestamp_us
+        self.acked = 0  # bitmap of fragments the peer reported holding (this session)
+        self.sent_at = [None] * self.count
+        self.transmissions = [0] * self.count
+        self.deadline = [0.0] * self.count
+        self.announced_sent = message.state == "sent"
+
+
+class _Outgoing:
+    """One peer's unacknowledged messages: waiting (`queue`) or in flight, in seq order."""
+
+    def __init__(self, initial_rto):
+        self.queue = deque()
+        self.flight = {}  # id -> _Pending, insertion (= seq) order
+        self.in_flight = 0  # fragments
+        self.rto = initial_rto
+        self.srtt = None
+        self.rttvar = None
+        self.timer = None
+        self.backoff = 0  # timeouts in a row without an acknowledgement
+        self.last_progress = None  # when the peer last acknowledged anything
+
+
+class _Partial:
+    """Fragments of one incoming message received so far."""
+
+    def __init__(self, first):
+        self.first = first
+        self.chunks = {}
+        self.received = 0  # bitmap
+
+    def add(self, fragment):
+        f = self.first
+        # (base may differ: it grows while the message waits for retransmission)
+        if (fragment.count, fragment.seq, fragment.timestamp_us) != (f.count, f.seq, f.timestamp_us):
+            return False
+        self.chunks[fragment.index] = fragment.chunk
+        self.received |= 1 << fragment.index
+        return True
+
+    @property
+    def complete(self):
+        return len(self.chunks) == self.first.count
+
+    def text(self):
+        data = b"".join(self.chunks[i] for i in range(self.first.count))
+        return data.decode("utf-8", errors="replace")  # a contact's bug must not block the chat
+
+
+class _Incoming:
+    """One peer's incoming order state: next seq to show, stored-but-held, partial."""
+
+    def __init__(self, next_seq, held):
+        self.next_seq = next_seq
+        self.held = {m.seq: m for m in held}
+        self.partial = {}  # id -> {index: chunk}, with the first fragment's fields
+
+    def accept(self, message, base):
+        """Take a complete new message; returns the messages now showable, in order."""
+        if message.seq < self.next_seq:
+            return [message]  # below what we showed already: a sender that lost its history
+        self.held[message.seq] = message
+        ready = []
+        if base > self.next_seq:  # all below base was acknowledged, so stored: stop waiting
+            ready = [self.held.pop(seq) for seq in sorted(s for s in self.held if s < base)]
+            self.next_seq = base
+        while self.next_seq in self.held:
+            ready.append(self.held.pop(self.next_seq))
+            self.next_seq += 1
+        return ready
+
+
+class ChatEndpoint:
+    """Chat with contacts over one datagram transport.
+
+    `send(data, addr)` transmits a datagram; feed received chat datagrams to
+    `datagram_received(data, addr)`. `is_contact(public_key) -> bool` decides
+    who may open a session. Listeners (`subscribe`) get
+    `message_received(peer_key, StoredMessage)` and `message_state(message_id, state)`.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, send, identity, is_contact, history, config=MessagingConfig()):
+        self._clock = clock
+        self._history = history
+        self._config = config
+        self.sessions = SessionManager(clock, send, identity, is_contact, self._payload_received,
+                                       self._session_ready, config.sessions)
+        self._outgoing = {}
+        self._incoming = {}
+        self._listeners = []
+
+    def start(self):
+        self.sessions.start()
+
+    def stop(self):
+        for out in self._outgoing.values():
+            _cancel(out.timer)
+        self._outgoing.clear()
+        self._incoming.clear()
+        return self.sessions.stop()
+
+    def subscribe(self, listener):
+        self._listeners.append(listener)
+
+    def datagram_received(self, data, addr):
+        self.sessions.datagram_received(data, addr)
+
+    # -- sending ---------------------------------------------------------------
+
+    def send_message(self, peer_key, addrs, text):
+        """Queue `text` for the peer, reachable at one of `addrs`; returns the message id."""
+        size = len(text.encode("utf-8"))
+        if not 0 < size <= wire.MAX_TEXT_BYTES:
+            raise UserError(f"a message must have 1 to {wire.MAX_TEXT_BYTES} bytes of text, not {size}")
+        self.sessions.set_candidates(peer_key, addrs)
+        message = self._history.add_outgoing(peer_key, os.urandom(16), text, self._clock.seconds())
+        self._notify_state(message.id, "sending")
+        out = self._outgoing.get(peer_key)
+        if out is None:
+            self._activate(peer_key)  # loads the outbox, this message included
+        else:
+            out.queue.append(_Pending(message, _micros(message.timestamp)))
+            self._fill_window(peer_key, out)
+        return message.id
+
+    def peer_available(self, peer_key, addrs):
+        """The peer's presence showed up at `addrs`: send what waits for it now."""
+        self.sessions.set_candidates(peer_key, addrs)
+        self._kick(peer_key)
+
+    def retry(self, message_id):
+        """Send an undelivered (e.g. failed) message again now, with those before it."""
+        message = self._history.get(message_id)
+        if message is not None and message.outgoing and message.state != "delivered":
+            self._kick(message.peer)
+
+    def _kick(self, peer_key):
+        out = self._outgoing.get(peer_key)
+        if out is None:
+            self._activate(peer_key)
+            return
+        out.backoff = 0
+        out.last_progress = self._clock.seconds()
+        self._session_ready(peer_key)
+
+    def _activate(self, peer_key):
+        """Start sending the peer's whole outbox, oldest first."""
+        pending = self._history.pending_for(peer_key)
+        if not pending:
+            return
+        out = self._outgoing[peer_key] = _Outgoing(self._config.initial_rto)
+        out.last_progress = self._clock.seconds()
+        for message in pending:
+            if message.state == "failed":
+                self._history.set_state(peer_key, message.id, "sending")
+                self._notify_state(message.id, "sending")
+            out.queue.append(_Pending(message, _micros(message.timestamp)))
+        self._fill_window(peer_key, out)
+
+    def _fill_window(self, peer_key, out):
+        while out.queue and (not out.flight or (
+                out.in_flight < self._config.window
+                and out.queue[0].message.seq - next(iter(out.flight.values())).message.seq
+                < self._config.max_ahead)):
+            pending = out.queue.popleft()
+            out.flight[pending.message.id] = pending
+            out.in_flight += pending.count
+            self._transmit(peer_key, out, pending, range(pending.count))
+
+    def _transmit(self, peer_key, out, pending, indexes):
+        now = self._clock.seconds()
+        base = next(iter(out.flight.values())).message.seq
+        message = pending.message
+        for i in indexes:
+            record = wire.encode_fragment(wire.MessageFragment(
+                message.id, message.seq, base, pending.timestamp_us, i, pending.count, pending.chunks[i]))
+            pending.deadline[i] = now + min(self._config.max_rto, out.rto * 2 ** out.backoff)
+            if self.sessions.send(peer_key, record):
+                pending.transmissions[i] += 1
+                pending.sent_at[i] = now
+        self._arm_timer(peer_key, out, min(pending.deadline[i] for i in indexes))
+        if not pending.announced_sent and all(pending.transmissions):
+            pending.announced_sent = True
+            self._history.set_state(peer_key, message.id, "sent")
+            self._notify_state(message.id, "sent")
+
+    def _arm_timer(self, peer_key, out, when):
+        if out.timer is not None and out.timer.active():
+            if out.timer.getTime() <= when:
+                return
+            out.timer.cancel()
+        out.timer = self._clock.callLater(max(0.0, when - self._clock.seconds()), self._on_timer, peer_key)
+
+    def _on_timer(self, peer_key):
+        out = self._outgoing.get(peer_key)
+        if out is None:
+            return
+        out.timer = None
+        now = self._clock.seconds()
+        if now - out.last_progress >= self._config.give_up_after:
+            self._give_up(peer_key, out)
+            return
+        due = [(pending, [i for i in range(pending.count)
+                          if not pending.acked >> i & 1 and pending.deadline[i] <= now])
+               for pending in out.flight.values()]
+        due = [(pending, indexes) for pending, indexes in due if indexes]
+        if due:
+            out.backoff = min(out.backoff + 1, 16)
+            for pending, indexes in due:
+                self._transmit(peer_key, out, pending, indexes)
+        waiting = [p.deadline[i] for p in out.flight.values() for i in range(p.count) if not p.acked >> i & 1]
+        if waiting:
+            self._arm_timer(peer_key, out, min(waiting))
+
+    def _give_up(self, peer_key, out):
+        """The peer does not answer: all its messages fail (and stay in the outbox)."""
+        self.log.info("{peer} unreachable: {n} messages failed", peer=peer_key[:4].hex(),
+                      n=len(out.flight) + len(out.queue))
+        del self._outgoing[peer_key]
+        _cancel(out.timer)
+        for pending in list(out.flight.values()) + list(out.queue):
+            self._history.set_state(peer_key, pending.message.id, "failed")
+            self._notify_state(pending.message.id, "failed")
+
+    def _session_ready(self, peer_key):
+        """A new session: the peer may have restarted, losing what it held of
+        unfinished messages and what was sent under the old keys. Resend it all now."""
+        out = self._outgoing.get(peer_key)
+        if out is None:
+            return
+        for pending in list(out.flight.values()):
+            pending.acked = 0
+            self._transmit(peer_key, out, pending, range(pending.count))
+
+    def _ack_received(self, peer_key, ack):
+        out = self._outgoing.get(peer_key)
+        pending = out.flight.get(ack.message_id) if out is not None else None
+        if pending is None or ack.count != pending.count:
+            return  # a late duplicate ack, or nonsense
+        now = self._clock.seconds()
+        news = ack.received & ~pending.acked
+        if news:
+            out.backoff = 0
+            out.last_progress = now
+        for i in range(pending.count):
+            if news >> i & 1 and pending.transmissions[i] == 1:
+                self._measure_rtt(out, now - pending.sent_at[i])  # Karn: unambiguous samples only
+        if not ack.complete:
+            pending.acked |= ack.received  # acks may arrive out of order: only ever add
+            return
+        del out.flight[ack.message_id]
+        out.in_flight -= pending.count
+        self._history.set_state(peer_key, ack.message_id, "delivered")
+        self._notify_state(ack.message_id, "delivered")
+        self._fill_window(peer_key, out)
+        if not out.flight:
+            _cancel(out.timer)
+            del self._outgoing[peer_key]
+
+    def _measure_rtt(self, out, sample):
+        """RFC 6298 section 2."""
+        if out.srtt is None:
+            out.srtt, out.rttvar = sample, sample / 2
+        else:
+            out.rttvar = 0.75 * out.rttvar + 0.25 * abs(out.srtt - sample)
+            out.srtt = 0.875 * out.srtt + 0.125 * sample
+        out.rto = min(self._config.max_rto, max(self._config.min_rto, out.srtt + 4 * out.rttvar))
+
+    # -- receiving -------------------------------------------------------------
+
+    def _payload_received(self, peer_key, payload):
+        try:
+            record = wire.decode_record(payload)
+        except wire.WireError:
+            self.log.debug("malformed record from {peer}", peer=peer_key[:4].hex())
+            return
+        if isinstance(record, wire.Ack):
+            self._ack_received(peer_key, record)
+        elif isinstance(record, wire.MessageFragment):
+            self._fragment_received(peer_key, record)
+
+    def _fragment_received(self, peer_key, fragment):
+        incoming = self._incoming.get(peer_key)
+        if incoming is None:
+            incoming = self._incoming[peer_key] = _Incoming(*self._history.incoming_state(peer_key))
+        partial = incoming.partial.get(fragment.message_id)
+        if partial is None:
+            if self._history.has(peer_key, fragment.message_id):  # stored already; our ack was lost
+                self._send_ack(peer_key, fragment.message_id, fragment.count, (1 << fragment.count) - 1)
+                return
+            if len(incoming.partial) >= self._config.max_partial:
+                del incoming.partial[next(iter(incoming.partial))]  # the oldest
+            partial = incoming.partial[fragment.message_id] = _Partial(fragment)
+        if not partial.add(fragment):
+            return  # contradicts the fragments we hold
+        if not partial.complete:
+            self._send_ack(peer_key, fragment.message_id, fragment.count, partial.received)
+            return
+        del incoming.partial[fragment.message_id]
+        message = StoredMessage(fragment.message_id, peer_key, False, fragment.seq, partial.text(),
+                                fragment.timestamp_us / 1e6, "held")
+        try:
+            ready = incoming.accept(message, fragment.base)
+            self._history.store_incoming(message, [m.id for m in ready], incoming.next_seq)
+        except Exception:
+            del self._incoming[peer_key]  # reload the order state from history next time
+            raise
+        # Stored durably: only now may the sender learn that it is delivered.
+        self._send_ack(peer_key, fragment.message_id, fragment.count, partial.received)
+        for shown in ready:
+            shown = dataclasses.replace(shown, state="received")
+            for listener in self._listeners:
+                listener.message_received(peer_key, shown)
+
+    def _send_ack(self, peer_key, message_id, count, received):
+        record = wire.encode_ack(wire.Ack(message_id, count, received))
+        self.sessions.send(peer_key, record, expects_answer=False)
+
+    def _notify_state(self, message_id, state):
+        for listener in self._listeners:
+            listener.message_state(message_id, state)
+
+
+def _micros(seconds):
+    return int(seconds * 1_000_000)
+
+
+def _cancel(delayed_call):
+    if delayed_call is not None and delayed_call.active():
+        delayed_call.cancel()
