@@ -110,7 +110,7 @@ class _Incoming:
     def __init__(self, next_seq, held):
         self.next_seq = next_seq
         self.held = {m.seq: m for m in held}
-        self.partial = {}  # id -> {index: chunk}, with the first fragment's fields
+        self.partial = {}  # id -> _Partial, oldest first
 
     def accept(self, message, base):
         """Take a complete new message; returns the messages now showable, in order."""
@@ -200,7 +200,7 @@ class ChatEndpoint:
             return
         out.backoff = 0
         out.last_progress = self._clock.seconds()
-        self._session_ready(peer_key)
+        self._resend_all(peer_key, out)
 
     def _activate(self, peer_key):
         """Start sending the peer's whole outbox, oldest first."""
@@ -285,8 +285,10 @@ class ChatEndpoint:
         """A new session: the peer may have restarted, losing what it held of
         unfinished messages and what was sent under the old keys. Resend it all now."""
         out = self._outgoing.get(peer_key)
-        if out is None:
-            return
+        if out is not None:
+            self._resend_all(peer_key, out)
+
+    def _resend_all(self, peer_key, out):
         for pending in list(out.flight.values()):
             pending.acked = 0
             self._transmit(peer_key, out, pending, range(pending.count))

@@ -44,8 +44,9 @@ class Side:
     def __init__(self, net, identity, addr, contacts, history_path=":memory:", config=MessagingConfig()):
         self.history = History(history_path)
         self.recorder = Recorder()
-        self.endpoint = ChatEndpoint(net.clock, None, identity, contacts.__contains__, self.history, config)
-        self.endpoint.sessions._send = net.attach(addr, self.endpoint.datagram_received)
+        self.endpoint = ChatEndpoint(net.clock, lambda data, to: self.send(data, to), identity,
+                                     contacts.__contains__, self.history, config)
+        self.send = net.attach(addr, self.endpoint.datagram_received)
         self.endpoint.subscribe(self.recorder)
 
 
@@ -275,8 +276,7 @@ def test_stop_leaves_no_timers_behind():
 
 
 class _UDPEndpoint(protocol.DatagramProtocol):
-    def __init__(self, endpoint):
-        self.endpoint = endpoint
+    endpoint = None
 
     def datagramReceived(self, data, addr):
         self.endpoint.datagram_received(data, addr)
@@ -292,10 +292,12 @@ class RealLoopbackUDPTests(unittest.TestCase):
         for name, identity, peer in (("alice", ALICE, B_KEY), ("bob", BOB, A_KEY)):
             history = History(":memory:")
             recorder = Recorder()
-            endpoint = ChatEndpoint(reactor, None, identity, {peer}.__contains__, history)
+            udp = _UDPEndpoint()
+            endpoint = udp.endpoint = ChatEndpoint(
+                reactor, lambda data, addr, udp=udp: udp.transport.write(data, addr),
+                identity, {peer}.__contains__, history)
             endpoint.subscribe(recorder)
-            port = reactor.listenUDP(0, _UDPEndpoint(endpoint), interface="127.0.0.1")
-            endpoint.sessions._send = port.write
+            port = reactor.listenUDP(0, udp, interface="127.0.0.1")
             endpoint.start()
             self.sides[name] = (endpoint, recorder, port, history)
 

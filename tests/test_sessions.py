@@ -19,10 +19,10 @@ class Peer:
     def __init__(self, net, key, addr, contacts, config=SessionConfig()):
         self.payloads, self.ready = [], []
         self.manager = SessionManager(
-            net.clock, None, key, contacts.__contains__,
+            net.clock, lambda data, to: self.send(data, to), key, contacts.__contains__,
             lambda peer, payload: self.payloads.append((peer, payload)),
             self.ready.append, config)
-        self.manager._send = net.attach(addr, self.manager.datagram_received)
+        self.send = net.attach(addr, self.manager.datagram_received)
 
 
 def setup(config=SessionConfig(), **net_args):
@@ -198,7 +198,7 @@ def test_peer_roaming_moves_the_session_address():
     connect(net, alice)
     net.run(lambda: bob.manager.has_session(A_KEY), timeout=1)
     roamed = ("127.0.0.1", 2001)
-    alice.manager._send = net.attach(roamed, alice.manager.datagram_received)
+    alice.send = net.attach(roamed, alice.manager.datagram_received)
     net.detach(A_ADDR)
     alice.manager.send(B_KEY, b"from my new address")
     net.run(lambda: bob.payloads, timeout=1)
