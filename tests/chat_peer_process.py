@@ -1,0 +1,50 @@
+"""A chat receiver in its own process, for the SIGKILL test in test_messaging.
+
+    python3 tests/chat_peer_process.py PORT HISTORY_FILE IDENTITY_SEED_HEX CONTACT_KEY_HEX
+
+Prints `ready`, then the hex id of every message it shows, one per line,
+flushed at once; runs until killed.
+"""
+
+import sys
+from pathlib import Path
+
+from nacl.signing import SigningKey
+from twisted.internet import defer, protocol, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kadchat.history import History  # noqa: E402
+from kadchat.messaging import ChatEndpoint  # noqa: E402
+
+
+class _Printer:
+    def message_received(self, peer_key, message):
+        print(message.id.hex(), flush=True)
+
+    def message_state(self, message_id, state):
+        pass
+
+
+class _UDP(protocol.DatagramProtocol):
+    endpoint = None
+
+    def datagramReceived(self, data, addr):
+        self.endpoint.datagram_received(data, addr)
+
+
+def main(reactor, port, history_file, seed_hex, contact_hex):
+    udp = _UDP()
+    udp.endpoint = ChatEndpoint(
+        reactor, lambda data, addr: udp.transport.write(data, addr),
+        SigningKey(bytes.fromhex(seed_hex)), {bytes.fromhex(contact_hex)}.__contains__,
+        History(history_file))
+    udp.endpoint.subscribe(_Printer())
+    reactor.listenUDP(int(port), udp, interface="127.0.0.1")
+    udp.endpoint.start()
+    print("ready", flush=True)
+    return defer.Deferred()  # until killed
+
+
+if __name__ == "__main__":
+    task.react(main, sys.argv[1:])
