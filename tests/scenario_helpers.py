@@ -1,0 +1,351 @@
+"""Helpers for the scenario tests and benchmarks: record owners, lookup
+measurements, and hostile variants of DHTNode.
+
+A scenario is a SimSwarm (kademlia.simswarm) of a few thousand nodes, a few
+hundred owners each refreshing one signed BEP 44 record (as presence records
+are refreshed), and honest readers looking the records up while faults are
+injected. Every figure a scenario measures is returned as a `Tally`, whose
+`describe()` goes into the assertion message.
+"""
+
+import contextlib
+import gc
+import hashlib
+from dataclasses import dataclass
+
+from twisted.internet import task
+
+from kademlia import krpc
+from kademlia.items import MutableItem
+from kademlia.node import DHTNode
+from kademlia.simswarm import Churn, SimSwarm, weibull, weibull_median
+from tests.dht_helpers import Signer
+
+# kadchat.presence.PresencePublisher refreshes a presence record every 120 s.
+REFRESH = 120.0
+
+
+class Owner:
+    """A node that publishes one record and re-puts it with seq + 1 every `refresh` s."""
+
+    def __init__(self, node, index, clock):
+        self.node = node
+        self.signer = Signer(10_000 + index)
+        self.index = index
+        self.clock = clock
+        self.seq = 0
+        self.item = None
+        self._loop = None
+
+    @property
+    def target(self):
+        return self.item.target
+
+    def publish(self):
+        self.seq += 1
+        self.item = self.signer.item({b"owner": self.index, b"seq": self.seq}, seq=self.seq)
+        return self.node.put(self.item)
+
+    def start(self, refresh=REFRESH):
+        self._loop = task.LoopingCall(self._refresh)
+        self._loop.clock = self.clock
+        self._loop.start(refresh, now=False)
+
+    def _refresh(self):
+        self.publish().addErrback(lambda _: None)
+
+    def stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+
+@dataclass
+class Tally:
+    """Outcome of a batch of lookups."""
+
+    lookups: int = 0
+    found: int = 0
+    newest: int = 0
+
+    @property
+    def found_rate(self):
+        return self.found / self.lookups if self.lookups else 0.0
+
+    @property
+    def newest_rate(self):
+        return self.newest / self.lookups if self.lookups else 0.0
+
+    def __add__(self, other):
+        return Tally(self.lookups + other.lookups, self.found + other.found,
+                     self.newest + other.newest)
+
+    def describe(self):
+        return (
+            f"{self.found}/{self.lookups} lookups found the record ({self.found_rate:.2%}), "
+            f"{self.newest}/{self.lookups} got the newest seq ({self.newest_rate:.2%})"
+        )
+
+    def as_dict(self):
+        return {"lookups": self.lookups, "found_rate": round(self.found_rate, 5),
+                "newest_rate": round(self.newest_rate, 5)}
+
+
+def publish(swarm, owners, limit=60.0):
+    """Every owner puts its next seq; returns how many nodes accepted each put."""
+    return swarm.run_all([owner.publish() for owner in owners], limit=limit)
+
+
+def measure(swarm, owners, lookups, readers=None, limit=120.0):
+    """`lookups` gets of random owners' records from random honest readers."""
+    readers = readers if readers is not None else honest(swarm.nodes)
+    rng = swarm.rng
+    return measure_pairs(swarm, [(rng.choice(readers), rng.choice(owners)) for _ in range(lookups)],
+                         limit)
+
+
+def measure_pairs(swarm, pairs, limit=120.0):
+    """A get by each reader of its owner's record, all started together; the
+    newest seq is the one the owner last published."""
+    expected = [owner.seq for _, owner in pairs]
+    results = swarm.run_all([reader.get(owner.target) for reader, owner in pairs], limit=limit)
+    tally = Tally(lookups=len(pairs))
+    for item, seq in zip(results, expected):
+        if item is not None:
+            tally.found += 1
+            tally.newest += item.seq >= seq
+    return tally
+
+
+def honest(nodes):
+    return [n for n in nodes if type(n) is DHTNode]
+
+
+def build(count, seed, owners=0, factories=(), refresh=None, **options):
+    """A seeded swarm: `count` honest nodes plus `(factory, how_many)` hostile ones,
+    routing tables filled, and `owners` honest owners with their first record put.
+
+    The swarm's state is frozen out of the garbage collector's generations: with
+    thousands of nodes every full collection would walk all routing tables
+    (`release` gives it back)."""
+    swarm = SimSwarm(seed=seed, **options)
+    swarm.add(count)
+    for factory, how_many in factories:
+        swarm.add(how_many, factory)
+    swarm.seed_routing_tables()
+    gc.collect()
+    gc.freeze()
+    rng = swarm.rng
+    chosen = rng.sample(honest(swarm.nodes), owners)
+    record_owners = [Owner(node, index, swarm.clock) for index, node in enumerate(chosen)]
+    publish(swarm, record_owners)
+    if refresh:
+        for owner in record_owners:
+            owner.start(refresh)
+    return swarm, record_owners
+
+
+@contextlib.contextmanager
+def running(count, seed, owners=0, factories=(), refresh=REFRESH, **options):
+    """`build`, then `release` on the way out; yields (swarm, owners, leftovers)
+    where `leftovers` (a list) receives the timers still pending after release."""
+    swarm, record_owners = build(count, seed, owners, factories, refresh, **options)
+    leftovers = []
+    try:
+        yield swarm, record_owners, leftovers
+    finally:
+        leftovers.extend(release(swarm, record_owners))
+
+
+def release(swarm, owners=()):
+    """Stop owners and nodes; returns the timers still pending (there should be none)."""
+    for owner in owners:
+        owner.stop()
+    swarm.stop()
+    swarm.clock.advance(5)
+    gc.unfreeze()
+    return swarm.clock.getDelayedCalls()
+
+
+# -- hostile nodes -----------------------------------------------------------------
+
+
+class DroppingNode(DHTNode):
+    """Answers ping, so it stays in routing tables, but silently drops every
+    other query: a black hole for lookups and stores."""
+
+    DROPPED = frozenset({b"find_node", b"get_peers", b"get", b"put"})
+
+    def _prepare(self):
+        protocol = super()._prepare()
+        receive = protocol.datagramReceived
+
+        def filtered(data, address):
+            try:
+                message = krpc.decode_message(data)
+            except krpc.MalformedMessage:
+                message = None
+            if isinstance(message, krpc.Query) and message.method in self.DROPPED:
+                return
+            receive(data, address)
+
+        protocol.datagramReceived = filtered
+        return protocol
+
+
+class StaleNode(DHTNode):
+    """Acknowledges every put but keeps only the first version it saw of each
+    item, and serves that old version forever with the largest TTL allowed."""
+
+    def _prepare(self):
+        self._archive = {}  # target -> put arguments of the first version seen
+        return super()._prepare()
+
+    def _on_put(self, args, address):
+        try:
+            item = MutableItem(k=args[b"k"], salt=args.get(b"salt", b""), seq=args[b"seq"],
+                               v=args[b"v"], sig=args[b"sig"])
+        except (KeyError, ValueError):
+            return {}
+        self._archive.setdefault(item.target, item)
+        return {}
+
+    def _on_get(self, args, address):
+        values = super()._on_get(args, address)
+        old = self._archive.get(args[b"target"])
+        if old is not None:
+            values.update({b"k": old.k, b"seq": old.seq, b"sig": old.sig, b"v": old.v,
+                           b"ttl": 2**31})
+        return values
+
+
+class ForgingNode(DHTNode):
+    """Answers get with a forged item (the owner's key, a far higher seq, a
+    garbage value, a random signature) and a `nodes` field of random bytes that
+    decode to contacts nobody listens at; acknowledges puts and stores nothing."""
+
+    def _on_put(self, args, address):
+        return {}
+
+    def _on_get(self, args, address):
+        target = args.get(b"target")
+        values = super()._on_get(args, address)
+        seed = hashlib.sha256(self.node_id + target).digest()
+        values[b"nodes"] += _garbage_nodes(seed, 8)
+        known = self._known_keys.get(target)
+        values.update({
+            b"k": known or seed,
+            b"seq": 2**40,
+            b"sig": hashlib.sha512(seed).digest(),
+            b"v": {b"garbage": seed * 2},
+            b"ttl": 2**31,
+        })
+        return values
+
+    def _prepare(self):
+        self._known_keys = {}
+        return super()._prepare()
+
+    def handle_query(self, query, address):
+        key, target = query.args.get(b"k"), query.args.get(b"target")
+        if query.method == b"put" and isinstance(key, bytes) and len(key) == 32:
+            self._known_keys[hashlib.sha1(key + query.args.get(b"salt", b"")).digest()] = key
+        return super().handle_query(query, address)
+
+
+def _garbage_nodes(seed, count):
+    """Compact node entries with random ids at 10.255.x.y, where nothing listens."""
+    entries = []
+    for i in range(count):
+        block = hashlib.sha256(seed + bytes([i])).digest()
+        entries.append(block[:20] + bytes([10, 255, block[20], block[21]]) + b"\x1a\xe1")
+    return b"".join(entries)
+
+
+HOSTILE_KINDS = {"drop": DroppingNode, "stale": StaleNode, "forge": ForgingNode}
+
+
+def hostile_mix(count, fraction, kinds=("drop", "stale", "forge")):
+    """`(factory, how_many)` pairs making `fraction` of `count` nodes hostile, split
+    evenly among `kinds`, and the number of honest nodes."""
+    hostile = round(count * fraction)
+    shares = [hostile // len(kinds) + (i < hostile % len(kinds)) for i in range(len(kinds))]
+    return [(HOSTILE_KINDS[k], n) for k, n in zip(kinds, shares) if n], count - hostile
+
+
+# -- scenarios -----------------------------------------------------------------
+# Each runs one scenario and returns its figures as a dict; the tests assert on
+# them at 2,000 nodes, bench/report.py prints them at smaller sizes.
+
+
+def half_dies(seed=11, nodes=2000, owners=200, lookups=1000):
+    """Half the nodes (never an owner) die at once; lookups right after, and one
+    refresh later."""
+    with running(nodes, seed, owners) as (swarm, record_owners, leftovers):
+        swarm.kill_fraction(0.5, spare=[o.node for o in record_owners])
+        right_after = measure(swarm, record_owners, lookups // 2)
+        swarm.advance(REFRESH + 10)
+        later = measure(swarm, record_owners, lookups)
+    return {"right_after": right_after, "one_refresh_later": later, "timers_left": leftovers}
+
+
+def session_churn(seed=12, nodes=2000, owners=200, lookups=800, duration=600.0,
+                  shape=0.5, scale=40 * 60):
+    """Nodes leave and come back with Weibull(shape, scale) sessions and downtimes
+    while lookups run every quarter of `duration`."""
+    with running(nodes, seed, owners) as (swarm, record_owners, leftovers):
+        session = weibull(swarm.rng, shape, scale)
+        churn = Churn(swarm, session=session, downtime=session,
+                      spare=[o.node for o in record_owners])
+        churn.start()
+        tallies = []
+        for _ in range(4):
+            swarm.advance(duration / 4)
+            tallies.append(measure(swarm, record_owners, lookups // 4))
+        churn.stop()
+    return {"tallies": tallies, "total": combine(tallies), "departures": churn.departures,
+            "arrivals": churn.arrivals, "median_session": weibull_median(shape, scale),
+            "timers_left": leftovers}
+
+
+def split(seed=13, nodes=2000, owners=200, lookups=600, duration=600.0):
+    """The network splits in two halves for `duration`, then heals. Owners keep
+    refreshing on their side throughout."""
+    with running(nodes, seed, owners) as (swarm, record_owners, leftovers):
+        shuffled = list(swarm.nodes)
+        swarm.rng.shuffle(shuffled)
+        halves = [shuffled[: nodes // 2], shuffled[nodes // 2:]]
+        side = {id(n): i for i, half in enumerate(halves) for n in half}
+        swarm.network.partition([[n.address for n in half] for half in halves])
+        swarm.advance(duration / 2)
+        same = measure_sides(swarm, record_owners, lookups // 2, halves, side, across=False)
+        across = measure_sides(swarm, record_owners, lookups // 2, halves, side, across=True)
+        swarm.advance(duration / 2)
+        swarm.network.heal()
+        swarm.advance(REFRESH + 10)
+        stored, stale = 0, 0
+        converged = 0
+        for owner in record_owners:
+            held = [n.store.get(owner.target)[0].seq for n in swarm.holders(owner.target)]
+            stored += len(held)
+            behind = sum(1 for seq in held if seq < owner.seq)
+            stale += behind
+            converged += bool(held) and not behind
+        after = measure(swarm, record_owners, lookups)
+    return {"same_side": same, "across": across, "after_heal": after,
+            "records_converged": converged / owners, "replicas": stored,
+            "stale_replicas": stale, "timers_left": leftovers}
+
+
+def measure_sides(swarm, owners, lookups, halves, side, across):
+    """Lookups from readers on the owner's side of a partition, or the other side."""
+    rng = swarm.rng
+    pairs = []
+    for _ in range(lookups):
+        owner = rng.choice(owners)
+        mine = side[id(owner.node)]
+        pairs.append((rng.choice(honest(halves[1 - mine] if across else halves[mine])), owner))
+    return measure_pairs(swarm, pairs)
+
+
+def combine(tallies):
+    return sum(tallies, Tally())
