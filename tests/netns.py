@@ -313,7 +313,7 @@ class Lab:
         self.log_dir = None
         self._namespaces = []  # created ones, in order
         self._switch = None
-        self._public_addresses = PUBLIC_NETWORK.hosts()
+        self._public_hosts = itertools.count(FIRST_PUBLIC_HOST)
         self._switch_ports = itertools.count(1)
         self._nats = 0
         self._closed = False
@@ -327,12 +327,14 @@ class Lab:
         self._switch = self._new_namespace("switch")
         self._ip(self._switch, "link", "add", "br0", "type", "bridge")
         self._ip(self._switch, "link", "set", "br0", "up")
-        for _ in range(FIRST_PUBLIC_HOST - 1):
-            next(self._public_addresses)
         return self
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # __exit__ does not run when __enter__ fails
+            raise
 
     def __exit__(self, *exc_info):
         self.close()
@@ -343,12 +345,14 @@ class Lab:
         if self._closed:
             return
         self._closed = True
-        for process in reversed(self.processes):
-            process.stop(timeout=2.0)
-        for netns in reversed(self._namespaces):
-            _delete_namespace(netns)
-        if self.log_dir:
-            shutil.rmtree(self.log_dir, ignore_errors=True)
+        try:
+            for process in reversed(self.processes):
+                process.stop(timeout=2.0)
+        finally:
+            for netns in reversed(self._namespaces):
+                _delete_namespace(netns)  # also kills whatever still runs inside
+            if self.log_dir:
+                shutil.rmtree(self.log_dir, ignore_errors=True)
 
     @property
     def namespaces(self):
@@ -458,6 +462,8 @@ class Lab:
     # -- plumbing ------------------------------------------------------------
 
     def _new_namespace(self, name):
+        if self._closed:
+            raise NetnsError("this lab is closed")
         if not _HOST_NAME.match(name) or name == "switch" and self._switch is not None:
             raise ValueError(f"bad or reserved host name {name!r}")
         if name in self.hosts:
@@ -469,7 +475,7 @@ class Lab:
         return netns
 
     def _next_public_address(self):
-        return str(next(self._public_addresses))
+        return str(PUBLIC_NETWORK[next(self._public_hosts)])
 
     def _plug_into_switch(self, netns, interface, address):
         port = f"p{next(self._switch_ports)}"
@@ -506,7 +512,8 @@ class Lab:
     def _exec(netns, argv, timeout=_COMMAND_TIMEOUT, check=True):
         return _command(["ip", "netns", "exec", netns, *argv], timeout=timeout, check=check)
 
-    def _nft(self, netns, rules):
+    @staticmethod
+    def _nft(netns, rules):
         _command(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=rules)
 
 
