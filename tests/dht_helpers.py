@@ -2,10 +2,13 @@
 
 import gc
 import hashlib
+import os
 import random
+import re
+import sys
 
 from nacl.signing import SigningKey
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 
 from kademlia.items import MutableItem
@@ -132,3 +135,57 @@ class SimSwarm:
         if self._froze_gc:
             gc.unfreeze()
             self._froze_gc = False
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LISTENING = re.compile(rb"listening on ([0-9.]+):([0-9]+)")
+
+
+class ServerProcess(protocol.ProcessProtocol):
+    """`dedicated_server.py` as a child process.
+
+    `started` fires with its (host, port) once it prints its "listening on" line;
+    `ended` fires with its exit code. `terminate()` sends SIGTERM (SIGKILL if it
+    lingers) and returns `ended`."""
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+        self.started = defer.Deferred()
+        self.ended = defer.Deferred()
+        self.stdout = b""
+        self.stderr = b""
+        self.exit_code = None
+
+    @classmethod
+    def spawn(cls, reactor, *args, timeout=15):
+        server = cls(reactor)
+        argv = [sys.executable, os.path.join(REPO_ROOT, "dedicated_server.py"), *args]
+        reactor.spawnProcess(server, sys.executable, argv, env=dict(os.environ), path=REPO_ROOT)
+        server.started.addTimeout(timeout, reactor)
+        return server
+
+    def outReceived(self, data):
+        self.stdout += data
+        match = LISTENING.search(self.stdout)
+        if match and not self.started.called:
+            self.started.callback((match.group(1).decode(), int(match.group(2))))
+
+    def errReceived(self, data):
+        self.stderr += data
+
+    def processEnded(self, reason):
+        self.exit_code = reason.value.exitCode
+        if not self.started.called:
+            self.started.errback(RuntimeError(f"server exited before listening: {self.stderr[-500:]!r}"))
+        self.ended.callback(self.exit_code)
+
+    def terminate(self, grace=10):
+        if self.exit_code is None:
+            self.transport.signalProcess("TERM")
+            killer = self._reactor.callLater(grace, self._kill)
+            self.ended.addBoth(lambda result: (killer.cancel() if killer.active() else None, result)[1])
+        return self.ended
+
+    def _kill(self):
+        if self.exit_code is None:
+            self.transport.signalProcess("KILL")
