@@ -147,6 +147,7 @@ class ChatEndpoint:
         self._outgoing = {}
         self._incoming = {}
         self._listeners = []
+        self._events = deque()  # listener calls, made once our own state is consistent
 
     def start(self):
         self.sessions.start()
@@ -163,6 +164,7 @@ class ChatEndpoint:
 
     def datagram_received(self, data, addr):
         self.sessions.datagram_received(data, addr)
+        self._tell_listeners()
 
     # -- sending ---------------------------------------------------------------
 
@@ -180,18 +182,21 @@ class ChatEndpoint:
         else:
             out.queue.append(_Pending(message, _micros(message.timestamp)))
             self._fill_window(peer_key, out)
+        self._tell_listeners()
         return message.id
 
     def peer_available(self, peer_key, addrs):
         """The peer's presence showed up at `addrs`: send what waits for it now."""
         self.sessions.set_candidates(peer_key, addrs)
         self._kick(peer_key)
+        self._tell_listeners()
 
     def retry(self, message_id):
         """Send an undelivered (e.g. failed) message again now, with those before it."""
         message = self._history.get(message_id)
         if message is not None and message.outgoing and message.state != "delivered":
             self._kick(message.peer)
+            self._tell_listeners()
 
     def _kick(self, peer_key):
         out = self._outgoing.get(peer_key)
@@ -251,6 +256,10 @@ class ChatEndpoint:
         out.timer = self._clock.callLater(max(0.0, when - self._clock.seconds()), self._on_timer, peer_key)
 
     def _on_timer(self, peer_key):
+        self._retransmit(peer_key)
+        self._tell_listeners()
+
+    def _retransmit(self, peer_key):
         out = self._outgoing.get(peer_key)
         if out is None:
             return
@@ -370,16 +379,22 @@ class ChatEndpoint:
         self._send_ack(peer_key, fragment.message_id, fragment.count, partial.received)
         for shown in ready:
             shown = dataclasses.replace(shown, state="received")
-            for listener in self._listeners:
-                listener.message_received(peer_key, shown)
+            self._events.append(("message_received", (peer_key, shown)))
 
     def _send_ack(self, peer_key, message_id, count, received):
         record = wire.encode_ack(wire.Ack(message_id, count, received))
         self.sessions.send(peer_key, record, expects_answer=False)
 
     def _notify_state(self, message_id, state):
-        for listener in self._listeners:
-            listener.message_state(message_id, state)
+        self._events.append(("message_state", (message_id, state)))
+
+    def _tell_listeners(self):
+        """Deliver queued events, last thing in every entry point: a listener may
+        call back into us (send, stop) without finding us half-way through a change."""
+        while self._events:
+            method, args = self._events.popleft()
+            for listener in list(self._listeners):
+                getattr(listener, method)(*args)
 
 
 def _micros(seconds):

@@ -279,6 +279,28 @@ def test_stop_leaves_no_timers_behind():
     assert net.clock.getDelayedCalls() == []
 
 
+def test_listeners_may_send_and_stop_from_inside_their_callbacks():
+    net, alice, bob = pair()
+    chain = []
+
+    class SendNextThenStop(Recorder):
+        def message_state(self, message_id, state):
+            if state != "delivered":
+                return
+            chain.append(message_id)
+            if len(chain) < 5:
+                alice.endpoint.send_message(B_KEY, [B_ADDR], f"next {len(chain)}")
+            else:
+                alice.endpoint.stop()
+
+    alice.endpoint.subscribe(SendNextThenStop())
+    alice.endpoint.send_message(B_KEY, [B_ADDR], "next 0")
+    net.run(lambda: len(chain) == 5, timeout=10)
+    net.run(timeout=1)
+    assert bob.recorder.texts() == [f"next {i}" for i in range(5)]
+    assert alice.endpoint._outgoing == {} and not [c for c in net.clock.getDelayedCalls() if c.active()]
+
+
 class _UDPEndpoint(protocol.DatagramProtocol):
     endpoint = None
 
