@@ -118,6 +118,11 @@ class SessionManager:
         peer = self._peers.get(peer_key)
         return peer is not None and peer.current is not None
 
+    def address_of(self, peer_key):
+        """Where the current session with the peer sends to (None without one)."""
+        peer = self._peers.get(peer_key)
+        return peer.current.addr if peer is not None and peer.current is not None else None
+
     def send(self, peer_key, payload, expects_answer=True):
         """Seal and transmit over the current session. Returns False (and makes
         sure a handshake is under way) when there is no usable session yet.

@@ -175,9 +175,10 @@ def test_first_authenticated_answer_among_candidates_wins():
     alice.manager.set_candidates(B_KEY, [dead, B_ADDR])
     targets = []
     net.taps.append(lambda data, src, dst: data[0] == wire.INITIATION and targets.append(dst))
+    assert alice.manager.address_of(B_KEY) is None
     connect(net, alice)
     assert targets == [dead, B_ADDR]
-    assert alice.manager._peers[B_KEY].current.addr == B_ADDR
+    assert alice.manager.address_of(B_KEY) == B_ADDR
 
 
 def test_duplicate_initiation_via_two_paths_gets_the_same_answer_twice():
