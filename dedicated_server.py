@@ -69,12 +69,13 @@ class StatusReporter:
 def main(reactor, argv):
     args = parse_args(argv)
     peers = [parse_address(a) for a in args.bootstrap]
-    start_logging(args.log)
     node = DHTNode(reactor, state_path=args.state)
     try:
         host, port = node.listen(args.port, args.host)
     except error.CannotListenError as e:
         raise UserError(f"cannot listen on UDP {args.host}:{args.port}: {e.socketError.strerror}") from None
+    # Only now: a log started earlier would add its shutdown lines to a one-line error.
+    start_logging(args.log)
     log.info("kadchat DHT node {id} listening on {host}:{port}", id=node.node_id.hex(), host=host, port=port)
     print(f"listening on {host}:{port}", flush=True)
     reactor.addSystemEventTrigger("before", "shutdown", node.stop)
