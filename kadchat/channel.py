@@ -93,10 +93,6 @@ class Channel:
         self._send_counter = 0
         self._window = ReplayWindow()
 
-    @property
-    def sent(self):
-        return self._send_counter
-
     def needs_rekey(self, now):
         return (self._send_counter >= self.limits.rekey_after_messages
                 or now - self.created >= self.limits.rekey_after_time)

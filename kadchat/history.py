@@ -16,7 +16,6 @@ from kadchat.errors import UserError
 
 SCHEMA_VERSION = 1
 OUTGOING_STATES = ("sending", "sent", "delivered", "failed")
-INCOMING_STATES = ("held", "received")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -54,7 +53,7 @@ class StoredMessage:
     seq: int
     text: str
     timestamp: float  # unix seconds, as stamped by the sender
-    state: str
+    state: str  # outgoing: sending|sent|delivered|failed; incoming: held (behind a gap)|received
 
 
 def history_path(data_dir, public_key):

@@ -20,14 +20,14 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from kadchat import wire
-from kadchat.channel import DEFAULT_LIMITS, Channel, ChannelError, ChannelStats
+from kadchat.channel import DEFAULT_LIMITS, Channel, ChannelError, ChannelStats, Limits
 from kadchat.handshake import (
     Handshake, HandshakeError, InitiationGuard, NotAContact, StaleInitiation, State, StaticIdentity)
 
 
 @dataclass(frozen=True)
 class SessionConfig:
-    limits: object = DEFAULT_LIMITS
+    limits: Limits = DEFAULT_LIMITS
     handshake_retry: float = 1.0  # first retry; doubles each time
     handshake_attempts: int = 5  # initiations per attempt before giving up (~31 s)
     stale_after: float = 5.0  # sent without hearing back this long: handshake again

@@ -30,7 +30,6 @@ SESSION_TYPES = range(0x01, 0x10)  # ours; NAT traversal has 0x10..0x1f
 
 KEY_SIZE = 32
 TAG_SIZE = 16
-INDEX_SIZE = 4
 COUNTER_SIZE = 8
 MAX_DATAGRAM = 1200  # stays under common path MTUs, with room for a relay header
 

@@ -18,7 +18,6 @@ class LossyNetwork:
         self.endpoints = {}  # addr -> datagram_received(data, src)
         self.taps = []  # fn(data, src, dst): sees every datagram sent, like an eavesdropper
         self.filters = []  # fn(data, src, dst) -> True drops the datagram
-        self.sent = 0
         self._queue = []
         self._order = 0
 
@@ -31,7 +30,6 @@ class LossyNetwork:
         self.endpoints.pop(addr, None)
 
     def inject(self, data, src, dst):
-        self.sent += 1
         for tap in self.taps:
             tap(data, src, dst)
         if self.loss and self.random.random() < self.loss:
