@@ -89,7 +89,7 @@ def test_ten_thousand_messages_through_loss_and_reordering_arrive_once_in_order(
     assert all(alice.recorder.states[i][-1] == "delivered" for i in ids)
     assert alice.history.pending_for(B_KEY) == []
     assert alice.endpoint.sessions.handshake_stats.completed >= 10  # it did rekey
-    assert time.process_time() - started < 30  # generous; typically a few seconds
+    assert time.process_time() - started < 10  # CPU seconds; typically 1-2
 
 
 def test_long_text_travels_in_datagrams_under_1200_bytes():
