@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""A kadchat swarm on this one machine, with two users who know each other.
+
+Starts three DHT nodes (`dedicated_server.py`) on 127.0.0.1 and two clients,
+alice and bob, whose data lives in ./demo-data/. With a display, both get a
+window: chat from one to the other. Without one (or with --console), you are
+alice in this terminal and bob is a small bot that answers you.
+
+    python3 demo.py [--console] [--duration SECONDS]
+"""
+
+import argparse
+import os
+import re
+import socket
+import sys
+
+from twisted.internet import defer, protocol, task
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(os.getcwd(), "demo-data")
+SERVERS = 3
+GREETING = "Hi alice! I'm bob, a demo user on this machine. Type /msg bob <text> to answer me."
+INCOMING = re.compile(r"^\[\d\d:\d\d:\d\d\] alice: (.*)$")
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LineProcess(protocol.ProcessProtocol):
+    """A child whose stdout lines go to `on_line`; `ended` fires when it exits."""
+
+    def __init__(self, on_line=None):
+        self.on_line = on_line or (lambda line: None)
+        self.ended = defer.Deferred()
+        self._buffer = b""
+
+    def outReceived(self, data):
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self.on_line(line.decode("utf-8", "replace"))
+
+    def processEnded(self, reason):
+        self.ended.callback(reason.value.exitCode)
+
+    def send(self, line):
+        self.transport.write(line.encode("utf-8") + b"\n")
+
+
+class Demo:
+    def __init__(self, reactor, console, duration):
+        self.reactor = reactor
+        self.console = console
+        self.duration = duration
+        self.children = []
+
+    def spawn(self, script, args, proto, terminal=False):
+        argv = [sys.executable, "-u", os.path.join(HERE, script), *args]
+        fds = {0: 0, 1: 1, 2: 2} if terminal else {0: "w", 1: "r", 2: 2}
+        self.reactor.spawnProcess(proto, sys.executable, argv, env=os.environ, childFDs=fds)
+        self.children.append(proto)
+        return proto
+
+    @defer.inlineCallbacks
+    def start_swarm(self):
+        ports = [free_udp_port() for _ in range(SERVERS)]
+        first = f"127.0.0.1:{ports[0]}"
+        for i, port in enumerate(ports):
+            ready = defer.Deferred()
+
+            def on_line(line, ready=ready):
+                if line.startswith("listening on") and not ready.called:
+                    ready.callback(None)
+
+            args = ["-p", str(port), "--host", "127.0.0.1", "-l", os.path.join(DATA, f"node{i}.log")]
+            self.spawn("dedicated_server.py", args + (["-b", first] if i else []), LineProcess(on_line))
+            yield ready
+        return ports[0]
+
+    def prepare_users(self, port):
+        from kadchat.identity import load_or_create
+
+        users = {}
+        for name in ("alice", "bob"):
+            folder = os.path.join(DATA, name)
+            users[name] = (folder, load_or_create(folder, name))
+            with open(os.path.join(folder, "bootstrap.txt"), "w") as f:
+                f.write(f"# the demo swarm of this run\n127.0.0.1 {port}\n")
+        for name, other in (("alice", "bob"), ("bob", "alice")):
+            with open(os.path.join(users[name][0], "contacts.txt"), "w") as f:
+                f.write(f"{users[other][1].card} {other}\n")
+        return users
+
+    def client_args(self, folder, gui):
+        args = ["--data-dir", folder, "--interface", "127.0.0.1", "-r", "-l", os.path.join(folder, "client.log")]
+        return args if gui else args + ["-N"]
+
+    @defer.inlineCallbacks
+    def run(self):
+        os.makedirs(DATA, exist_ok=True)
+        port = yield self.start_swarm()
+        users = self.prepare_users(port)
+        print(f"demo swarm: {SERVERS} DHT nodes from 127.0.0.1:{port}; data in {DATA}", flush=True)
+        if not self.console:
+            alice = self.spawn("client_node.py", self.client_args(users["alice"][0], True), LineProcess())
+            bob = self.spawn("client_node.py", self.client_args(users["bob"][0], True), LineProcess())
+            print("two windows open: alice and bob. Close both to end the demo.", flush=True)
+            yield defer.DeferredList([alice.ended, bob.ended])
+            return
+        bob = self.spawn("client_node.py", self.client_args(users["bob"][0], False), LineProcess())
+        bob.on_line = lambda line: self.bot(bob, line)
+        interactive = self.duration is None
+        alice_proto = LineProcess() if interactive else LineProcess(lambda line: self.scripted_alice(alice, line))
+        alice = self.spawn("client_node.py", self.client_args(users["alice"][0], False), alice_proto, interactive)
+        if not interactive:
+            yield task.deferLater(self.reactor, self.duration, lambda: None)
+            alice.send("/quit")
+        yield alice.ended
+
+    def scripted_alice(self, alice, line):
+        """Without a person at the keyboard, alice shows her screen and answers once."""
+        print(line, flush=True)
+        if GREETING in line:
+            alice.send("/msg bob hello from alice")
+
+    def bot(self, bob, line):
+        """bob greets alice when she comes online and answers what she says."""
+        if line == "* alice is online":
+            bob.send(f"/msg alice {GREETING}")
+        match = INCOMING.match(line)
+        if match:
+            bob.send(f"/msg alice you said: {match.group(1)}")
+
+    @defer.inlineCallbacks
+    def stop(self):
+        for child in self.children:
+            if child.transport.pid is not None:
+                child.transport.signalProcess("TERM")
+        yield defer.DeferredList([c.ended for c in self.children])
+
+
+@defer.inlineCallbacks
+def main(reactor, *argv):
+    parser = argparse.ArgumentParser(prog="demo.py", description="kadchat on this machine: a swarm and two users.")
+    parser.add_argument("--console", action="store_true", help="no windows, even if a display is present")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="run non-interactively for this long (alice's screen is printed), then stop")
+    args = parser.parse_args(argv)
+    console = args.console or args.duration is not None or not os.environ.get("DISPLAY")
+    demo = Demo(reactor, console, args.duration)
+    try:
+        yield demo.run()
+    finally:
+        yield demo.stop()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, HERE)
+    task.react(main, sys.argv[1:])
