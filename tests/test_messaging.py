@@ -1,8 +1,10 @@
 """kadchat.messaging: reliable, ordered, end-to-end sealed chat messages."""
 
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -411,8 +413,8 @@ class ReceiverKilledWithSIGKILLTests(_Polling, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_nothing_acknowledged_is_lost_and_nothing_is_shown_twice(self):
-        tmp = Path(self.mktemp())
-        tmp.mkdir(parents=True)
+        tmp = Path(tempfile.mkdtemp())  # (trial's mktemp would litter the working directory)
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
         history_file = tmp / "bob.sqlite3"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
