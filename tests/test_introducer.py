@@ -85,7 +85,6 @@ def test_registrations_are_bounded():
 
 def test_hostile_nat_datagrams_raise_only_natwire_error():
     from hypothesis import given, settings, strategies as st
-    import pytest
 
     @settings(max_examples=500, deadline=None)
     @given(st.binary(max_size=1300))

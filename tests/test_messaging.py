@@ -5,7 +5,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -81,7 +80,6 @@ def test_ten_thousand_messages_through_loss_and_reordering_arrive_once_in_order(
     # Seeded 20% loss each way, 5-60 ms jitter (reorders), rekey every 1000 datagrams.
     config = MessagingConfig(sessions=SessionConfig(limits=Limits(rekey_after_messages=1000)))
     net, alice, bob = pair(config=config, seed=20, loss=0.2, latency=(0.005, 0.060))
-    started = time.process_time()
     ids = [alice.endpoint.send_message(B_KEY, [B_ADDR], f"message {i}") for i in range(10_000)]
     assert net.run(lambda: len(bob.recorder.received) == 10_000 and not alice.endpoint._outgoing,
                    timeout=600)
@@ -91,7 +89,6 @@ def test_ten_thousand_messages_through_loss_and_reordering_arrive_once_in_order(
     assert all(alice.recorder.states[i][-1] == "delivered" for i in ids)
     assert alice.history.pending_for(B_KEY) == []
     assert alice.endpoint.sessions.handshake_stats.completed >= 10  # it did rekey
-    assert time.process_time() - started < 10  # CPU seconds; typically 1-2
 
 
 def test_long_text_travels_in_datagrams_under_1200_bytes():
