@@ -58,9 +58,9 @@ def start_window(reactor, service, quit):
 @defer.inlineCallbacks
 def main(reactor, argv):
     config = parse_client_args(argv)
+    identity = load_or_create(config.data_dir, config.name, ask_name)  # creates the data directory
     # Without -l only warnings reach the terminal, which the console UI shares.
     start_logging(config.log_file, LogLevel.info if config.log_file else LogLevel.warn)
-    identity = load_or_create(config.data_dir, config.name, ask_name)
     print(f"you are {identity.username}; your contact card (give it to your contacts):", flush=True)
     print(f"  {identity.card}", flush=True)
     service = ChatService(reactor, config, identity)
