@@ -1,0 +1,265 @@
+"""Driving real kadchat processes from tests: the client in console mode (-N)
+and the dedicated server, on loopback or inside a `tests.netns` lab.
+
+Data directories are prepared here (identity, contacts.txt, bootstrap.txt) with
+the product's own code, so a test can start two clients that already know each
+other. `Spawned` reads a child's output lines on a thread and offers bounded
+`expect`s; with `pty=True` the child's stdin/stdout are a pseudo-terminal, so
+the client behaves as it does for a person at a terminal.
+"""
+
+import os
+import pty
+import queue
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import tty
+from pathlib import Path
+
+from kadchat.identity import load_or_create
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENT = str(ROOT / "client_node.py")
+SERVER = str(ROOT / "dedicated_server.py")
+CHILD_ENV = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+
+# The console's output shapes (kadchat.console).
+LISTENING = r"^listening on (\S+):(\d+);"
+CARD_LINE = r"^  (kc1\S+)$"
+
+
+def received(name, text):
+    return rf"^\[\d\d:\d\d:\d\d\] {re.escape(name)}: {re.escape(text)}$"
+
+
+def texts_from(process, name):
+    """The texts of every message from `name` that `process` showed so far, in order."""
+    pattern = rf"^\[\d\d:\d\d:\d\d\] {re.escape(name)}: (.*)$"
+    return [re.match(pattern, line)[1] for line in process.seen(pattern)]
+
+
+def presence(name, state):
+    return rf"^\* {re.escape(name)} is {state}$"
+
+
+def state(state_name, name):
+    return rf"^\({state_name} to {re.escape(name)}\)$"
+
+
+# -- data directories -----------------------------------------------------------
+
+def make_identity(data_dir, name):
+    """Create `data_dir` with a new identity; returns its card."""
+    return load_or_create(str(data_dir), name).card
+
+
+def write_contacts(data_dir, contacts):
+    """contacts.txt with `{name: card}`."""
+    Path(data_dir, "contacts.txt").write_text("".join(f"{card} {name}\n" for name, card in contacts.items()))
+
+
+def write_bootstrap(data_dir, addresses):
+    Path(data_dir, "bootstrap.txt").write_text("".join(f"{host} {port}\n" for host, port in addresses))
+
+
+def friends(tmp_path, names):
+    """Data directories for `names`, each with every other one in contacts.txt.
+
+    Returns {name: (data_dir, card)}."""
+    dirs = {name: tmp_path / name for name in names}
+    cards = {name: make_identity(d, name) for name, d in dirs.items()}
+    for name, d in dirs.items():
+        write_contacts(d, {other: card for other, card in cards.items() if other != name})
+    return {name: (dirs[name], cards[name]) for name in names}
+
+
+def history_rows(data_dir):
+    """(outgoing, text, state) of every message in the one history database of `data_dir`."""
+    [path] = Path(data_dir).glob("history-*.sqlite3")
+    db = sqlite3.connect(str(path))
+    try:
+        return db.execute("SELECT outgoing, text, state FROM messages ORDER BY timestamp, seq").fetchall()
+    finally:
+        db.close()
+
+
+def client_argv(data_dir, *flags, bootstrap=None, interface="127.0.0.1", log=True):
+    """client_node.py in console mode with its data in `data_dir` (and its log in client.log)."""
+    argv = [sys.executable, CLIENT, "-N", "--data-dir", str(data_dir), "--interface", interface, *flags]
+    if bootstrap is not None:
+        argv += ["-I", bootstrap[0], "-P", str(bootstrap[1])]
+    if log:
+        argv += ["-l", str(Path(data_dir) / "client.log")]
+    return argv
+
+
+def server_argv(host, port=0, log=None):
+    argv = [sys.executable, SERVER, "-p", str(port), "--host", host, "--status-interval", "1"]
+    if log is not None:
+        argv += ["-l", str(log)]
+    return argv
+
+
+# -- processes on this host --------------------------------------------------------
+
+class Spawned:
+    """A child process whose output lines are read on a thread, with bounded waits."""
+
+    def __init__(self, argv, pty_mode=False, cwd=None, name=None):
+        self.argv = argv
+        self.name = name or Path(argv[1]).name
+        self.lines = []
+        self._unread = queue.Queue()
+        options = dict(cwd=cwd or ROOT, env=CHILD_ENV, start_new_session=True)
+        if pty_mode:
+            # A terminal for stdin and stdout, as for a person; stderr apart.
+            controller, terminal = pty.openpty()
+            tty.setraw(terminal)  # no echo of typed lines, no \r\n translation
+            self.popen = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, **options)
+            os.close(terminal)
+            self._out = os.fdopen(controller, "rb", buffering=0)
+            self._in = os.fdopen(os.dup(controller), "wb", buffering=0)
+        else:
+            self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, **options)
+            self._out, self._in = self.popen.stdout, self.popen.stdin
+        self.stderr_lines = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._pump_stderr, daemon=True).start()
+
+    def _pump(self):
+        buffer = b""
+        while True:
+            try:
+                chunk = self._out.read1(65536) if hasattr(self._out, "read1") else self._out.read(65536)
+            except OSError:  # a pty reads EIO once the child side is closed
+                chunk = b""
+            if not chunk:
+                break
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for raw in complete:
+                self._add(raw)
+        if buffer:
+            self._add(buffer)
+        self._unread.put(None)
+
+    def _add(self, raw):
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        self.lines.append(line)
+        self._unread.put(line)
+
+    def _pump_stderr(self):
+        for raw in self.popen.stderr:
+            self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def read_line(self, timeout):
+        try:
+            line = self._unread.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            raise TimeoutError(f"no output line within {timeout:.1f} s\n{self.describe()}") from None
+        if line is None:
+            self._unread.put(None)
+        return line
+
+    def expect(self, pattern, timeout=10.0):
+        """Read lines until one matches the regex; returns the match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.read_line(deadline - time.monotonic())
+            if line is None:
+                raise EOFError(f"output ended without {pattern!r}\n{self.describe()}")
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def seen(self, pattern):
+        """Every line so far (consumed or not) matching the regex."""
+        return [line for line in list(self.lines) if re.search(pattern, line)]
+
+    def send_line(self, text):
+        self._in.write(text.encode("utf-8") + b"\n")
+        self._in.flush()
+
+    def wait(self, timeout=15.0):
+        """The exit code, waiting at most `timeout` s."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"still running after {timeout} s\n{self.describe()}") from None
+
+    def quit(self, timeout=15.0):
+        """/quit and the exit code."""
+        self.send_line("/quit")
+        return self.wait(timeout)
+
+    def kill(self):
+        """SIGKILL: no goodbye, no flush."""
+        self._signal(signal.SIGKILL)
+        self.popen.wait(5)
+
+    def stop(self):
+        """SIGTERM, then SIGKILL if it lingers; safe on an exited process."""
+        if self.alive():
+            self._signal(signal.SIGTERM)
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        for f in (self._in, self._out):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def _signal(self, signum):
+        try:
+            os.killpg(self.popen.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def describe(self):
+        return (f"[{self.name}] {' '.join(self.argv)} (exit {self.popen.poll()})\n"
+                f"  output tail: {self.lines[-15:]}\n  stderr tail: {self.stderr_lines[-15:]}")
+
+
+class Processes:
+    """Every process a test started; `stop_all()` ends the ones still running."""
+
+    def __init__(self):
+        self.started = []
+
+    def spawn(self, argv, **kwargs):
+        process = Spawned(argv, **kwargs)
+        self.started.append(process)
+        return process
+
+    def server(self, host="127.0.0.1", log=None):
+        """A dedicated server on `host`, any free port; returns (process, (host, port))."""
+        server = self.spawn(server_argv(host, log=log), name="server")
+        found = server.expect(r"^listening on (\S+):(\d+)$")
+        return server, (found[1], int(found[2]))
+
+    def client(self, data_dir, *flags, pty_mode=False, bootstrap=None, interface="127.0.0.1"):
+        """A console client; returns it once it is listening."""
+        client = self.spawn(client_argv(data_dir, *flags, bootstrap=bootstrap, interface=interface),
+                            pty_mode=pty_mode, name=Path(data_dir).name)
+        client.expect(LISTENING)
+        return client
+
+    def stop_all(self):
+        for process in reversed(self.started):
+            process.stop()
+

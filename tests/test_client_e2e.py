@@ -1,0 +1,252 @@
+"""client_node.py end to end: real client and server processes on loopback,
+each client with its own data directory, chatting through the console (-N).
+
+Clients look their contacts up every second (kadchat.conf `refresh_interval`),
+so presence changes show within a few seconds."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.client_helpers import (
+    CARD_LINE, CHILD_ENV, CLIENT, ROOT, Processes, client_argv, friends, history_rows, make_identity,
+    presence, received, state, texts_from, write_contacts)
+
+pytestmark = pytest.mark.timeout(90)
+
+FAST_REFRESH = "refresh_interval = 1\n"
+
+
+@pytest.fixture
+def procs():
+    started = Processes()
+    yield started
+    started.stop_all()
+
+
+def fast_refresh(*data_dirs):
+    for data_dir in data_dirs:
+        os.makedirs(data_dir, exist_ok=True)
+        (data_dir / "kadchat.conf").write_text(FAST_REFRESH)
+
+
+def test_two_people_at_terminals_add_each_other_chat_both_ways_and_keep_their_history(tmp_path, procs):
+    _, server = procs.server()
+    alice_dir, bob_dir = tmp_path / "alice", tmp_path / "bob"
+    fast_refresh(alice_dir, bob_dir)
+    alice = procs.client(alice_dir, "-r", "--name", "alice", bootstrap=server, pty_mode=True)
+    bob = procs.client(bob_dir, "-r", "--name", "bob", bootstrap=server, pty_mode=True,
+                       interface="127.0.0.2")
+    alice_card = alice.seen(CARD_LINE)[0].strip()
+    bob_card = bob.seen(CARD_LINE)[0].strip()
+
+    alice.send_line(f"/add {bob_card} bob")
+    alice.expect(r"^added bob$")
+    bob.send_line(f"/add {alice_card} alice")
+    bob.expect(r"^added alice$")
+    alice.expect(presence("bob", "online"), timeout=20)
+    bob.expect(presence("alice", "online"), timeout=20)
+
+    alice.send_line("/msg bob hello")
+    bob.expect(received("alice", "hello"), timeout=15)
+    alice.expect(state("delivered", "bob"), timeout=15)
+    bob.send_line("/msg alice hi alice, how are you?")
+    alice.expect(received("bob", "hi alice, how are you?"), timeout=15)
+    bob.expect(state("delivered", "alice"), timeout=15)
+    alice.send_line("/contacts")
+    alice.expect(r"^bob: online, direct$")
+
+    assert alice.quit() == 0
+    assert bob.quit() == 0
+    bob = procs.client(bob_dir, pty_mode=True)
+    bob.expect(r"^kadchat: you are bob;")  # the same identity, no name asked
+    assert bob.quit() == 0
+    assert history_rows(bob_dir) == [(0, "hello", "received"), (1, "hi alice, how are you?", "delivered")]
+    assert history_rows(alice_dir) == [(1, "hello", "delivered"), (0, "hi alice, how are you?", "received")]
+    for process in procs.started[1:]:
+        assert not [line for line in process.stderr_lines if "Traceback" in line], process.describe()
+
+
+def test_first_start_at_a_terminal_asks_for_the_username(tmp_path, procs):
+    carol = procs.spawn(client_argv(tmp_path / "carol"), pty_mode=True, name="carol")
+    carol.send_line("carol")  # answers "Choose a username: "
+    carol.expect(r"you are carol; your contact card")
+    carol.expect(r"^kadchat: you are carol;")
+    assert carol.quit() == 0
+    assert (tmp_path / "carol" / "identity.txt").read_text().splitlines()[-1].endswith(" carol")
+
+
+def test_receiver_killed_mid_conversation_loses_nothing_acknowledged_and_shows_nothing_twice(tmp_path, procs):
+    _, server = procs.server()
+    people = friends(tmp_path, ["alice", "bob"])
+    alice_dir, bob_dir = people["alice"][0], people["bob"][0]
+    fast_refresh(alice_dir, bob_dir)
+    alice = procs.client(alice_dir, "-r", bootstrap=server)
+    bob = procs.client(bob_dir, "-r", bootstrap=server, interface="127.0.0.2")
+    alice.expect(presence("bob", "online"), timeout=20)
+
+    alice.send_line("/msg bob before 0")
+    bob.expect(received("alice", "before 0"), timeout=15)
+    alice.expect(state("delivered", "bob"), timeout=15)
+    burst = [f"burst {i}" for i in range(20)]
+    for text in burst:
+        alice.send_line(f"/msg bob {text}")
+    bob.expect(received("alice", "burst 9"), timeout=15)
+    bob.kill()  # in the middle of the burst
+    shown_before = texts_from(bob, "alice")
+    delivered_before = len(alice.seen(state("delivered", "bob")))
+    stored_before = [text for _, text, _ in history_rows(bob_dir)]
+
+    while_down = ["while down 1", "while down 2"]
+    for text in while_down:
+        alice.send_line(f"/msg bob {text}")
+    time.sleep(1)
+    bob = procs.client(bob_dir, "-r", bootstrap=server, interface="127.0.0.2")  # at a new port
+    for text in while_down:
+        bob.expect(received("alice", text), timeout=30)
+    everything = ["before 0", *burst, *while_down]
+    deadline = time.monotonic() + 20
+    while len(alice.seen(state("delivered", "bob"))) < len(everything) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    bob.send_line("/msg alice I am back")
+    alice.expect(received("bob", "I am back"), timeout=15)
+    assert bob.quit() == 0
+    assert alice.quit() == 0
+
+    shown_after = texts_from(bob, "alice")
+    shown = shown_before + shown_after
+    assert len(shown) == len(set(shown)), f"shown twice: {shown}"
+    assert shown[-2:] == while_down  # the outbox kept alice's order
+    stored = history_rows(bob_dir)
+    incoming = [text for outgoing, text, _ in stored if not outgoing]
+    assert sorted(incoming) == sorted(everything)  # each exactly once
+    assert set(stored_before) <= set(incoming)
+    assert 1 <= delivered_before <= len(stored_before) < len(everything)  # "delivered" meant "stored"
+    assert len(alice.seen(state("delivered", "bob"))) == len(everything)
+    assert [text for _, text, s in history_rows(alice_dir) if s != "received"] == everything
+    assert {s for outgoing, _, s in history_rows(alice_dir) if outgoing} == {"delivered"}
+
+
+def test_clean_quit_publishes_offline_to_contacts_within_seconds(tmp_path, procs):
+    _, server = procs.server()
+    people = friends(tmp_path, ["alice", "bob"])
+    fast_refresh(people["alice"][0])
+    alice = procs.client(people["alice"][0], "-r", bootstrap=server)
+    bob = procs.client(people["bob"][0], bootstrap=server, interface="127.0.0.2")
+    alice.expect(presence("bob", "online"), timeout=20)
+    assert bob.quit() == 0
+    quit_at = time.monotonic()
+    alice.expect(presence("bob", "offline"), timeout=10)
+    assert time.monotonic() - quit_at < 5
+    assert alice.quit() == 0
+
+
+def test_without_any_reachable_bootstrap_node_the_client_keeps_running_and_retrying(tmp_path, procs):
+    make_identity(tmp_path / "alice", "alice")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nobody:
+        nobody.bind(("127.0.0.1", 0))  # a port where nothing answers
+        alice = procs.spawn(client_argv(tmp_path / "alice", bootstrap=nobody.getsockname(), log=False))
+        alice.expect(r"^listening on ")
+        deadline = time.monotonic() + 15
+        while not any("retrying" in line for line in alice.stderr_lines) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert any("no bootstrap node answered; retrying" in line for line in alice.stderr_lines), alice.describe()
+    time.sleep(2)
+    assert alice.alive()
+    alice.send_line("/status")
+    alice.expect(r"^DHT peers: 0; External address: unknown; Reachability: unknown$")
+    assert alice.quit() == 0
+    assert not [line for line in alice.stderr_lines if "Traceback" in line]
+
+
+# -- bad input: one `error:` line, non-zero exit, no traceback ----------------------
+
+def run_client(data_dir, *args, timeout=20):
+    """client_node.py -N with stdin not a terminal; (exit code, stderr lines)."""
+    result = subprocess.run(
+        [sys.executable, CLIENT, "-N", "--data-dir", str(data_dir), "--interface", "127.0.0.1", *args],
+        cwd=ROOT, env=CHILD_ENV, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    return result.returncode, result.stderr.splitlines()
+
+
+def assert_one_error_line(code, stderr, *fragments):
+    assert code != 0
+    assert len(stderr) == 1 and stderr[0].startswith("error: "), stderr
+    for fragment in fragments:
+        assert fragment in stderr[0]
+
+
+def test_unknown_flag_is_one_error_line_with_exit_2(tmp_path):
+    code, stderr = run_client(tmp_path, "--name", "alice", "--frobnicate")
+    assert_one_error_line(code, stderr, "--frobnicate")
+    assert code == 2
+
+
+def test_bootstrap_host_without_port_is_refused(tmp_path):
+    code, stderr = run_client(tmp_path, "--name", "alice", "-I", "127.0.0.1")
+    assert_one_error_line(code, stderr, "-I and -P go together")
+    assert code == 2
+
+
+def test_a_port_in_use_is_one_error_line(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        code, stderr = run_client(tmp_path, "--name", "alice", "-p", str(port))
+    assert_one_error_line(code, stderr, f"cannot listen on UDP port {port}")
+
+
+def test_first_start_without_a_terminal_needs_a_name(tmp_path):
+    code, stderr = run_client(tmp_path)
+    assert_one_error_line(code, stderr, "--name")
+    assert not (tmp_path / "identity.txt").exists()
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path):
+    make_identity(tmp_path, "alice")
+    os.chmod(tmp_path / "identity.key", 0o644)
+    code, stderr = run_client(tmp_path)
+    assert_one_error_line(code, stderr, "identity.key", "chmod 600")
+
+
+def test_a_garbage_key_file_is_refused(tmp_path):
+    make_identity(tmp_path, "alice")
+    (tmp_path / "identity.key").write_text("not a key\n")
+    code, stderr = run_client(tmp_path)
+    assert_one_error_line(code, stderr, "identity.key")
+
+
+def test_a_garbage_identity_file_is_refused(tmp_path):
+    make_identity(tmp_path, "alice")
+    (tmp_path / "identity.txt").write_bytes(b"\xff\xfe garbage \x00\n")
+    code, stderr = run_client(tmp_path)
+    assert_one_error_line(code, stderr, "identity.txt")
+
+
+@pytest.mark.parametrize("line, complaint", [
+    ("port = lots", "kadchat.conf:2: port"),
+    ("colour = blue", "kadchat.conf:2: unknown setting 'colour'"),
+    ("just words", "kadchat.conf:2: expected 'key = value'"),
+])
+def test_a_bad_config_line_is_one_error_line_naming_it(tmp_path, line, complaint):
+    make_identity(tmp_path, "alice")
+    (tmp_path / "kadchat.conf").write_text(f"# settings\n{line}\n")
+    code, stderr = run_client(tmp_path)
+    assert_one_error_line(code, stderr, complaint)
+
+
+def test_bad_contact_and_bootstrap_lines_are_warnings_and_the_client_runs(tmp_path, procs):
+    make_identity(tmp_path / "alice", "alice")
+    write_contacts(tmp_path / "alice", {"bob": "kc1notacard"})
+    (tmp_path / "alice" / "bootstrap.txt").write_text("127.0.0.1 notaport\n")
+    alice = procs.spawn(client_argv(tmp_path / "alice", log=False))
+    alice.expect(r"^kadchat: you are alice;")
+    assert alice.quit() == 0
+    warnings = [line for line in alice.stderr_lines if line.startswith("warning: ")]
+    assert any(w.startswith("warning: contacts.txt:1:") or "contacts.txt:1:" in w for w in warnings), warnings
+    assert any("bootstrap.txt:1:" in w for w in warnings), warnings
+    assert not [line for line in alice.stderr_lines if "Traceback" in line]
