@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""An always-on kadchat DHT node: bootstraps the swarm and serves as introducer.
+"""An always-on kadchat DHT node: bootstraps the swarm and serves as introducer
+(and, for clients that cannot punch through their NATs, as relay).
 
     dedicated_server.py -p PORT [--host HOST] [-l LOGFILE] [-b HOST:PORT ...]
                         [--state FILE] [--status-interval SECONDS]
@@ -11,8 +12,10 @@ import sys
 from twisted.internet import defer, error, task
 from twisted.logger import Logger
 
+from kadchat import natwire
 from kadchat.cli import parse_address, run_main, start_logging
 from kadchat.errors import UserError
+from kadchat.introducer import Introducer
 from kademlia.node import DHTNode
 
 log = Logger(namespace="dedicated_server")
@@ -43,12 +46,29 @@ def parse_args(argv):
     return args
 
 
-class StatusReporter:
-    """Logs one status line per interval: table size, items, queries/s, drops."""
+def nat_handler(introducer):
+    """The node's non-KRPC datagrams: NAT traversal requests go to the introducer;
+    anything else (malformed, or chat datagrams, which are not for a server) is dropped."""
 
-    def __init__(self, clock, node):
+    def handle(data, address):
+        if not data or data[0] not in natwire.NAT_TYPES:
+            return
+        try:
+            message = natwire.decode(data)
+        except natwire.NatWireError:
+            return
+        introducer.handle(message, address)
+
+    return handle
+
+
+class StatusReporter:
+    """Logs one status line per interval: table size, items, queries/s, drops, NAT help given."""
+
+    def __init__(self, clock, node, introducer):
         self._clock = clock
         self._node = node
+        self._introducer = introducer
         self._last = (clock.seconds(), 0)
 
     def report(self):
@@ -57,11 +77,15 @@ class StatusReporter:
         then, queries_then = self._last
         rate = (stats["queries"] - queries_then) / max(now - then, 1e-9)
         self._last = (now, stats["queries"])
+        nat = self._introducer.stats
         log.info(
             "status: routing table {table}, items {items}, queries/s {rate:.1f}, "
-            "dropped malformed {malformed}, rate-limited {limited}",
+            "dropped malformed {malformed}, rate-limited {limited}; "
+            "registered {registered}, introduced {introduced}, relayed {relayed} bytes, refused {refused}",
             table=stats["routing_table"], items=stats["items"], rate=rate,
             malformed=stats["malformed"], limited=stats["rate_limited"],
+            registered=self._introducer.registered, introduced=nat["introduced"],
+            relayed=nat["relayed_bytes"], refused=nat["refused"],
         )
 
 
@@ -78,8 +102,10 @@ def main(reactor, argv):
     start_logging(args.log)
     log.info("kadchat DHT node {id} listening on {host}:{port}", id=node.node_id.hex(), host=host, port=port)
     print(f"listening on {host}:{port}", flush=True)
+    introducer = Introducer(reactor, node.send_datagram)
+    node.set_datagram_handler(nat_handler(introducer))
     reactor.addSystemEventTrigger("before", "shutdown", node.stop)
-    reporter = task.LoopingCall(StatusReporter(reactor, node).report)
+    reporter = task.LoopingCall(StatusReporter(reactor, node, introducer).report)
     reporter.clock = reactor
     reporter.start(args.status_interval, now=False)
     size = yield node.bootstrap(peers)  # also rejoins through the saved routing table

@@ -66,6 +66,12 @@ class Introducer:
             live = self._registrations
             self._relay_use = {p: u for p, u in self._relay_use.items() if p[0] in live and p[1] in live}
 
+    @property
+    def registered(self):
+        """How many tags are registered now."""
+        self._expire()
+        return len(self._registrations)
+
     def address_of(self, tag):
         entry = self._registrations.get(tag)
         if entry is None or entry[1] <= self._clock.seconds():
