@@ -1,5 +1,6 @@
 """client_node.py end to end: real client and server processes on loopback,
-each client with its own data directory, chatting through the console (-N).
+each client with its own data directory, chatting through the console (-N);
+and dedicated_server.py as the introducer those clients register with.
 
 Clients look their contacts up every second (kadchat.conf `refresh_interval`),
 so presence changes show within a few seconds."""
@@ -12,6 +13,7 @@ import time
 
 import pytest
 
+from kadchat import natwire
 from tests.client_helpers import (
     CARD_LINE, CHILD_ENV, CLIENT, ROOT, Processes, client_argv, friends, history_rows, make_identity,
     presence, received, state, texts_from, write_contacts)
@@ -250,3 +252,22 @@ def test_bad_contact_and_bootstrap_lines_are_warnings_and_the_client_runs(tmp_pa
     assert any(w.startswith("warning: contacts.txt:1:") or "contacts.txt:1:" in w for w in warnings), warnings
     assert any("bootstrap.txt:1:" in w for w in warnings), warnings
     assert not [line for line in alice.stderr_lines if "Traceback" in line]
+
+
+def test_the_dedicated_server_is_an_introducer_and_reports_it_in_its_status_line(tmp_path, procs):
+    server, address = procs.server(log=tmp_path / "server.log")
+    tag = b"T" * natwire.TAG_SIZE
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(5)
+        client.sendto(b"", address)
+        client.sendto(bytes([natwire.REGISTER]) + b"short", address)  # malformed: ignored
+        client.sendto(natwire.encode(natwire.Register(tag)), address)
+        reply, _ = client.recvfrom(2048)
+        assert natwire.decode(reply) == natwire.Registered(tag, client.getsockname())
+    deadline = time.monotonic() + 5
+    while "registered 1, introduced 0, relayed 0 bytes" not in (tmp_path / "server.log").read_text():
+        assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+        time.sleep(0.2)
+    assert server.alive()
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
