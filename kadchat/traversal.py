@@ -16,8 +16,8 @@ ones; `send` turns them into NAT datagrams:
 """
 
 import struct
+from dataclasses import dataclass
 from hashlib import blake2b
-from typing import NamedTuple
 
 from twisted.internet import task
 from twisted.logger import Logger
@@ -25,12 +25,18 @@ from twisted.logger import Logger
 from kadchat import natwire, wire
 
 
-class IntroductionRoute(NamedTuple):
+# Dataclasses, not NamedTuples: routes are dict keys and list members next to
+# each other, and two NamedTuples with equal fields compare (and hash) equal
+# whatever their class, so a relay route vanished as a "duplicate" of the
+# introduction route to the same tag.
+@dataclass(frozen=True)
+class IntroductionRoute:
     introducer: tuple
     tag: bytes
 
 
-class RelayRoute(NamedTuple):
+@dataclass(frozen=True)
+class RelayRoute:
     introducer: tuple
     tag: bytes
 

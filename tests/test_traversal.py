@@ -93,3 +93,10 @@ def test_registrations_are_renewed_and_follow_the_epoch():
     assert wires.introducer.address_of(alice.own_tag()) == ALICE_ADDR
     alice.stop()
     assert not clock.getDelayedCalls()
+
+
+def test_a_relay_route_is_never_equal_to_the_introduction_route_to_the_same_tag():
+    _, _, alice, _ = make()
+    routes = alice.routes_to(BOB_KEY, [INTRODUCER], relay=True)
+    assert len(set(routes)) == len(routes) == 4  # introduction + relay, for this epoch and the last
+    assert IntroductionRoute(INTRODUCER, b"t" * 16) != RelayRoute(INTRODUCER, b"t" * 16)
