@@ -116,7 +116,10 @@ class Traversal:
     def handle(self, message, address):
         """A NAT datagram for us as a client; returns (chat datagram, its address) or None."""
         if isinstance(message, natwire.Registered):
-            self.observed[address] = message.observed
+            # Only from an introducer we registered with: anyone else could fill
+            # the dict, or make us publish addresses of their choosing.
+            if address in self.introducers or address in self._extra:
+                self.observed[address] = message.observed
         elif isinstance(message, natwire.Introduction):
             return message.payload, message.caller
         elif isinstance(message, natwire.Relayed):

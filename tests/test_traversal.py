@@ -100,3 +100,12 @@ def test_a_relay_route_is_never_equal_to_the_introduction_route_to_the_same_tag(
     routes = alice.routes_to(BOB_KEY, [INTRODUCER], relay=True)
     assert len(set(routes)) == len(routes) == 4  # introduction + relay, for this epoch and the last
     assert IntroductionRoute(INTRODUCER, b"t" * 16) != RelayRoute(INTRODUCER, b"t" * 16)
+
+
+def test_only_our_introducers_may_tell_us_our_address():
+    _, _, alice, _ = make()
+    alice.start([INTRODUCER])
+    stranger = ("127.0.0.66", 6881)
+    alice.handle(natwire.Registered(alice.own_tag(), ("127.0.0.99", 1)), stranger)
+    assert alice.observed == {INTRODUCER: ALICE_ADDR}
+    alice.stop()
