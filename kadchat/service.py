@@ -22,7 +22,8 @@ from kadchat.history import History, history_path
 from kadchat.introducer import Introducer
 from kadchat.messaging import ChatEndpoint
 from kadchat.model import Contact, Message, Status
-from kadchat.presence import AWAY, OFFLINE, ONLINE, Presence, PresencePublisher, PresenceTracker, SeqCounter
+from kadchat.presence import (
+    AWAY, MAX_ADDRS, OFFLINE, ONLINE, Presence, PresencePublisher, PresenceTracker, SeqCounter)
 from kadchat.traversal import RelayRoute, Traversal
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
@@ -53,6 +54,7 @@ class ChatService:
         self._last_seen = {}
         self.bootstrap_addresses = []
         self.joined = False
+        self._stopping = False
         self._rejoin = None
         self._relay_timers = {}
 
@@ -78,6 +80,7 @@ class ChatService:
             self.address = self.node.listen(c.port, c.interface)
         except error.CannotListenError as e:
             raise UserError(f"cannot listen on UDP port {c.port}: {e.socketError.strerror}") from None
+        self._lan = self._lan_address()
         self.votes = AddressVotes(reactor.seconds)
         self.node.add_response_observer(self.votes.add)
         self._db = History(history_path(c.data_dir, self.identity.public_key))
@@ -140,6 +143,7 @@ class ChatService:
     @defer.inlineCallbacks
     def stop(self):
         """Tell the swarm we left (offline record), then close everything."""
+        self._stopping = True
         if self._rejoin is not None and self._rejoin.running:
             self._rejoin.stop()
         for timer in self._relay_timers.values():
@@ -156,13 +160,17 @@ class ChatService:
     # -- the socket --------------------------------------------------------------
 
     def _datagram_received(self, data, address):
-        if data[0] in natwire.NAT_TYPES:
+        if data[:1] and data[0] in natwire.NAT_TYPES:
             try:
                 message = natwire.decode(data)
             except natwire.NatWireError:
                 return
             self.introducer.handle(message, address)
+            addresses = self._own_addresses() if isinstance(message, natwire.Registered) else None
             surfaced = self.traversal.handle(message, address)
+            if addresses is not None and self._own_addresses() != addresses and self.joined and not self._stopping:
+                # An introducer saw us at a new address: contacts need it to punch through to us.
+                self.publisher.publish_now()
             if surfaced is None:
                 return
             data, address = surfaced
@@ -170,11 +178,15 @@ class ChatService:
 
     # -- presence ------------------------------------------------------------------
 
+    def _own_addresses(self):
+        """Where contacts may reach us: our address as most DHT nodes see it, as our
+        introducers see it (all a small swarm may know: too few voters), on our LAN."""
+        found = [self.votes.external_address(), *self.traversal.observed.values(), self._lan]
+        return [a for a in dict.fromkeys(found) if a is not None][:MAX_ADDRS]
+
     def _own_presence(self):
-        external = self.votes.external_address()
-        addrs = [a for a in (external, self._lan_address()) if a is not None]
         return Presence(
-            status=ONLINE, addrs=addrs, nat=self.votes.nat_class(),
+            status=ONLINE, addrs=self._own_addresses(), nat=self.votes.nat_class(),
             introducers=self.traversal.introducers, ts=self._reactor.seconds(),
         )
 
@@ -204,15 +216,20 @@ class ChatService:
             for listener in list(self._listeners):
                 listener.presence(name, event)
 
+    def _paths(self, public_key, presence, relay=None):
+        """Where to send a handshake to the contact: its addresses, and through its
+        introducers; the relay too if asked, or from the start if both NATs are random."""
+        if relay is None:
+            relay = presence.nat == RANDOM and self.votes.nat_class() == RANDOM
+        return list(presence.addrs) + self.traversal.routes_to(public_key, presence.introducers, relay=relay)
+
     def _reach(self, public_key, presence):
         """Offer every path to the contact; add the relay if no session comes up soon."""
-        both_random = presence.nat == RANDOM and self.votes.nat_class() == RANDOM
-        direct = list(presence.addrs) + self.traversal.routes_to(
-            public_key, presence.introducers, relay=both_random
-        )
-        self.endpoint.peer_available(public_key, direct)
-        if both_random:
-            return
+        self.endpoint.peer_available(public_key, self._paths(public_key, presence))
+        self._relay_later(public_key, presence)
+
+    def _relay_later(self, public_key, presence):
+        """Unless a session comes up within PUNCH_GRACE, add the relay to the paths."""
         old = self._relay_timers.pop(public_key, None)
         if old is not None and old.active():
             old.cancel()
@@ -220,8 +237,7 @@ class ChatService:
         def relay_if_needed():
             self._relay_timers.pop(public_key, None)
             if not self.endpoint.sessions.has_session(public_key):
-                routes = self.traversal.routes_to(public_key, presence.introducers, relay=True)
-                self.endpoint.peer_available(public_key, list(presence.addrs) + routes)
+                self.endpoint.peer_available(public_key, self._paths(public_key, presence, relay=True))
 
         self._relay_timers[public_key] = self._reactor.callLater(PUNCH_GRACE, relay_if_needed)
 
@@ -300,10 +316,10 @@ class ChatService:
     def send_message(self, name, text):
         public_key = self._key_of(name)
         presence = self.tracker.presence(name)
-        addrs = list(presence.addrs) if presence is not None else []
-        message_id = self.endpoint.send_message(public_key, addrs, text)
-        if presence is not None:
-            self._reach(public_key, presence)
+        paths = self._paths(public_key, presence) if presence is not None else []
+        message_id = self.endpoint.send_message(public_key, paths, text)
+        if presence is not None and not self.endpoint.sessions.has_session(public_key):
+            self._relay_later(public_key, presence)
         return self._message(self._db.get(message_id))
 
     def retry(self, message_id):
