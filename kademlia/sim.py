@@ -319,7 +319,8 @@ class SimClock:
         # (DelayedCall marks itself cancelled only after this returns.)
         self._cancelled += 1
         if self._cancelled > self.COMPACT_AFTER and self._cancelled * 2 > len(self._heap):
-            self._heap = [entry for entry in self._heap
-                          if entry[2] is not call and self._is_current(entry)]
+            # In place: advance() may be iterating this very list right now.
+            self._heap[:] = [entry for entry in self._heap
+                             if entry[2] is not call and self._is_current(entry)]
             heapq.heapify(self._heap)
             self._cancelled = 0
