@@ -70,6 +70,9 @@ class SimSwarm:
         k = self.settings.k
         for node in nodes or live:
             own = int.from_bytes(node.node_id, "big")
+            table = node.routing_table
+            for i in self._nearest(keys, own, k):
+                table.heard_from(live[i].node_id, live[i].address)
             for shift in range(ID_BITS - 1, -1, -1):
                 # The subtree that shares our bits above `shift` and differs at it.
                 prefix = (own >> shift) ^ 1
@@ -79,10 +82,23 @@ class SimSwarm:
                 if len(picked) > k:
                     picked = self.rng.sample(picked, k)
                 for i in picked:
-                    node.routing_table.heard_from(live[i].node_id, live[i].address)
+                    table.heard_from(live[i].node_id, live[i].address)
                 mine = (own >> shift) << shift
                 if bisect.bisect_left(keys, mine + (1 << shift)) - bisect.bisect_left(keys, mine) <= 1:
                     break  # nobody else shares this long a prefix with us
+
+    @staticmethod
+    def _nearest(keys, own, k):
+        """Indexes of the k keys nearest `own` by XOR (own excluded), from the
+        smallest id subtree around `own` that holds more than k keys."""
+        for shift in range(ID_BITS + 1):
+            low = (own >> shift) << shift
+            first = bisect.bisect_left(keys, low)
+            last = bisect.bisect_left(keys, low + (1 << shift))
+            if last - first > k or last - first == len(keys):
+                break
+        ranked = sorted((keys[i] ^ own, i) for i in range(first, last) if keys[i] != own)
+        return [i for _, i in ranked[:k]]
 
     def join(self, count, factory=None, via=3):
         """Start `count` nodes that bootstrap through `via` random live nodes each.
