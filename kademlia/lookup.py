@@ -15,6 +15,7 @@ import bisect
 from twisted.internet import defer
 
 from kademlia import krpc
+from kademlia.protocol import NodeStopped
 
 WAITING, IN_FLIGHT, STALLED, ANSWERED, FAILED = "waiting", "in-flight", "stalled", "answered", "failed"
 
@@ -86,6 +87,8 @@ class Lookup:
                 break
             if candidate.state == WAITING:
                 self._ask(candidate)
+                if self._done.called:  # our node stopped as we asked
+                    return
                 active += 1
         if active == 0 and not any(c.state == STALLED for c in self._shortlist):
             self._finish(window)  # nothing left to ask and nobody to wait for
@@ -127,6 +130,11 @@ class Lookup:
     def _failed(self, failure, candidate):
         self._cancel_stall_timer(candidate)
         candidate.state = FAILED
+        if failure.check(NodeStopped):
+            # Our own node stopped: end now with what has answered, asking nobody else.
+            if not self._done.called:
+                self._finish(self._window())
+            return None
         self._step()
         return None
 

@@ -21,6 +21,10 @@ class QueryTimeout(Exception):
     """No answer to a KRPC query in time."""
 
 
+class NodeStopped(Exception):
+    """Our own node has stopped: its queries fail at once and nothing more is sent."""
+
+
 class Stats:
     __slots__ = ("received", "queries", "responses", "malformed", "rate_limited", "timeouts", "sent")
 
@@ -44,12 +48,15 @@ class KRPCProtocol(DatagramProtocol):
         self._next_transaction = int.from_bytes(os.urandom(2), "big")
         self.datagram_handler = None
         self.stats = Stats()
+        self.stopped = False
 
     # -- client side --------------------------------------------------------
 
     def query(self, address, method, args, timeout):
         """Send a query; the Deferred fires with a krpc.Response or fails with
-        KRPCError (the remote's error reply) or QueryTimeout."""
+        KRPCError (the remote's error reply), QueryTimeout, or NodeStopped."""
+        if self.stopped:  # e.g. a lookup stepping on while the node stops
+            return defer.fail(NodeStopped())
         transaction = self._new_transaction()
         d = defer.Deferred(lambda _: self._forget(transaction))
         timer = self._clock.callLater(timeout, self._timed_out, transaction)
@@ -147,10 +154,11 @@ class KRPCProtocol(DatagramProtocol):
 
     def stop(self):
         """Fail every outstanding query and close the socket."""
+        self.stopped = True
         for transaction in list(self._pending):
             d, _, timer = self._pending.pop(transaction)
             timer.cancel()
-            d.errback(QueryTimeout("node stopped"))
+            d.errback(NodeStopped())
         if self.transport is not None:
             return defer.maybeDeferred(self.transport.stopListening)
         return defer.succeed(None)

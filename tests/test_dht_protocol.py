@@ -4,7 +4,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kademlia import bencode, krpc
-from kademlia.protocol import KRPCProtocol, QueryTimeout
+from kademlia.protocol import KRPCProtocol, NodeStopped, QueryTimeout
 from kademlia.ratelimit import PerIPRateLimiter
 
 OWN_ID = b"O" * 20
@@ -106,7 +106,7 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(len(transactions), 1000)
         self.protocol.stop()
         for d in queries:
-            self.failureResultOf(d, QueryTimeout)
+            self.failureResultOf(d, NodeStopped)
 
     def test_queries_are_answered(self):
         self.protocol.datagramReceived(krpc.encode_query(b"t1", b"ping", {b"id": PEER_ID}), PEER)
@@ -161,8 +161,15 @@ class ProtocolTests(SynchronousTestCase):
     def test_stop_fails_pending_queries_and_closes_the_socket(self):
         d = self.protocol.query(PEER, b"ping", {b"id": OWN_ID}, timeout=2)
         self.successResultOf(self.protocol.stop())
-        self.failureResultOf(d, QueryTimeout)
+        self.failureResultOf(d, NodeStopped)
         self.assertTrue(self.transport.stopped)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_queries_after_stop_fail_at_once_and_send_nothing(self):
+        self.protocol.stop()
+        d = self.protocol.query(PEER, b"ping", {b"id": OWN_ID}, timeout=2)
+        self.failureResultOf(d, NodeStopped)
+        self.assertEqual(self.transport.written, [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_send_errors_are_treated_as_loss(self):
