@@ -47,7 +47,7 @@ class Lookup:
         self.k = k
         self.alpha = alpha
         self._shortlist = []  # sorted by distance
-        self._seen = set()
+        self._seen = set()  # (node id, address) pairs
         self._done = defer.Deferred()
         self.queries_sent = 0
 
@@ -58,9 +58,11 @@ class Lookup:
         return self._done
 
     def _add(self, node_id, address):
-        if node_id in self._seen or node_id == self._node.node_id:
+        # Keyed by address too: a node that moved is referred at its new address while
+        # our own table may still hold the old one, which will not answer.
+        if (node_id, address) in self._seen or node_id == self._node.node_id:
             return
-        self._seen.add(node_id)
+        self._seen.add((node_id, address))
         distance = int.from_bytes(node_id, "big") ^ self._target_key
         bisect.insort(self._shortlist, Candidate(node_id, address, distance))
 
@@ -114,7 +116,7 @@ class Lookup:
 
     def _answered(self, response, candidate):
         self._cancel_stall_timer(candidate)
-        if response.sender_id != candidate.node_id and candidate.node_id in self._seen:
+        if response.sender_id != candidate.node_id:
             # Someone else answers at that address now: trust the answer, not the old id.
             candidate.node_id = response.sender_id
         candidate.state = ANSWERED

@@ -150,14 +150,19 @@ def test_a_node_back_at_a_new_address_replaces_its_old_contact_and_its_items_are
     mover = swarm.holders(items[0].target)[0]
     mover.state_path = state
     old_address, mover_id = mover.address, mover.node_id
+    # One node that knew it will not hear from it for a while: its contact goes stale.
+    stale_holder = next(n for n in swarm.nodes[::-1] if n is not mover and n.routing_table.get(mover_id))
     swarm.run(mover.stop())
     swarm.wait(30)
-    back = swarm.add_node(node_id=mover_id, address=("10.200.0.1", 7000), state_path=state)
+    back_address = ("10.200.0.1", 7000)
+    swarm.network.block(back_address, stale_holder.address)
+    swarm.network.block(stale_holder.address, back_address)
+    back = swarm.add_node(node_id=mover_id, address=back_address, state_path=state)
     assert back.node_id == mover_id
     returned_at = swarm.clock.seconds()
     swarm.run(back.bootstrap([]))  # rejoins through the routing table it saved
     swarm.settle(1)
-    others = [n for n in swarm.nodes if n not in (mover, back)]
+    others = [n for n in swarm.nodes if n not in (mover, back, stale_holder)]
     # Whoever has heard from it since it came back knows it at its new address only.
     informed = [n for n in others if (c := n.routing_table.get(mover_id)) and c.last_seen >= returned_at]
     assert len(informed) >= swarm.settings.k
@@ -171,6 +176,13 @@ def test_a_node_back_at_a_new_address_replaces_its_old_contact_and_its_items_are
     assert back.store.get(items[0].target) is not None
     found = swarm.run(others[5].find_node(mover_id))
     assert (found[0].node_id, found[0].address) == (mover_id, back.address)
+    # A lookup from a node still holding the old address reaches it where others say it is.
+    swarm.network.unblock(back_address, stale_holder.address)
+    swarm.network.unblock(stale_holder.address, back_address)
+    assert stale_holder.routing_table.get(mover_id).address == old_address
+    found = swarm.run(stale_holder.find_node(mover_id))
+    assert (found[0].node_id, found[0].address) == (mover_id, back.address)
+    assert stale_holder.routing_table.get(mover_id).address == back.address
     # The rest find out as their own maintenance pings the old address and it stays silent.
     swarm.wait(20 * 60)
     for node in others:
@@ -225,3 +237,18 @@ def test_two_thousand_nodes_bootstrap_and_find_each_others_items(make_swarm):
         assert set(swarm.holders(item.target)) == set(swarm.nearest(item.target))
         for getter in swarm.rng.sample(swarm.nodes, 3):
             assert swarm.run(getter.get(item.target)) == item
+
+
+def test_stopping_a_node_mid_lookup_sends_nothing_more_and_leaves_no_timers(make_swarm):
+    swarm = make_swarm(30)
+    node = swarm.nodes[5]
+    lookup = node.get(bytes(20))
+    swarm.clock.advance(0.001)  # queries in flight
+    assert node.protocol.pending_count() > 0
+    sent = node.protocol.stats.sent
+    swarm.run(node.stop())
+    assert swarm.run(lookup) is None
+    swarm.wait(5)
+    assert node.protocol.stats.sent == sent
+    assert node.protocol.pending_count() == 0
+    assert not [c for c in swarm.clock.getDelayedCalls() if getattr(c.func, "__self__", None) is node.protocol]
