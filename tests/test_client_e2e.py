@@ -271,3 +271,27 @@ def test_the_dedicated_server_is_an_introducer_and_reports_it_in_its_status_line
         time.sleep(0.2)
     assert server.alive()
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_both_writing_first_at_the_same_moment_deliver_both_ways(tmp_path, procs):
+    _, server = procs.server()
+    people = friends(tmp_path, ["alice", "bob"])
+    fast_refresh(people["alice"][0], people["bob"][0])
+    alice = procs.client(people["alice"][0], "-r", bootstrap=server)
+    bob = procs.client(people["bob"][0], "-r", bootstrap=server, interface="127.0.0.2")
+    alice.expect(presence("bob", "online"), timeout=20)
+    bob.expect(presence("alice", "online"), timeout=20)
+    for i in range(3):  # both initiate a handshake at once: the crossing must not lose either side
+        alice.send_line(f"/msg bob from alice {i}")
+        bob.send_line(f"/msg alice from bob {i}")
+    for i in range(3):
+        bob.expect(received("alice", f"from alice {i}"), timeout=15)
+        alice.expect(received("bob", f"from bob {i}"), timeout=15)
+    for me, other in ((alice, "bob"), (bob, "alice")):
+        deadline = time.monotonic() + 15
+        while len(me.seen(state("delivered", other))) < 3:
+            assert time.monotonic() < deadline, me.describe()
+            time.sleep(0.2)
+    assert texts_from(bob, "alice") == [f"from alice {i}" for i in range(3)]
+    assert texts_from(alice, "bob") == [f"from bob {i}" for i in range(3)]
+    assert alice.quit() == 0 and bob.quit() == 0
