@@ -122,3 +122,18 @@ def test_with_one_random_nat_the_chat_falls_back_to_the_relay(lab, tmp_path):
     assert route(alice, "bob") == "online, relayed"
     assert route(bob, "alice") == "online, relayed"
     assert server_counts(server)[2] > 0
+
+
+def test_behind_consistent_nats_both_writing_first_at_once_still_goes_direct(lab, tmp_path):
+    server, alice, bob = setup(lab, tmp_path, "consistent", "consistent")
+    alice.expect(presence("bob", "online"), timeout=20)
+    bob.expect(presence("alice", "online"), timeout=20)
+    alice.send_line("/msg bob hi from alice")
+    bob.send_line("/msg alice hi from bob")  # both punch at once
+    bob.expect(received("alice", "hi from alice"), timeout=20)
+    alice.expect(received("bob", "hi from bob"), timeout=20)
+    alice.expect(state("delivered", "bob"), timeout=10)
+    bob.expect(state("delivered", "alice"), timeout=10)
+    assert route(alice, "bob") == "online, direct"
+    assert route(bob, "alice") == "online, direct"
+    assert server_counts(server)[2] == 0
