@@ -12,7 +12,9 @@ starts. In a real swarm two contacts rarely are; so the routers here drop
 KRPC datagrams (first payload byte `d`) that do not involve the server, and
 only the NAT traversal itself can open the way."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -136,4 +138,18 @@ def test_behind_consistent_nats_both_writing_first_at_once_still_goes_direct(lab
     bob.expect(state("delivered", "alice"), timeout=10)
     assert route(alice, "bob") == "online, direct"
     assert route(bob, "alice") == "online, direct"
+    assert server_counts(server)[2] == 0
+
+
+def test_a_killed_client_behind_a_nat_gets_what_was_sent_meanwhile_once_back(lab, tmp_path):
+    server, alice, bob = setup(lab, tmp_path, "consistent", "consistent")
+    chat_both_ways(alice, bob)
+    os.killpg(bob.pid, signal.SIGKILL)  # no offline record: alice still thinks bob is online
+    bob.popen.wait(5)
+    alice.send_line("/msg bob are you there?")
+    alice.expect(state("(?:sending|sent)", "bob"), timeout=5)
+    bob = start_client(lab, lab.hosts["bob"], tmp_path / "bob", lab.hosts["server"])  # a new port and mapping
+    bob.expect(received("alice", "are you there?"), timeout=30)
+    alice.expect(state("delivered", "bob"), timeout=10)
+    assert route(alice, "bob") == "online, direct"
     assert server_counts(server)[2] == 0
