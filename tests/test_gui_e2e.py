@@ -94,6 +94,20 @@ for line in sys.stdin:
 """
 
 
+# The widgets of a class under a widget, depth first: one `send` for the
+# whole walk, with only local variables in the other interpreter.
+WIDGETS_OF_CLASS = """{top class} {
+    set found {}
+    set queue [list $top]
+    while {[llength $queue]} {
+        set queue [lassign $queue widget]
+        set queue [concat [winfo children $widget] $queue]
+        if {[winfo class $widget] eq $class} {lappend found $widget}
+    }
+    return $found
+}"""
+
+
 class Desk:
     """The display: real input through xdotool, Tk's `send` through SENDER."""
 
@@ -179,18 +193,10 @@ class Remote:
     def words(self, *words):
         return self(*words, split=True)
 
-    def widgets(self, top):
-        """`top` and every widget under it, depth first."""
-        found = [top]
-        for child in self.words("winfo", "children", top):
-            found += self.widgets(child)
-        return found
-
     def find(self, widget_class, top=".", **options):
         """The widgets of a Tk class under `top` whose options have these values."""
-        return [w for w in self.widgets(top)
-                if self("winfo", "class", w) == widget_class
-                and all(self(w, "cget", f"-{k}") == v for k, v in options.items())]
+        return [w for w in self.words("apply", WIDGETS_OF_CLASS, top, widget_class)
+                if all(self(w, "cget", f"-{k}") == v for k, v in options.items())]
 
     def one(self, widget_class, top=".", **options):
         (widget,) = wait_for(f"one {widget_class} {options} in {self.name}",
@@ -373,18 +379,18 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
     open_conversation(desk, bob, alice)
     assert bob.shown() == ["alice: Hi bob! Did my card work?"]
     assert bob.contact_row("alice") == ("online", "")
-    say(desk, bob, alice, "It did, you're online here.", "Typed in two lines.")
+    say(desk, bob, alice, "Yes, it worked!", "You're online in my list.")
     say(desk, alice, bob, "Great. Lunch at noon tomorrow?")
     say(desk, bob, alice, "Sounds good, see you there!")
     views = {  # each window's tab, line by line; states only on one's own messages
         alice: [f"You: Hi bob! Did my card work?  {DELIVERED}",
-                "bob: It did, you're online here.",
-                "Typed in two lines.",
+                "bob: Yes, it worked!",
+                "You're online in my list.",
                 f"You: Great. Lunch at noon tomorrow?  {DELIVERED}",
                 "bob: Sounds good, see you there!"],
         bob: ["alice: Hi bob! Did my card work?",
-              "You: It did, you're online here.",
-              f"Typed in two lines.  {DELIVERED}",
+              "You: Yes, it worked!",
+              f"You're online in my list.  {DELIVERED}",
               "alice: Great. Lunch at noon tomorrow?",
               f"You: Sounds good, see you there!  {DELIVERED}"],
     }
@@ -396,6 +402,7 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
     desk.click(alice.ui.centre(alice.ui.one("TButton", text="Refresh")))
     wait_for("alice's status bar to count the server and bob",
              lambda: alice.status_bar()[0] == "DHT peers: 2")
+    desk.click(alice.ui.centre(alice.conversation()[1]))  # back to typing
     desk.shoot("6-conversation")
 
     # bob quits (SIGTERM); his offline notice reaches alice's contact list.
