@@ -43,6 +43,19 @@ def wait_for(what, probe, timeout=20.0):
         time.sleep(0.05)
 
 
+def wait_equal(what, probe, expected, timeout=20.0):
+    """Poll `probe` until it returns `expected`; on time-out, show the last value."""
+    last = []
+
+    def check():
+        last[:] = [probe()]
+        return last[0] == expected
+    try:
+        wait_for(what, check, timeout)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n  last seen: {last[0]!r}\n  expected:  {expected!r}") from None
+
+
 class Child:
     """A child process whose stdout and stderr go to files, read by polling."""
 
@@ -257,21 +270,21 @@ class Client:
 def desk():
     require_tools()
     server = Xvfb(WIDTH, HEIGHT)
-    try:
-        desk = Desk(server.display)
-    except BaseException:
-        server.stop()
-        raise
+    desk = Desk(server.display)
     yield desk
     desk.close()
     server.stop()
 
 
 @pytest.fixture
-def children():
+def children(desk, request, tmp_path):
     """Processes the test started; all are stopped (SIGTERM) at the end."""
     started = []
+    failed_before = request.session.testsfailed
     yield started
+    if request.session.testsfailed > failed_before:  # keep the evidence
+        desk.shoot("failed")
+        print(f"screen: {ARTIFACTS / 'gui-e2e-failed.png'}; logs and data: {tmp_path}")
     codes = {child.name: child.stop() for child in reversed(started)}
     for child in started:
         errors = child.err.read_text()
@@ -349,8 +362,8 @@ def say(desk, sender, receiver, *lines):
         desk.type(line)
     desk.xdotool("key", "Return")
     text = "\n".join(lines)
-    wait_for(f"{sender.name}'s message to be delivered",
-             lambda: sender.stored()[-1:] == [(1, text, "delivered")])
+    wait_equal(f"{sender.name}'s message to be delivered",
+               lambda: sender.stored()[-1:], [(1, text, "delivered")])
     assert receiver.stored()[-1] == (0, text, "received")
     assert sender.ui(entry, "get", "1.0", "end-1c") == ""
 
@@ -365,15 +378,15 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
     add_contact(desk, alice, bob, "2-alice-adds-bob")
     add_contact(desk, bob, alice, "3-bob-adds-alice")
     for client, other in ((alice, bob), (bob, alice)):
-        wait_for(f"{client.name} to see {other.name} online",
-                 lambda: client.contact_row(other.name) == ("online", ""))
+        wait_equal(f"{client.name} to see {other.name} online",
+                   lambda: client.contact_row(other.name), ("online", ""))
     desk.shoot("4-online")
 
     open_conversation(desk, alice, bob)
     say(desk, alice, bob, "Hi bob! Did my card work?")
-    wait_for("alice's window to show it delivered",
-             lambda: alice.shown() == [f"You: Hi bob! Did my card work?  {DELIVERED}"])
-    wait_for("bob's list to count it unread", lambda: bob.contact_row("alice") == ("online", "1"))
+    wait_equal("alice's window to show it delivered",
+               alice.shown, [f"You: Hi bob! Did my card work?  {DELIVERED}"])
+    wait_equal("bob's list to count it unread", lambda: bob.contact_row("alice"), ("online", "1"))
     desk.shoot("5-alice-sent")
 
     open_conversation(desk, bob, alice)
@@ -395,13 +408,13 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
               f"You: Sounds good, see you there!  {DELIVERED}"],
     }
     for client, other in ((alice, bob), (bob, alice)):
-        wait_for(f"{client.name}'s window to show the conversation",
-                 lambda: client.shown() == views[client])
+        wait_equal(f"{client.name}'s window to show the conversation",
+                   client.shown, views[client])
         assert client.contact_row(other.name) == ("online", "")
     # The status bar counts the DHT peers known at join time; Refresh recounts.
     desk.click(alice.ui.centre(alice.ui.one("TButton", text="Refresh")))
-    wait_for("alice's status bar to count the server and bob",
-             lambda: alice.status_bar()[0] == "DHT peers: 2")
+    wait_equal("alice's status bar to count the server and bob",
+               lambda: alice.status_bar()[0], "DHT peers: 2")
     desk.click(alice.ui.centre(alice.conversation()[1]))  # back to typing
     desk.shoot("6-conversation")
 
