@@ -35,7 +35,7 @@ from kademlia import krpc  # noqa: E402
 from kademlia.lookup import Lookup  # noqa: E402
 from kademlia.node import DHTNode  # noqa: E402
 from kademlia.settings import DHTSettings  # noqa: E402
-from tests.dht_helpers import Signer, SimSwarm, loopback_address  # noqa: E402
+from tests.dht_helpers import BootstrapSwarm, Signer, loopback_address  # noqa: E402
 
 
 class MeasuredLookup(Lookup):
@@ -189,7 +189,7 @@ def run_loopback(args):
 
 
 def run_sim(args):
-    swarm = SimSwarm(seed=args.seed, settings=DHTSettings(stall_floor=args.stall_floor))
+    swarm = BootstrapSwarm(seed=args.seed, settings=DHTSettings(stall_floor=args.stall_floor))
 
     def make_node(index):
         return swarm.add_node()

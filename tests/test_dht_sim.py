@@ -3,7 +3,7 @@ travelling TTLs, churn, nodes moving address, read-repair across a partition, sc
 
 import pytest
 
-from tests.dht_helpers import Signer, SimSwarm
+from tests.dht_helpers import BootstrapSwarm, Signer
 
 
 @pytest.fixture
@@ -11,7 +11,7 @@ def make_swarm():
     swarms = []
 
     def make(count, seed=1, batch=50, **options):
-        swarm = SimSwarm(seed=seed, **options)
+        swarm = BootstrapSwarm(seed=seed, **options)
         swarm.grow(count, batch)
         swarms.append(swarm)
         return swarm
