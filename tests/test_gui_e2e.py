@@ -7,7 +7,8 @@ what a window shows is asked of the clients' Tk interpreters with Tk's `send`
 (Tk allows it because the X server is ours and takes no remote connections);
 what the windows claim is checked against the clients' own files: contacts.txt
 and the SQLite history. Screenshots of the screen at each step go to
-artifacts/gui-e2e-*.png.
+artifacts/gui-e2e-*.png; the README's docs/screenshot.png is step 6 cropped to
+the two windows.
 """
 
 import json
@@ -411,7 +412,7 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
         wait_equal(f"{client.name}'s window to show the conversation",
                    client.shown, views[client])
         assert client.contact_row(other.name) == ("online", "")
-    # The status bar counts the DHT peers known at join time; Refresh recounts.
+    # Refresh recounts the DHT peers (the status bar shows the count from join time).
     desk.click(alice.ui.centre(alice.ui.one("TButton", text="Refresh")))
     wait_equal("alice's status bar to count the server and bob",
                lambda: alice.status_bar()[0], "DHT peers: 2")
