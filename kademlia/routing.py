@@ -199,9 +199,14 @@ class RoutingTable:
         return [c for _, c in candidates[:count]]
 
     def questionable(self):
-        """Contacts not heard from for a while, to be pinged (BEP 5)."""
+        """Contacts to ping (BEP 5): first those that failed their last queries and
+        are still here (no replacement took their place), so that when a partition
+        heals they are back within a maintenance round rather than after 15 quiet
+        minutes; then those not heard from for a while."""
         cutoff = self._now() - QUESTIONABLE_AFTER
-        return [c for c in self.contacts() if c.last_seen < cutoff]
+        contacts = self.contacts()
+        failing = [c for c in contacts if c.is_bad()]
+        return failing + [c for c in contacts if not c.is_bad() and c.last_seen < cutoff]
 
     def stale_buckets(self, age=QUESTIONABLE_AFTER):
         cutoff = self._now() - age
