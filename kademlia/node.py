@@ -219,8 +219,19 @@ class DHTNode:
         answered = yield self._lookup(target, b"get", {b"target": target})
         best, best_ttl = self._newest(target, salt, answered)
         if best is not None:
-            self._repair(best, best_ttl, answered)
+            self._repair(best, best_ttl, self._within_k_counting_us(target, answered))
         return best
+
+    def _within_k_counting_us(self, target, answered):
+        """The answered nodes (nearest first) that are among the k closest to `target`
+        once this node is counted too. A lookup never lists its own node, so a holder
+        that republishes would otherwise push the item to the (k+1)-th closest, a
+        replica that owners' puts never reach and that lags behind their updates."""
+        k = self.settings.k
+        ours = int.from_bytes(self.node_id, "big") ^ int.from_bytes(target, "big")
+        if len(answered) >= k and ours < answered[k - 1].distance:
+            return answered[: k - 1]
+        return answered
 
     def _newest(self, target, salt, answered):
         held = self.store.get(target)
