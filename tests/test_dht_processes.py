@@ -2,9 +2,12 @@
 rejoins through its saved routing table."""
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
@@ -78,9 +81,15 @@ class LifecycleTests(unittest.TestCase):
         yield defer.gatherResults([node.bootstrap([through]) for node in nodes])
         return nodes
 
+    def state_path(self):
+        """A state file outside the checkout (trial's mktemp is relative to the cwd)."""
+        folder = tempfile.mkdtemp(prefix="kadchat-state-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        return os.path.join(folder, "state.json")
+
     @defer.inlineCallbacks
     def test_sigterm_exits_cleanly_and_writes_the_state_file(self):
-        state = self.mktemp()
+        state = self.state_path()
         seed = self.spawn("-p", "0", "--host", "127.0.12.1")
         seed_address = yield seed.started
         nodes = yield self.join_nodes(5, seed_address, first_index=1200)
@@ -97,7 +106,7 @@ class LifecycleTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_a_restart_with_its_state_file_rejoins_without_any_bootstrap_address(self):
-        state = self.mktemp()
+        state = self.state_path()
         seed = self.spawn("-p", "0", "--host", "127.0.13.1")
         seed_address = yield seed.started
         nodes = yield self.join_nodes(6, seed_address, first_index=1300)
