@@ -85,7 +85,8 @@ class ChatService:
         self.node.add_response_observer(self.votes.add)
         self._db = History(history_path(c.data_dir, self.identity.public_key))
         self.introducer = Introducer(reactor, self.node.send_datagram)
-        self.traversal = Traversal(reactor, self.node.send_datagram, self.identity.public_key, c.epoch_seconds)
+        self.traversal = Traversal(reactor, self.node.send_datagram, self.identity.public_key, c.epoch_seconds,
+                                   contacts=self._names.keys)
         self.endpoint = ChatEndpoint(
             reactor, self.traversal.send, self.identity.signing_key, self._names.__contains__, self._db
         )

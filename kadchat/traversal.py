@@ -8,11 +8,14 @@ also keeps its NAT mapping to them open.
 
 The session layer sees two kinds of virtual address next to plain `(host, port)`
 ones; `send` turns them into NAT datagrams:
-- `IntroductionRoute(introducer, tag)`: the handshake initiation goes to the
-  introducer, which hands it to the callee together with our address as it saw
-  it; the callee answers us directly, which opens its own NAT (hole punching).
-- `RelayRoute(introducer, tag)`: everything goes through the introducer, which
-  sees only sealed datagrams. The last resort.
+- `IntroductionRoute(introducer, peer, skew)`: the handshake initiation goes to
+  the introducer, which hands it to the callee together with our address as it
+  saw it; the callee answers us directly, which opens its own NAT (hole punching).
+- `RelayRoute(introducer, peer, skew)`: everything goes through the introducer,
+  which sees only sealed datagrams. The last resort.
+A route names the peer, not a tag: `send` uses the peer's tag for the epoch
+at the time of sending (ours plus `skew`, the peer's clock being up to an epoch
+off), because a session outlives epochs and introducers forget old tags.
 """
 
 import struct
@@ -28,17 +31,19 @@ from kadchat import natwire, wire
 # Dataclasses, not NamedTuples: routes are dict keys and list members next to
 # each other, and two NamedTuples with equal fields compare (and hash) equal
 # whatever their class, so a relay route vanished as a "duplicate" of the
-# introduction route to the same tag.
+# introduction route to the same peer.
 @dataclass(frozen=True)
 class IntroductionRoute:
     introducer: tuple
-    tag: bytes
+    peer: bytes  # the peer's identity key
+    skew: int = 0  # the peer's epoch minus ours
 
 
 @dataclass(frozen=True)
 class RelayRoute:
     introducer: tuple
-    tag: bytes
+    peer: bytes
+    skew: int = 0
 
 
 def rendezvous_tag(public_key, epoch):
@@ -51,10 +56,14 @@ def rendezvous_tag(public_key, epoch):
 class Traversal:
     log = Logger()
 
-    def __init__(self, clock, send_raw, public_key, epoch_seconds=300, keepalive=20.0):
+    def __init__(self, clock, send_raw, public_key, epoch_seconds=300, keepalive=20.0, contacts=tuple):
+        """`contacts()` gives our contacts' identity keys: relayed datagrams come
+        with their sender's tag, which only a contact's key explains."""
         self._clock = clock
         self._send_raw = send_raw
         self._public_key = public_key
+        self._contacts = contacts
+        self._owners = (None, {})  # (epoch, {tag: (identity key, skew)}) for recent tags of contacts
         self.epoch_seconds = epoch_seconds
         self.keepalive = keepalive
         self.introducers = []  # ours, published in our presence record
@@ -87,15 +96,13 @@ class Traversal:
 
     def routes_to(self, peer_key, introducers, relay):
         """Virtual addresses for reaching `peer_key` through its introducers."""
-        epoch = self.epoch()
         routes = []
         for introducer in introducers:
             introducer = tuple(introducer)
-            for e in (epoch, epoch - 1):  # the peer may not have moved to this epoch's tag yet
-                tag = rendezvous_tag(peer_key, e)
-                routes.append(IntroductionRoute(introducer, tag))
+            for skew in (0, -1):  # the peer may not have moved to this epoch's tag yet
+                routes.append(IntroductionRoute(introducer, peer_key, skew))
                 if relay:
-                    routes.append(RelayRoute(introducer, tag))
+                    routes.append(RelayRoute(introducer, peer_key, skew))
             if relay and introducer not in self._extra and introducer not in self.introducers:
                 self._extra.add(introducer)  # a relay only serves registered tags
                 self._register_everywhere()
@@ -106,22 +113,40 @@ class Traversal:
         if isinstance(address, IntroductionRoute):
             if data[:1] != bytes([wire.INITIATION]):  # only initiations are introduced
                 return
-            self._send_raw(natwire.encode(natwire.Introduce(address.tag, data)), address.introducer)
+            introduce = natwire.Introduce(self._tag_of(address), data)
+            self._send_raw(natwire.encode(introduce), address.introducer)
         elif isinstance(address, RelayRoute):
-            relay = natwire.Relay(address.tag, self.own_tag(), data)
+            relay = natwire.Relay(self._tag_of(address), self.own_tag(), data)
             self._send_raw(natwire.encode(relay), address.introducer)
         else:
             self._send_raw(data, address)
 
+    def _tag_of(self, route):
+        return rendezvous_tag(route.peer, self.epoch() + route.skew)
+
     def handle(self, message, address):
         """A NAT datagram for us as a client; returns (chat datagram, its address) or None."""
+        # Only introducers we registered with have reason to write to us: from
+        # anyone else, REGISTERED could make us publish addresses of their choosing.
+        if address not in self.introducers and address not in self._extra:
+            return None
         if isinstance(message, natwire.Registered):
-            # Only from an introducer we registered with: anyone else could fill
-            # the dict, or make us publish addresses of their choosing.
-            if address in self.introducers or address in self._extra:
-                self.observed[address] = message.observed
+            self.observed[address] = message.observed
         elif isinstance(message, natwire.Introduction):
             return message.payload, message.caller
         elif isinstance(message, natwire.Relayed):
-            return message.payload, RelayRoute(address, message.from_tag)
+            owner = self._owner(message.from_tag)
+            if owner is None:
+                return None  # not a contact's: nothing from it could authenticate anyway
+            return message.payload, RelayRoute(address, *owner)
         return None
+
+    def _owner(self, tag):
+        """(identity key, skew) of the contact whose tag for a neighbouring epoch `tag` is."""
+        epoch = self.epoch()
+        cached_epoch, owners = self._owners
+        if cached_epoch != epoch or tag not in owners:  # a new epoch, or maybe a new contact
+            owners = {rendezvous_tag(key, epoch + skew): (key, skew)
+                      for key in self._contacts() for skew in (-1, 0, 1)}
+            self._owners = (epoch, owners)
+        return owners.get(tag)

@@ -36,8 +36,8 @@ def make():
     clock = Clock()
     clock.advance(1_000_000)
     wires = Wires(clock)
-    alice = Traversal(clock, wires.sender(ALICE_ADDR), ALICE_KEY)
-    bob = Traversal(clock, wires.sender(BOB_ADDR), BOB_KEY)
+    alice = Traversal(clock, wires.sender(ALICE_ADDR), ALICE_KEY, contacts=lambda: [BOB_KEY])
+    bob = Traversal(clock, wires.sender(BOB_ADDR), BOB_KEY, contacts=lambda: [ALICE_KEY])
     wires.clients = {ALICE_ADDR: alice, BOB_ADDR: bob}
     return clock, wires, alice, bob
 
@@ -68,7 +68,7 @@ def test_initiation_through_an_introduction_surfaces_with_the_callers_address():
 def test_only_initiations_are_introduced():
     _, wires, alice, bob = make()
     bob.start([INTRODUCER])
-    route = IntroductionRoute(INTRODUCER, bob.own_tag())
+    route = IntroductionRoute(INTRODUCER, BOB_KEY)
     alice.send(bytes([wire.TRANSPORT]) + b"y" * 40, route)
     assert wires.chat == []
     bob.stop()
@@ -99,7 +99,7 @@ def test_a_relay_route_is_never_equal_to_the_introduction_route_to_the_same_tag(
     _, _, alice, _ = make()
     routes = alice.routes_to(BOB_KEY, [INTRODUCER], relay=True)
     assert len(set(routes)) == len(routes) == 4  # introduction + relay, for this epoch and the last
-    assert IntroductionRoute(INTRODUCER, b"t" * 16) != RelayRoute(INTRODUCER, b"t" * 16)
+    assert IntroductionRoute(INTRODUCER, BOB_KEY) != RelayRoute(INTRODUCER, BOB_KEY)
 
 
 def test_only_our_introducers_may_tell_us_our_address():
@@ -109,3 +109,48 @@ def test_only_our_introducers_may_tell_us_our_address():
     alice.handle(natwire.Registered(alice.own_tag(), ("127.0.0.99", 1)), stranger)
     assert alice.observed == {INTRODUCER: ALICE_ADDR}
     alice.stop()
+
+
+def test_a_relayed_conversation_outlives_epochs_and_the_introducer_forgetting_old_tags():
+    clock, wires, alice, bob = make()
+    alice.start([INTRODUCER])
+    bob.start([INTRODUCER])
+    [route] = [r for r in alice.routes_to(BOB_KEY, [INTRODUCER], relay=True) if r == RelayRoute(INTRODUCER, BOB_KEY)]
+    alice.send(b"\x03first", route)
+    _, _, back = wires.chat[-1]
+    for _ in range(3 * 300 // 20):  # three epochs; the tags of the first have expired
+        clock.advance(20)
+    assert wires.introducer.address_of(rendezvous_tag(BOB_KEY, alice.epoch() - 3)) is None
+    alice.send(b"\x03later", route)
+    assert wires.chat[-1][:2] == (BOB_ADDR, b"\x03later")
+    bob.send(b"\x03answer", back)
+    assert wires.chat[-1][:2] == (ALICE_ADDR, b"\x03answer")
+    alice.stop()
+    bob.stop()
+
+
+def test_a_peer_whose_clock_is_an_epoch_ahead_is_answered_at_its_own_tag():
+    _, wires, alice, bob = make()
+    alice.start([INTRODUCER])  # registers this epoch's tag and the next one's
+    bob.start([INTRODUCER])
+    from_ahead = natwire.Relay(rendezvous_tag(BOB_KEY, bob.epoch()), rendezvous_tag(ALICE_KEY, bob.epoch() + 1),
+                               b"\x03x")
+    wires.deliver(natwire.encode(from_ahead), INTRODUCER, ALICE_ADDR)
+    _, _, back = wires.chat[-1]
+    assert back == RelayRoute(INTRODUCER, ALICE_KEY, skew=1)
+    bob.send(b"\x03y", back)
+    assert wires.chat[-1][:2] == (ALICE_ADDR, b"\x03y")
+    alice.stop()
+    bob.stop()
+
+
+def test_relayed_datagrams_from_strangers_or_from_non_introducers_are_dropped():
+    _, _, alice, bob = make()
+    bob.start([INTRODUCER])
+    stranger_tag = rendezvous_tag(b"m" * 32, bob.epoch())
+    assert bob.handle(natwire.Relayed(stranger_tag, b"\x03x"), INTRODUCER) is None
+    alice_tag = rendezvous_tag(ALICE_KEY, bob.epoch())
+    assert bob.handle(natwire.Relayed(alice_tag, b"\x03x"), ("127.0.0.66", 6881)) is None
+    assert bob.handle(natwire.Introduction(ALICE_ADDR, b"\x01x"), ("127.0.0.66", 6881)) is None
+    assert bob.handle(natwire.Relayed(alice_tag, b"\x03x"), INTRODUCER) == (b"\x03x", RelayRoute(INTRODUCER, ALICE_KEY))
+    bob.stop()
