@@ -1,9 +1,10 @@
 """NAT traversal datagrams: registration with an introducer, introductions, relay.
 
 They share the node's socket with KRPC (`d`) and the chat datagrams (0x01..0x0f);
-their first byte is in 0x10..0x1f. A *tag* is 16 random bytes a client picks per
-run and publishes only inside its encrypted presence record: the introducer
-knows a tag's current address, never whose it is.
+their first byte is in 0x10..0x1f. A *tag* is 16 bytes derived from a client's
+identity key and the epoch (kadchat.traversal.rendezvous_tag), so only its
+contacts can compute it: the introducer knows a tag's current address, never
+whose it is, and cannot link one epoch's tag to the next.
 
     REGISTER      10 | tag 16                                 client -> introducer, every ~20 s
     REGISTERED    11 | tag 16 | observed address 6            introducer -> client
