@@ -11,7 +11,9 @@ injected. Every figure a scenario measures is returned as a `Tally`, whose
 import contextlib
 import gc
 import hashlib
-from dataclasses import dataclass
+import zlib
+import statistics
+from dataclasses import dataclass, field
 
 from twisted.internet import task
 
@@ -61,11 +63,12 @@ class Owner:
 
 @dataclass
 class Tally:
-    """Outcome of a batch of lookups."""
+    """Outcome of a batch of lookups; `seconds` holds each finished lookup's duration."""
 
     lookups: int = 0
     found: int = 0
     newest: int = 0
+    seconds: list = field(default_factory=list)
 
     @property
     def found_rate(self):
@@ -75,19 +78,25 @@ class Tally:
     def newest_rate(self):
         return self.newest / self.lookups if self.lookups else 0.0
 
+    @property
+    def median_seconds(self):
+        return statistics.median(self.seconds) if self.seconds else None
+
     def __add__(self, other):
         return Tally(self.lookups + other.lookups, self.found + other.found,
-                     self.newest + other.newest)
+                     self.newest + other.newest, self.seconds + other.seconds)
 
     def describe(self):
         return (
             f"{self.found}/{self.lookups} lookups found the record ({self.found_rate:.2%}), "
-            f"{self.newest}/{self.lookups} got the newest seq ({self.newest_rate:.2%})"
+            f"{self.newest}/{self.lookups} got the newest seq ({self.newest_rate:.2%}), "
+            f"median {self.median_seconds or 0:.2f} s"
         )
 
     def as_dict(self):
         return {"lookups": self.lookups, "found_rate": round(self.found_rate, 5),
-                "newest_rate": round(self.newest_rate, 5)}
+                "newest_rate": round(self.newest_rate, 5),
+                "median_seconds": round(self.median_seconds or 0, 3)}
 
 
 def publish(swarm, owners, limit=60.0):
@@ -107,8 +116,15 @@ def measure_pairs(swarm, pairs, limit=120.0):
     """A get by each reader of its owner's record, all started together; the
     newest seq is the one the owner last published."""
     expected = [owner.seq for _, owner in pairs]
-    results = swarm.run_all([reader.get(owner.target) for reader, owner in pairs], limit=limit)
     tally = Tally(lookups=len(pairs))
+    clock, started = swarm.clock, swarm.clock.seconds()
+
+    def timed(result):
+        tally.seconds.append(clock.seconds() - started)
+        return result
+
+    results = swarm.run_all([reader.get(owner.target).addCallback(timed) for reader, owner in pairs],
+                            limit=limit)
     for item, seq in zip(results, expected):
         if item is not None:
             tally.found += 1
@@ -120,14 +136,15 @@ def honest(nodes):
     return [n for n in nodes if type(n) is DHTNode]
 
 
-def build(count, seed, owners=0, factories=(), refresh=None, **options):
+def build(count=0, seed=0, owners=0, factories=(), refresh=None, swarm=None, **options):
     """A seeded swarm: `count` honest nodes plus `(factory, how_many)` hostile ones,
     routing tables filled, and `owners` honest owners with their first record put.
+    `swarm`: a SimSwarm prepared by the caller (faults set up) to add to.
 
     The swarm's state is frozen out of the garbage collector's generations: with
     thousands of nodes every full collection would walk all routing tables
     (`release` gives it back)."""
-    swarm = SimSwarm(seed=seed, **options)
+    swarm = swarm or SimSwarm(seed=seed, **options)
     swarm.add(count)
     for factory, how_many in factories:
         swarm.add(how_many, factory)
@@ -145,10 +162,10 @@ def build(count, seed, owners=0, factories=(), refresh=None, **options):
 
 
 @contextlib.contextmanager
-def running(count, seed, owners=0, factories=(), refresh=REFRESH, **options):
+def running(count=0, seed=0, owners=0, factories=(), refresh=REFRESH, swarm=None, **options):
     """`build`, then `release` on the way out; yields (swarm, owners, leftovers)
     where `leftovers` (a list) receives the timers still pending after release."""
-    swarm, record_owners = build(count, seed, owners, factories, refresh, **options)
+    swarm, record_owners = build(count, seed, owners, factories, refresh, swarm, **options)
     leftovers = []
     try:
         yield swarm, record_owners, leftovers
@@ -362,3 +379,37 @@ def measure_sides(swarm, owners, lookups, halves, side, across):
 
 def combine(tallies):
     return sum(tallies, Tally())
+
+
+def slow_links(low=0.1, high=0.3):
+    """Latency function: each address gets its own access delay in [low, high) s
+    (derived from the address, so it is stable), a link adds both ends."""
+    def delay(address):
+        return low + (high - low) * (zlib.crc32(repr(address).encode()) / 2**32)
+    return lambda src, dst, rng: delay(src) + delay(dst)
+
+
+def link_faults(kind, seed=14, nodes=2000, owners=200, lookups=600, loss=0.3,
+                bandwidth=8000, queue=16000, nat_share=0.2):
+    """Lookups over faulty links. `kind`: "bandwidth" (every uplink limited to
+    `bandwidth` bytes/s with a `queue`-byte buffer), "slow" (200-600 ms links),
+    "lossy" (`loss` of all datagrams dropped), "partial" (a `nat_share` of nodes
+    cannot reach one another, both ways, while everyone else reaches them)."""
+    options = {"slow": {"latency": slow_links()}, "lossy": {"loss": loss}}.get(kind, {})
+    swarm = SimSwarm(seed=seed, **options)
+    swarm.add(nodes)
+    if kind == "bandwidth":
+        for node in swarm.nodes:
+            swarm.network.set_bandwidth(node.address, bandwidth, queue)
+    elif kind == "partial":
+        natted = swarm.rng.sample(swarm.nodes, round(nat_share * nodes))
+        for a in natted:
+            for b in natted:
+                if a is not b:
+                    swarm.network.block(a.address, b.address)
+    with running(swarm=swarm, seed=seed, owners=owners) as (swarm, record_owners, leftovers):
+        tally = measure(swarm, record_owners, lookups)
+        swarm.advance(REFRESH + 10)
+        later = measure(swarm, record_owners, lookups)
+    return {"lookups": tally, "one_refresh_later": later,
+            "drops": dict(swarm.network.drops), "timers_left": leftovers}
