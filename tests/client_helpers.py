@@ -1,7 +1,7 @@
 """Driving real kadchat processes from tests: the client in console mode (-N)
 and the dedicated server, on loopback or inside a `tests.netns` lab.
 
-Data directories are prepared here (identity, contacts.txt, bootstrap.txt) with
+Data directories are prepared here (identity, contacts.txt) with
 the product's own code, so a test can start two clients that already know each
 other. `Spawned` reads a child's output lines on a thread and offers bounded
 `expect`s; with `pty=True` the child's stdin/stdout are a pseudo-terminal, so
@@ -61,10 +61,6 @@ def make_identity(data_dir, name):
 def write_contacts(data_dir, contacts):
     """contacts.txt with `{name: card}`."""
     Path(data_dir, "contacts.txt").write_text("".join(f"{card} {name}\n" for name, card in contacts.items()))
-
-
-def write_bootstrap(data_dir, addresses):
-    Path(data_dir, "bootstrap.txt").write_text("".join(f"{host} {port}\n" for host, port in addresses))
 
 
 def friends(tmp_path, names):

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from tests.client_helpers import CLIENT, ROOT, friends, presence, received, state
+from tests.client_helpers import CLIENT, ROOT, SERVER, friends, presence, received, state
 from tests.netns import lab  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(60)]
@@ -31,7 +31,7 @@ STATUS = re.compile(r"registered (\d+), introduced (\d+), relayed (\d+) bytes, r
 
 
 def start_server(lab, host):
-    server = lab.run(host, [sys.executable, str(ROOT / "dedicated_server.py"), "-p", str(SERVER_PORT),
+    server = lab.run(host, [sys.executable, SERVER, "-p", str(SERVER_PORT),
                             "--host", host.address, "--status-interval", "1"], cwd=ROOT)
     server.expect(rf"listening on {host.address}:{SERVER_PORT}", timeout=10)
     return server
@@ -47,6 +47,7 @@ def start_client(lab, host, data_dir, server_host):
 
 
 def no_dht_between_clients(lab, nat, server_host):
+    """`nat` forwards no KRPC datagram (first payload byte `d`) that the server is not part of."""
     server = server_host.address
     for command in (
         "add table ip kadchat_test_nodht",
