@@ -15,10 +15,14 @@ import zlib
 import statistics
 from dataclasses import dataclass, field
 
+from collections import Counter
+
+from nacl.signing import SigningKey
 from twisted.internet import task
 
 from kademlia import krpc
-from kademlia.items import MutableItem
+from kademlia.bencode import encode as bencode_encode
+from kademlia.items import MutableItem, signing_bytes
 from kademlia.node import DHTNode
 from kademlia.simswarm import Churn, SimSwarm, weibull, weibull_median
 from tests.dht_helpers import Signer
@@ -37,6 +41,7 @@ class Owner:
         self.clock = clock
         self.seq = 0
         self.item = None
+        self.history = []  # every item published, oldest first
         self._loop = None
 
     @property
@@ -46,6 +51,7 @@ class Owner:
     def publish(self):
         self.seq += 1
         self.item = self.signer.item({b"owner": self.index, b"seq": self.seq}, seq=self.seq)
+        self.history.append(self.item)
         return self.node.put(self.item)
 
     def start(self, refresh=REFRESH):
@@ -278,7 +284,41 @@ def _garbage_nodes(seed, count):
     return b"".join(entries)
 
 
-HOSTILE_KINDS = {"drop": DroppingNode, "stale": StaleNode, "forge": ForgingNode}
+class LyingNode(DHTNode):
+    """A Sybil-style routing liar, one of a coalition: to any lookup it names the
+    coalition's members under made-up ids a hair from the target, answers under
+    the id it was named by, and never has the item. Node ids are not bound to
+    anything in BEP 5, so nothing in the protocol tells these ids from real ones
+    (BEP 42 binds ids to IPs; this swarm's 10/8 addresses are exempt from it)."""
+
+    coalition = None  # addresses of the members; each coalition is a subclass
+
+    @classmethod
+    def new_coalition(cls):
+        return type("LyingNode", (cls,), {"coalition": []})
+
+    def attach(self, network, address):
+        self.coalition.append(address)
+        return super().attach(network, address)
+
+    @staticmethod
+    def fake_id(address, target):
+        return target[:15] + hashlib.sha256(repr(address).encode() + target).digest()[:5]
+
+    def handle_query(self, query, address):
+        values = super().handle_query(query, address)
+        target = query.args.get(b"target")
+        if isinstance(target, bytes) and len(target) == 20:
+            for key in (b"k", b"seq", b"sig", b"v", b"ttl"):
+                values.pop(key, None)
+            members = [a for a in self.coalition if a != self.address][:8]
+            values[b"nodes"] = b"".join(self.fake_id(a, target) + krpc.encode_address(a)
+                                        for a in members)
+            values[b"id"] = self.fake_id(self.address, target)
+        return values
+
+
+HOSTILE_KINDS = {"drop": DroppingNode, "stale": StaleNode, "forge": ForgingNode, "lie": LyingNode}
 
 
 def hostile_mix(count, fraction, kinds=("drop", "stale", "forge")):
@@ -286,7 +326,9 @@ def hostile_mix(count, fraction, kinds=("drop", "stale", "forge")):
     evenly among `kinds`, and the number of honest nodes."""
     hostile = round(count * fraction)
     shares = [hostile // len(kinds) + (i < hostile % len(kinds)) for i in range(len(kinds))]
-    return [(HOSTILE_KINDS[k], n) for k, n in zip(kinds, shares) if n], count - hostile
+    factories = [LyingNode.new_coalition() if HOSTILE_KINDS[k] is LyingNode else HOSTILE_KINDS[k]
+                 for k in kinds]
+    return [(f, n) for f, n in zip(factories, shares) if n], count - hostile
 
 
 # -- scenarios -----------------------------------------------------------------
@@ -413,3 +455,133 @@ def link_faults(kind, seed=14, nodes=2000, owners=200, lookups=600, loss=0.3,
         later = measure(swarm, record_owners, lookups)
     return {"lookups": tally, "one_refresh_later": later,
             "drops": dict(swarm.network.drops), "timers_left": leftovers}
+
+
+def hostile(fraction, kinds=("drop", "stale", "forge"), seed=15, nodes=2000, owners=200,
+            lookups=600):
+    """A `fraction` of the nodes are hostile (`kinds` in equal shares); honest
+    readers look up honest owners' records right after publishing and one
+    refresh later."""
+    factories, honest_count = hostile_mix(nodes, fraction, kinds)
+    with running(honest_count, seed, owners, factories) as (swarm, record_owners, leftovers):
+        first = measure(swarm, record_owners, lookups)
+        swarm.advance(REFRESH + 10)
+        later = measure(swarm, record_owners, lookups)
+    return {"right_after": first, "one_refresh_later": later, "timers_left": leftovers}
+
+
+# -- poisoning -----------------------------------------------------------------
+
+
+class Attacker:
+    """One address sending hand-made puts straight to storage nodes, with valid
+    write tokens (it asks for them with get, as anyone may)."""
+
+    def __init__(self, swarm):
+        self.swarm = swarm
+        self.node = swarm.add(1)[0]  # a plain node used as a KRPC client
+        swarm.seed_routing_tables([self.node])
+        self.outcomes = {}  # attack name -> Counter of "accepted" / KRPC error codes
+        self._key = SigningKey(hashlib.sha256(b"attacker").digest())
+        self.public_key = bytes(self._key.verify_key)
+
+    def replicas(self, target):
+        """The storage nodes of `target`, with a write token from each."""
+        found = self.swarm.run_all([self.node.find_node(target)])[0] or []
+        gets = [self.node.query_contact(c.node_id, c.address, b"get", {b"target": target})
+                for c in found]
+        answers = self.swarm.run_all(gets, limit=10)
+        return [(c, a.values[b"token"]) for c, a in zip(found, answers)
+                if a is not None and isinstance(a.values.get(b"token"), bytes)]
+
+    def put(self, attack, replica, token, args):
+        contact = replica
+        query = dict(args, token=token)
+        d = self.node.query_contact(contact.node_id, contact.address, b"put", query)
+        tally = self.outcomes.setdefault(attack, Counter())
+
+        def accepted(_):
+            tally["accepted"] += 1
+
+        def refused(failure):
+            error = failure.value
+            tally[getattr(error, "code", type(error).__name__)] += 1
+
+        d.addCallbacks(accepted, refused)
+        return d
+
+    def signed(self, v, seq, salt=b""):
+        """An item signed by the attacker's own key, sizes unchecked."""
+        encoded = bencode_encode(v)
+        sig = self._key.sign(signing_bytes(salt, seq, encoded)).signature
+        return {"k": self.public_key, "salt": salt, "seq": seq, "v": v, "sig": sig} if salt else \
+            {"k": self.public_key, "seq": seq, "v": v, "sig": sig}
+
+
+def item_args(item, **changes):
+    args = {"k": item.k, "seq": item.seq, "v": item.v, "sig": item.sig}
+    if item.salt:
+        args["salt"] = item.salt
+    args.update(changes)
+    return args
+
+
+def poisoning(seed=16, nodes=2000, owners=100, attacked=20, flood=150, lookups=500):
+    """One attacker address floods the replicas of `attacked` honest records with
+    forged signatures, tampered values, replayed older seqs, inflated TTLs and
+    oversized values, and floods a few replicas with `flood` validly signed
+    items of its own. Returns the outcome of each attack, what the replicas
+    hold afterwards and lookups of the honest records."""
+    with running(nodes, seed, owners) as (swarm, record_owners, leftovers):
+        publish(swarm, record_owners)  # seq 2: seq 1 is an older genuine item to replay
+        attacker = Attacker(swarm)
+        max_ttl = swarm.settings.max_ttl
+        flooded = []
+        for owner in record_owners[:attacked]:
+            current, older = owner.item, owner.history[0]
+            puts = []
+            for replica, token in attacker.replicas(owner.target):
+                puts += [
+                    attacker.put("forged signature", replica, token,
+                                 item_args(current, seq=current.seq + 1, v=b"evil",
+                                           sig=hashlib.sha512(replica.node_id).digest())),
+                    attacker.put("tampered value", replica, token,
+                                 item_args(current, seq=current.seq + 1, v=b"evil")),
+                    attacker.put("replayed older seq", replica, token, item_args(older)),
+                    attacker.put("replayed older seq, huge ttl", replica, token,
+                                 item_args(older, ttl=2**40)),
+                    attacker.put("inflated ttl", replica, token, item_args(current, ttl=2**40)),
+                    attacker.put("oversized value", replica, token,
+                                 attacker.signed(b"x" * 1200, 1)),
+                    attacker.put("oversized salt", replica, token,
+                                 attacker.signed(b"x", 1, salt=b"s" * 100)),
+                ]
+                if len(flooded) < 8:
+                    flooded.append(replica)
+                    puts += [attacker.put("store flood", replica, token,
+                                          attacker.signed(b"flood %d" % i, 1, salt=b"%d" % i))
+                             for i in range(flood)]
+            swarm.run_all(puts, limit=10)
+        # A query flood from the same address at one replica: the per-IP rate limit
+        # answers at most a burst's worth.
+        victim = flooded[0]
+        pings = swarm.run_all([attacker.node.query_contact(None, victim.address, b"ping", {})
+                               for _ in range(2000)], limit=10)
+        attacker.outcomes["2000 pings at once"] = {
+            "answered": sum(p is not None for p in pings),
+            "dropped": sum(p is None for p in pings)}
+        by_id = {n.node_id: n for n in swarm.nodes}
+        deadline_excess = max(
+            (node.store.get(o.target)[1] - max_ttl for o in record_owners
+             for node in swarm.holders(o.target)), default=0.0)
+        intact = sum(
+            all(node.store.get(o.target)[0] == o.item for node in swarm.holders(o.target))
+            and len(swarm.holders(o.target)) >= swarm.settings.k
+            for o in record_owners[:attacked])
+        flood_held = [len(by_id[r.node_id].store) for r in flooded if r.node_id in by_id]
+        after = measure(swarm, record_owners, lookups)
+    return {"outcomes": {name: dict(c) for name, c in attacker.outcomes.items()},
+            "records_intact": intact / attacked, "ttl_beyond_cap": deadline_excess,
+            "most_items_on_a_flooded_node": max(flood_held, default=0),
+            "per_ip_quota": swarm.settings.max_items_per_ip,
+            "lookups": after, "timers_left": leftovers}
