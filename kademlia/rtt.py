@@ -32,7 +32,7 @@ class RTTEstimator:
 class TimeoutPolicy:
     """Per-contact estimators plus a global one for contacts never measured."""
 
-    def __init__(self, floor=0.05, ceiling=2.0, initial=1.0):
+    def __init__(self, floor=0.01, ceiling=2.0, initial=1.0):
         self.floor = floor
         self.ceiling = ceiling
         self.initial = initial
@@ -44,9 +44,13 @@ class TimeoutPolicy:
             contact_estimator.sample(rtt)
 
     def timeout_for(self, contact_estimator):
-        """Seconds after which a query to this contact counts as stalled."""
-        own = contact_estimator.timeout(self.floor, self.ceiling) if contact_estimator else None
-        if own is not None:
-            return own
+        """Seconds after which a query to this contact counts as stalled.
+
+        A contact's own estimate can be old (taken while the swarm was busy, or
+        before the contact died), so it never exceeds twice the swarm-wide one:
+        stalling a slow contact early only costs an extra query, waiting on a
+        dead one holds the whole lookup up."""
         overall = self.overall.timeout(self.floor, self.ceiling)
-        return self.initial if overall is None else min(self.ceiling, 2 * overall)
+        general = self.initial if overall is None else overall
+        own = contact_estimator.timeout(self.floor, self.ceiling) if contact_estimator else None
+        return general if own is None else min(own, general)

@@ -8,7 +8,7 @@ class DHTSettings:
     k: int = 8  # bucket size and replication factor
     alpha: int = 3  # parallel queries per lookup
     query_timeout: float = 2.0  # hard limit for one KRPC query
-    stall_floor: float = 0.05  # adaptive per-query timeouts stay within these
+    stall_floor: float = 0.01  # adaptive per-query timeouts stay within these
     default_ttl: int = 600  # items put without `ttl`
     max_ttl: int = 600  # the longest this node keeps anything
     max_items: int = 100_000

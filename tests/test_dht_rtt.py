@@ -42,13 +42,24 @@ def test_jitter_widens_the_timeout():
     assert policy.timeout_for(jittery) > policy.timeout_for(steady) + 0.1
 
 
-def test_unmeasured_contacts_use_twice_the_overall_estimate():
+def test_unmeasured_contacts_use_the_overall_estimate():
     policy = TimeoutPolicy(floor=0.01, ceiling=2.0)
     for _ in range(50):
         policy.sample(RTTEstimator(), 0.02)
     overall = policy.overall.timeout(0.01, 2.0)
-    assert policy.timeout_for(None) == pytest.approx(2 * overall)
+    assert policy.timeout_for(None) == pytest.approx(overall)
     assert policy.timeout_for(None) < 0.1
+
+
+def test_a_contact_measured_while_the_swarm_was_slow_is_not_waited_on_longer_than_others():
+    policy = TimeoutPolicy(floor=0.01, ceiling=2.0)
+    measured_in_a_storm = RTTEstimator()
+    for _ in range(5):
+        policy.sample(measured_in_a_storm, 0.8)
+    for _ in range(200):  # the swarm calmed down since
+        policy.sample(RTTEstimator(), 0.002)
+    assert measured_in_a_storm.timeout(0.01, 2.0) > 0.8
+    assert policy.timeout_for(measured_in_a_storm) == policy.timeout_for(None) < 0.05
 
 
 def test_a_slow_contact_does_not_slow_down_a_fast_one():
