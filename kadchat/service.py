@@ -20,10 +20,11 @@ from kadchat.errors import UserError
 from kadchat.files import append_contact, parse_bootstrap, parse_contacts, validate_name
 from kadchat.history import History, history_path
 from kadchat.introducer import Introducer
-from kadchat.messaging import ChatEndpoint
+from kadchat.messaging import ChatEndpoint, MessagingConfig
 from kadchat.model import Contact, Message, Status
 from kadchat.presence import (
     AWAY, MAX_ADDRS, OFFLINE, ONLINE, Presence, PresencePublisher, PresenceTracker, SeqCounter)
+from kadchat.sessions import SessionConfig
 from kadchat.traversal import RelayRoute, Traversal
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
@@ -36,6 +37,9 @@ REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answe
 PUNCH_GRACE = 3.0  # try direct paths and hole punching this long before relaying
 MAX_INTRODUCERS = 3
 ON_DEMAND_REFRESH = 60.0  # without -r, still notice contacts within a minute
+STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
+# Handshakes are also hole-punching probes: start fast (DESIGN.md: ~150 ms), then back off.
+MESSAGING = MessagingConfig(sessions=SessionConfig(handshake_retry=0.15, handshake_attempts=9))
 
 
 class ChatService:
@@ -56,6 +60,8 @@ class ChatService:
         self.joined = False
         self._stopping = False
         self._rejoin = None
+        self._status_loop = None
+        self._last_status = None
         self._relay_timers = {}
 
     def _path(self, name):
@@ -88,7 +94,8 @@ class ChatService:
         self.traversal = Traversal(reactor, self.node.send_datagram, self.identity.public_key, c.epoch_seconds,
                                    contacts=self._names.keys)
         self.endpoint = ChatEndpoint(
-            reactor, self.traversal.send, self.identity.signing_key, self._names.__contains__, self._db
+            reactor, self.traversal.send, self.identity.signing_key, self._names.__contains__, self._db,
+            MESSAGING,
         )
         self.endpoint.subscribe(self)
         self.node.set_datagram_handler(self._datagram_received)
@@ -107,6 +114,9 @@ class ChatService:
         self._rejoin = task.LoopingCall(self._join)
         self._rejoin.clock = reactor
         self._rejoin.start(REJOIN_INTERVAL, now=True)
+        self._status_loop = task.LoopingCall(self._notify_status_if_changed)
+        self._status_loop.clock = reactor
+        self._status_loop.start(STATUS_INTERVAL, now=False)
         return warnings
 
     def _load_contacts(self):
@@ -145,8 +155,9 @@ class ChatService:
     def stop(self):
         """Tell the swarm we left (offline record), then close everything."""
         self._stopping = True
-        if self._rejoin is not None and self._rejoin.running:
-            self._rejoin.stop()
+        for loop in (self._rejoin, self._status_loop):
+            if loop is not None and loop.running:
+                loop.stop()
         for timer in self._relay_timers.values():
             if timer.active():
                 timer.cancel()
@@ -275,14 +286,15 @@ class ChatService:
     def _contact(self, name):
         public_key = self._contacts[name]
         presence = self.tracker.status(name)
-        session = self.endpoint.sessions.has_session(public_key)
-        route = None
-        if session:
+        if presence not in (ONLINE, AWAY):
+            presence = OFFLINE
+        route = None  # a session with a contact who said goodbye is no route
+        if presence != OFFLINE and self.endpoint.sessions.has_session(public_key):
             route = "relayed" if isinstance(self.endpoint.sessions.address_of(public_key), RelayRoute) else "direct"
         return Contact(
             name=name,
             card=encode_card(public_key),
-            presence=presence if presence in (ONLINE, AWAY) else OFFLINE,
+            presence=presence,
             last_seen=self._last_seen.get(name),
             unread=self._unread.get(name, 0),
             route=route,
@@ -346,13 +358,18 @@ class ChatService:
             reachability = "direct"
         else:
             reachability = "unknown"
+        seen_by_introducers = next(iter(self.traversal.observed.values()), None)
         return Status(
             dht_peers=len(self.node.routing_table),
-            external_address=self.votes.external_address(),
+            external_address=self.votes.external_address() or seen_by_introducers,
             reachability=reachability,
         )
 
     def _notify_status(self):
-        status = self.status()
+        self._last_status = status = self.status()
         for listener in list(self._listeners):
             listener.status(status)
+
+    def _notify_status_if_changed(self):
+        if self.status() != self._last_status:
+            self._notify_status()
