@@ -63,12 +63,13 @@ class SimSwarm:
             for _ in range(count)
         ]
 
-    def seed_routing_tables(self, nodes=None):
-        """Fill each node's table from the global view of the live nodes."""
-        live = sorted(self.nodes, key=lambda n: n.node_id)
+    def seed_routing_tables(self, nodes=None, among=None):
+        """Fill the tables of `nodes` (default: all live nodes) from the global view
+        of the nodes `among` (default: all live nodes)."""
+        live = sorted(among if among is not None else self.nodes, key=lambda n: n.node_id)
         keys = [int.from_bytes(n.node_id, "big") for n in live]
         k = self.settings.k
-        for node in nodes or live:
+        for node in nodes if nodes is not None else live:
             own = int.from_bytes(node.node_id, "big")
             table = node.routing_table
             for i in self._nearest(keys, own, k):

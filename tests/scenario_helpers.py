@@ -31,6 +31,16 @@ from tests.dht_helpers import Signer
 REFRESH = 120.0
 
 
+class ReadOnlyNode(DHTNode):
+    """A node whose queries carry BEP 43's `ro=1`, so nobody adds it to a routing
+    table: it publishes and looks up but never stores others' records. Owners are
+    read-only so that keeping them alive through a scenario does not make them
+    immortal replicas."""
+
+    def query_contact(self, node_id, address, method, args):
+        return super().query_contact(node_id, address, method, dict(args, ro=1))
+
+
 class Owner:
     """A node that publishes one record and re-puts it with seq + 1 every `refresh` s."""
 
@@ -144,7 +154,8 @@ def honest(nodes):
 
 def build(count=0, seed=0, owners=0, factories=(), refresh=None, swarm=None, **options):
     """A seeded swarm: `count` honest nodes plus `(factory, how_many)` hostile ones,
-    routing tables filled, and `owners` honest owners with their first record put.
+    routing tables filled, and `owners` more read-only nodes, each an Owner with
+    its first record put.
     `swarm`: a SimSwarm prepared by the caller (faults set up) to add to.
 
     The swarm's state is frozen out of the garbage collector's generations: with
@@ -155,11 +166,12 @@ def build(count=0, seed=0, owners=0, factories=(), refresh=None, swarm=None, **o
     for factory, how_many in factories:
         swarm.add(how_many, factory)
     swarm.seed_routing_tables()
+    storage = list(swarm.nodes)
+    owner_nodes = swarm.add(owners, ReadOnlyNode)
+    swarm.seed_routing_tables(owner_nodes, among=storage)
     gc.collect()
     gc.freeze()
-    rng = swarm.rng
-    chosen = rng.sample(honest(swarm.nodes), owners)
-    record_owners = [Owner(node, index, swarm.clock) for index, node in enumerate(chosen)]
+    record_owners = [Owner(node, index, swarm.clock) for index, node in enumerate(owner_nodes)]
     publish(swarm, record_owners)
     if refresh:
         for owner in record_owners:
@@ -394,7 +406,8 @@ def replica_state(swarm, owners):
     """How many records have all their k closest live nodes holding the newest seq,
     and how many copies anywhere lag behind their owner's newest seq."""
     k = swarm.settings.k
-    keyed = sorted((int.from_bytes(n.node_id, "big"), n) for n in swarm.nodes)
+    keyed = [(int.from_bytes(n.node_id, "big"), n) for n in swarm.nodes
+             if not isinstance(n, ReadOnlyNode)]
     converged = lagging = copies = 0
     for owner in owners:
         target = int.from_bytes(owner.target, "big")
@@ -480,7 +493,8 @@ class Attacker:
     def __init__(self, swarm):
         self.swarm = swarm
         self.node = swarm.add(1)[0]  # a plain node used as a KRPC client
-        swarm.seed_routing_tables([self.node])
+        swarm.seed_routing_tables([self.node], among=[n for n in swarm.nodes
+                                                      if not isinstance(n, ReadOnlyNode)])
         self.outcomes = {}  # attack name -> Counter of "accepted" / KRPC error codes
         self._key = SigningKey(hashlib.sha256(b"attacker").digest())
         self.public_key = bytes(self._key.verify_key)
