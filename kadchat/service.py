@@ -136,7 +136,14 @@ class ChatService:
             return
         size = yield self.node.bootstrap(self.bootstrap_addresses)
         if size == 0:
-            self.log.warn("no bootstrap node answered; retrying in {s:.0f} s", s=REJOIN_INTERVAL)
+            if self._stopping:
+                return
+            if self.bootstrap_addresses:
+                self.log.warn("no bootstrap node answered; retrying in {s:.0f} s", s=REJOIN_INTERVAL)
+            else:
+                self.log.warn(
+                    "no bootstrap node known: give -I HOST -P PORT or list HOST PORT lines in {file};"
+                    " retrying in {s:.0f} s", file=BOOTSTRAP_FILE, s=REJOIN_INTERVAL)
             self._notify_status()
             return
         self.joined = True
