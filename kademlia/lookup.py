@@ -39,8 +39,9 @@ class Lookup:
     """Run with `start()`; the Deferred fires with the answered Candidates among
     the k closest, nearest first (each with the response `values`)."""
 
-    def __init__(self, node, target, method, args, k, alpha):
+    def __init__(self, node, target, method, args, k, alpha, accept=None):
         self._node = node
+        self._accept = accept  # accept(node_id, address): ids allowed in the shortlist
         self._target_key = int.from_bytes(target, "big")
         self._method = method
         self._args = args
@@ -61,6 +62,8 @@ class Lookup:
         # Keyed by address too: a node that moved is referred at its new address while
         # our own table may still hold the old one, which will not answer.
         if (node_id, address) in self._seen or node_id == self._node.node_id:
+            return
+        if self._accept is not None and not self._accept(node_id, address):
             return
         self._seen.add((node_id, address))
         distance = int.from_bytes(node_id, "big") ^ self._target_key
@@ -116,6 +119,10 @@ class Lookup:
 
     def _answered(self, response, candidate):
         self._cancel_stall_timer(candidate)
+        if self._accept is not None and not self._accept(response.sender_id, candidate.address):
+            candidate.state = FAILED  # answers under an id its address may not have
+            self._step()
+            return
         if response.sender_id != candidate.node_id:
             # Someone else answers at that address now: trust the answer, not the old id.
             candidate.node_id = response.sender_id

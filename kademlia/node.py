@@ -13,7 +13,7 @@ import os
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from kademlia import krpc
+from kademlia import krpc, nodeid
 from kademlia.items import ItemError, MutableItem
 from kademlia.lookup import Lookup
 from kademlia.protocol import KRPCProtocol, QueryTimeout
@@ -57,6 +57,7 @@ class DHTNode:
             now, s.default_ttl, s.max_ttl, s.max_items, s.max_items_per_ip
         )
         self.tokens = TokenManager(now, s.token_rotation)
+        self._accept_id = None if s.node_id_check == "off" else nodeid.acceptor(s.node_id_check)
         limiter = PerIPRateLimiter(now, s.queries_per_ip_per_second, s.query_burst_per_ip)
         self.protocol = KRPCProtocol(self.clock, self, limiter)
         self._handlers = {
@@ -181,7 +182,8 @@ class DHTNode:
 
     def _lookup(self, target, method, args):
         seeds = self.routing_table.closest(target, self.settings.k * 2)
-        lookup = Lookup(self, target, method, args, self.settings.k, self.settings.alpha)
+        lookup = Lookup(self, target, method, args, self.settings.k, self.settings.alpha,
+                        accept=self._accept_id)
         return lookup.start(seeds)
 
     def find_node(self, target):
@@ -320,6 +322,8 @@ class DHTNode:
         return values
 
     def _heard_from(self, node_id, address):
+        if self._accept_id is not None and not self._accept_id(node_id, address):
+            return  # an id its address may not have (BEP 42): never a contact
         is_new = self.routing_table.get(node_id) is None
         contact = self.routing_table.heard_from(node_id, address)
         if is_new and contact is not None and len(self.store):

@@ -18,3 +18,7 @@ class DHTSettings:
     token_rotation: float = 300.0
     maintenance_interval: float = 60.0  # expire, refresh buckets, ping questionable nodes
     republish_interval: float = 300.0  # push held items to the closest nodes again
+    # BEP 42: ignore nodes whose id does not fit their IP ("public": local networks
+    # exempt, as the BEP says; "all": checked too, for the simulator's 10/8 swarm).
+    # Our own id must fit: kademlia.nodeid.node_id_for(external_ip, os.urandom).
+    node_id_check: str = "off"

@@ -19,6 +19,7 @@ import random
 
 from twisted.internet import defer
 
+from kademlia import nodeid
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
 from kademlia.sim import SimClock, SimNetwork
@@ -57,11 +58,17 @@ class SimSwarm:
         return node
 
     def add(self, count, factory=None):
-        """Start `count` new nodes (not yet bootstrapped); returns them."""
-        return [
-            self._make(factory, self.rng.randbytes(20), self.network.next_address())
-            for _ in range(count)
-        ]
+        """Start `count` new nodes (not yet bootstrapped); returns them. Their ids fit
+        their addresses (BEP 42) when the settings check ids."""
+        made = []
+        for _ in range(count):
+            address = self.network.next_address()
+            if self.settings.node_id_check == "off":
+                node_id = self.rng.randbytes(20)
+            else:
+                node_id = nodeid.node_id_for(address[0], self.rng.randbytes)
+            made.append(self._make(factory, node_id, address))
+        return made
 
     def seed_routing_tables(self, nodes=None, among=None):
         """Fill the tables of `nodes` (default: all live nodes) from the global view
