@@ -20,7 +20,7 @@ from collections import Counter
 from nacl.signing import SigningKey
 from twisted.internet import task
 
-from kademlia import krpc
+from kademlia import krpc, nodeid
 from kademlia.bencode import encode as bencode_encode
 from kademlia.items import MutableItem, signing_bytes
 from kademlia.node import DHTNode
@@ -306,16 +306,43 @@ class LyingNode(DHTNode):
     coalition = None  # addresses of the members; each coalition is a subclass
 
     @classmethod
-    def new_coalition(cls):
-        return type("LyingNode", (cls,), {"coalition": []})
+    def new_coalition(cls, legal_ids=False):
+        return type("LyingNode", (cls,), {"coalition": [], "legal_ids": legal_ids})
 
     def attach(self, network, address):
         self.coalition.append(address)
         return super().attach(network, address)
 
-    @staticmethod
-    def fake_id(address, target):
-        return target[:15] + hashlib.sha256(repr(address).encode() + target).digest()[:5]
+    legal_ids = False  # True: claim only ids BEP 42 allows the member's address
+
+    def fake_id(self, address, target):
+        if not self.legal_ids:
+            return target[:15] + hashlib.sha256(repr(address).encode() + target).digest()[:5]
+        # The nearest id to the target among the 8 slices BEP 42 leaves this address.
+        head = int.from_bytes(target[:4], "big")
+        prefix, r = min(self._slices(address), key=lambda slice_: slice_[0] ^ head)
+        head = prefix | (head & 0x7FF)
+        return head.to_bytes(4, "big") + target[4:19] + bytes([(target[19] & 0xF8) | r])
+
+    def referred_members(self, target):
+        """The 8 other members best placed to claim ids near `target`."""
+        others = [a for a in self.coalition if a != self.address]
+        if not self.legal_ids:
+            return others[:8]
+        head = int.from_bytes(target[:4], "big")
+        return sorted(others, key=lambda a: min(p ^ head for p, _ in self._slices(a)))[:8]
+
+    _slice_cache = {}
+
+    @classmethod
+    def _slices(cls, address):
+        """(21-bit prefix as the top of a 32-bit int, r) for each r BEP 42 allows."""
+        slices = cls._slice_cache.get(address)
+        if slices is None:
+            slices = [(int.from_bytes(nodeid.node_id_for(address[0], lambda n, r=r: bytes(19) + bytes([r]))[:4],
+                                      "big") & 0xFFFFF800, r) for r in range(8)]
+            cls._slice_cache[address] = slices
+        return slices
 
     def handle_query(self, query, address):
         values = super().handle_query(query, address)
@@ -323,14 +350,15 @@ class LyingNode(DHTNode):
         if isinstance(target, bytes) and len(target) == 20:
             for key in (b"k", b"seq", b"sig", b"v", b"ttl"):
                 values.pop(key, None)
-            members = [a for a in self.coalition if a != self.address][:8]
+            members = self.referred_members(target)
             values[b"nodes"] = b"".join(self.fake_id(a, target) + krpc.encode_address(a)
                                         for a in members)
             values[b"id"] = self.fake_id(self.address, target)
         return values
 
 
-HOSTILE_KINDS = {"drop": DroppingNode, "stale": StaleNode, "forge": ForgingNode, "lie": LyingNode}
+HOSTILE_KINDS = {"drop": DroppingNode, "stale": StaleNode, "forge": ForgingNode, "lie": LyingNode,
+                 "lie42": LyingNode}
 
 
 def hostile_mix(count, fraction, kinds=("drop", "stale", "forge")):
@@ -338,8 +366,8 @@ def hostile_mix(count, fraction, kinds=("drop", "stale", "forge")):
     evenly among `kinds`, and the number of honest nodes."""
     hostile = round(count * fraction)
     shares = [hostile // len(kinds) + (i < hostile % len(kinds)) for i in range(len(kinds))]
-    factories = [LyingNode.new_coalition() if HOSTILE_KINDS[k] is LyingNode else HOSTILE_KINDS[k]
-                 for k in kinds]
+    factories = [LyingNode.new_coalition(legal_ids=k == "lie42") if HOSTILE_KINDS[k] is LyingNode
+                 else HOSTILE_KINDS[k] for k in kinds]
     return [(f, n) for f, n in zip(factories, shares) if n], count - hostile
 
 
@@ -471,12 +499,13 @@ def link_faults(kind, seed=14, nodes=2000, owners=200, lookups=600, loss=0.3,
 
 
 def hostile(fraction, kinds=("drop", "stale", "forge"), seed=15, nodes=2000, owners=200,
-            lookups=600):
+            lookups=600, **options):
     """A `fraction` of the nodes are hostile (`kinds` in equal shares); honest
     readers look up honest owners' records right after publishing and one
-    refresh later."""
+    refresh later. `options` go to SimSwarm (e.g. settings)."""
     factories, honest_count = hostile_mix(nodes, fraction, kinds)
-    with running(honest_count, seed, owners, factories) as (swarm, record_owners, leftovers):
+    with running(honest_count, seed, owners, factories, **options) as (swarm, record_owners,
+                                                                       leftovers):
         first = measure(swarm, record_owners, lookups)
         swarm.advance(REFRESH + 10)
         later = measure(swarm, record_owners, lookups)
