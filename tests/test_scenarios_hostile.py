@@ -1,13 +1,15 @@
 """Hostile nodes and poisoning at 2,000 nodes on the simulated network (seeded,
 virtual clock). Hostile nodes drop queries, serve stale items or serve forged
 items and garbage contacts (tests/scenario_helpers.py); an attacker address
-floods storage nodes with forged, replayed, inflated and oversized puts."""
+floods storage nodes with forged, replayed, inflated and oversized puts; a
+Sybil coalition forges node ids next to every key."""
 
 import pytest
 
 from kademlia.items import (ERROR_INVALID_SIGNATURE, ERROR_SALT_TOO_BIG,
                             ERROR_SEQ_LESS_THAN_CURRENT, ERROR_V_TOO_BIG)
 from kademlia.krpc import SERVER_ERROR
+from kademlia.settings import DHTSettings
 from tests.scenario_helpers import hostile, poisoning
 
 
@@ -48,3 +50,17 @@ def test_poisoning_from_one_address_is_refused_and_bounded_by_quotas():
     assert figures["records_intact"] == 1.0, detail
     assert figures["lookups"].newest_rate == 1.0, detail
     assert figures["timers_left"] == []
+
+
+def test_node_id_check_defeats_a_coalition_forging_ids_next_to_every_key():
+    # 20% of the nodes name each other under made-up ids a hair from any target.
+    # Unchecked, they capture nearly every lookup; with BEP 42 ids checked
+    # ("all": the simulator's 10/8 addresses are exempt under "public") they are ignored.
+    unchecked = hostile(0.2, kinds=("lie",), seed=17, nodes=2000, owners=200, lookups=300)
+    checked = hostile(0.2, kinds=("lie",), seed=17, nodes=2000, owners=200, lookups=300,
+                      settings=DHTSettings(node_id_check="all"))
+    detail = (f"unchecked: {unchecked['one_refresh_later'].describe()}; "
+              f"checked: {checked['one_refresh_later'].describe()}")
+    assert unchecked["one_refresh_later"].newest_rate < 0.5, detail
+    assert checked["one_refresh_later"].newest_rate >= 0.99, detail
+    assert checked["right_after"].newest_rate >= 0.99, detail
