@@ -11,11 +11,10 @@ injected. Every figure a scenario measures is returned as a `Tally`, whose
 import contextlib
 import gc
 import hashlib
-import zlib
 import statistics
-from dataclasses import dataclass, field
-
+import zlib
 from collections import Counter
+from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
 from twisted.internet import task
@@ -538,9 +537,9 @@ class Attacker:
                 if a is not None and isinstance(a.values.get(b"token"), bytes)]
 
     def put(self, attack, replica, token, args):
-        contact = replica
-        query = dict(args, token=token)
-        d = self.node.query_contact(contact.node_id, contact.address, b"put", query)
+        """Send one put; its outcome is counted under `attack`."""
+        d = self.node.query_contact(replica.node_id, replica.address, b"put",
+                                    dict(args, token=token))
         tally = self.outcomes.setdefault(attack, Counter())
 
         def accepted(_):
@@ -555,10 +554,11 @@ class Attacker:
 
     def signed(self, v, seq, salt=b""):
         """An item signed by the attacker's own key, sizes unchecked."""
-        encoded = bencode_encode(v)
-        sig = self._key.sign(signing_bytes(salt, seq, encoded)).signature
-        return {"k": self.public_key, "salt": salt, "seq": seq, "v": v, "sig": sig} if salt else \
-            {"k": self.public_key, "seq": seq, "v": v, "sig": sig}
+        sig = self._key.sign(signing_bytes(salt, seq, bencode_encode(v))).signature
+        args = {"k": self.public_key, "seq": seq, "v": v, "sig": sig}
+        if salt:
+            args["salt"] = salt
+        return args
 
 
 def item_args(item, **changes):
