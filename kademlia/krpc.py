@@ -165,6 +165,14 @@ def decode_nodes(data):
     return nodes
 
 
+def is_routable(address):
+    """Whether `(host, port)` is an IPv4 address a node may be told to contact."""
+    try:
+        return _packed_is_routable(encode_address(address))
+    except (OSError, TypeError, ValueError, struct.error):
+        return False
+
+
 def _packed_is_routable(packed):
     """is_routable on a compact address, without parsing text (this runs per node
     in every lookup response): not 0.0.0.0, not multicast/reserved/broadcast

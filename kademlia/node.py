@@ -108,11 +108,14 @@ class DHTNode:
         try:
             with open(self.state_path) as f:
                 raw = json.load(f)
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
             contacts = [(bytes.fromhex(i), (h, int(p))) for i, h, p in raw.get("contacts", [])]
             node_id = bytes.fromhex(raw["node_id"])
             if len(node_id) != krpc.ID_LENGTH:
                 raise ValueError("bad node id length")
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            contacts = [(i, a) for i, a in contacts if len(i) == krpc.ID_LENGTH and krpc.is_routable(a)]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             self.log.warn("ignoring unreadable state file {path}: {error}", path=self.state_path, error=e)
             return {}
         return {"node_id": node_id, "contacts": contacts}
@@ -122,9 +125,12 @@ class DHTNode:
             return
         contacts = [[c.node_id.hex(), *c.address] for c in self.routing_table.contacts()]
         temporary = self.state_path + ".tmp"
-        with open(temporary, "w") as f:
-            json.dump({"node_id": self.node_id.hex(), "contacts": contacts}, f)
-        os.replace(temporary, self.state_path)
+        try:
+            with open(temporary, "w") as f:
+                json.dump({"node_id": self.node_id.hex(), "contacts": contacts}, f)
+            os.replace(temporary, self.state_path)
+        except OSError as e:  # losing the table only costs a bootstrap next time
+            self.log.warn("cannot save state file {path}: {error}", path=self.state_path, error=e)
 
     # -- non-KRPC datagrams and observers -------------------------------------
 
@@ -194,7 +200,8 @@ class DHTNode:
         """Join through `(host, port)` pairs and the contacts saved last time.
 
         Fires with the number of contacts in the routing table afterwards."""
-        known = [a for _, a in self._saved_contacts] + [tuple(a) for a in addresses]
+        given = yield self._resolve([tuple(a) for a in addresses])
+        known = [a for _, a in self._saved_contacts] + given
         if known:
             yield defer.DeferredList(
                 [self.query_contact(None, a, b"find_node", {b"target": self.node_id}) for a in known],
@@ -214,6 +221,22 @@ class DHTNode:
         if self.store.items():
             self.republish()
         return len(self.routing_table)
+
+    @defer.inlineCallbacks
+    def _resolve(self, addresses):
+        """Host names to IPv4 addresses (UDP sockets take addresses only); a name
+        that does not resolve is logged and left out."""
+        resolved = []
+        for host, port in addresses:
+            if not krpc.is_routable((host, port)) and hasattr(self._reactor, "resolve"):
+                try:
+                    host = yield self._reactor.resolve(host, timeout=(2,))
+                except Exception as e:
+                    self.log.warn("cannot resolve {host}: {error}", host=host, error=e)
+                    continue
+            if krpc.is_routable((host, port)):
+                resolved.append((host, port))
+        return resolved
 
     @defer.inlineCallbacks
     def get(self, target, salt=b""):
@@ -238,7 +261,6 @@ class DHTNode:
     def _newest(self, target, salt, answered):
         held = self.store.get(target)
         best, best_ttl = held if held else (None, None)
-        verified = set()
         for candidate in answered:
             item, ttl = self._item_from(candidate.values, salt)
             if item is None or item.target != target:
@@ -247,10 +269,10 @@ class DHTNode:
                 if item == best and ttl is not None:
                     best_ttl = max(best_ttl or 0, ttl)
                 continue
-            if item.sig not in verified and not item.verify():
-                continue
-            verified.add(item.sig)
-            best, best_ttl = item, ttl
+            # Whatever would replace the best so far is verified itself: a copy of a
+            # valid signature on another seq or value is a forgery.
+            if item.verify():
+                best, best_ttl = item, ttl
         return best, best_ttl
 
     def _item_from(self, values, salt):

@@ -149,7 +149,7 @@ class KRPCProtocol(DatagramProtocol):
         self.stats.sent += 1
         try:
             self.transport.write(data, address)
-        except OSError as e:  # e.g. unreachable network: same as a lost datagram
+        except (OSError, ValueError) as e:  # unreachable network, or not an IPv4 address: lost
             self.log.debug("send to {address} failed: {error}", address=address, error=e)
 
     def stop(self):

@@ -1,0 +1,37 @@
+"""A `get` never returns an item whose own signature does not verify, even when a
+responder reuses the genuine signature on another seq or value."""
+
+from kademlia.node import DHTNode
+from tests.dht_helpers import BootstrapSwarm, Signer
+
+
+class SignatureCopier(DHTNode):
+    """Answers `get` for an item it holds with the genuine signature on a forged item."""
+
+    def _on_get(self, args, address):
+        values = super()._on_get(args, address)
+        if b"sig" in values:
+            values[b"seq"] = 2**63 - 1
+            values[b"v"] = b"FORGED"
+        return values
+
+
+def test_a_copied_signature_on_a_higher_seq_is_not_taken_for_the_item():
+    swarm = BootstrapSwarm(seed=44)
+    swarm.grow(12)
+    liars = []
+    for _ in range(4):  # some of the k closest to anything will be liars
+        liar = SignatureCopier(swarm.clock, swarm.rng.randbytes(20), swarm.settings)
+        liar.attach(swarm.network, swarm.network.next_address())
+        swarm.nodes.append(liar)
+        liars.append(liar)
+        swarm.run(liar.bootstrap([swarm.nodes[0].address]))
+    items = [Signer(seed).item(b"genuine", seq=5) for seed in range(8)]
+    for item in items:
+        swarm.run(swarm.nodes[1].put(item))
+    swarm.settle()
+    assert any(liar.store.get(item.target) for liar in liars for item in items), "no liar holds an item"
+    for item in items:
+        for reader in swarm.nodes[2:10]:
+            assert swarm.run(reader.get(item.target)) == item
+    swarm.stop()
