@@ -19,6 +19,7 @@ An unknown key, a repeated key or a bad value stops the program with a
 """
 
 import argparse
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, fields, replace
@@ -95,9 +96,17 @@ def _user_checked(check):
     return parse
 
 
+def _ipv4(text):
+    """The address to bind: kadchat speaks IPv4 (BEP 5 compact addresses)."""
+    try:
+        return str(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        raise ValueError(f"not an IPv4 address: {text.strip()!r}") from None
+
+
 PARSERS = {
     "port": lambda t: _int(t, 0, 65535),
-    "interface": _user_checked(parse_host),
+    "interface": _ipv4,
     "bootstrap_host": _user_checked(parse_host),
     "bootstrap_port": lambda t: _int(t, 1, 65535),
     "log_file": _path,
@@ -192,7 +201,7 @@ _CLIENT_FLAGS = [
     ("-N", "no_gui", None, "no GUI: console chat client"),
     ("-r", "refresh", None, "look up contacts' presence every refresh_interval seconds (default 10)"),
     ("--name", "name", "NAME", "your username, when creating your identity"),
-    ("--interface", "interface", "HOST", "address to bind (default: all interfaces)"),
+    ("--interface", "interface", "ADDRESS", "IPv4 address to bind (default: all interfaces)"),
 ]
 
 

@@ -11,6 +11,7 @@ import os
 import socket
 
 from twisted.internet import defer, error, task
+from twisted.python import failure
 from twisted.logger import Logger
 
 from kadchat import natwire
@@ -60,6 +61,7 @@ class ChatService:
         self.joined = False
         self._stopping = False
         self._rejoin = None
+        self._join_waiters = []
         self._status_loop = None
         self._last_status = None
         self._relay_timers = {}
@@ -129,15 +131,30 @@ class ChatService:
             self._names[entry.public_key] = entry.name
         return problems
 
-    @defer.inlineCallbacks
     def _join(self):
-        """Join the swarm; until a node answers, try again every REJOIN_INTERVAL."""
+        """Join the swarm; until a node answers, try again every REJOIN_INTERVAL.
+        A join already under way (the retry loop, or Refresh) is shared."""
         if self.joined:
-            return
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        self._join_waiters.append(waiter)
+        if len(self._join_waiters) == 1:
+            self._try_to_join().addBoth(self._join_attempt_ended)
+        return waiter
+
+    def _join_attempt_ended(self, result):
+        waiters, self._join_waiters = self._join_waiters, []
+        if isinstance(result, failure.Failure):
+            self.log.failure("joining the swarm failed", result)
+        for waiter in waiters:
+            waiter.callback(None)
+
+    @defer.inlineCallbacks
+    def _try_to_join(self):
         size = yield self.node.bootstrap(self.bootstrap_addresses)
+        if self._stopping:
+            return
         if size == 0:
-            if self._stopping:
-                return
             if self.bootstrap_addresses:
                 self.log.warn("no bootstrap node answered; retrying in {s:.0f} s", s=REJOIN_INTERVAL)
             else:
@@ -147,7 +164,8 @@ class ChatService:
             self._notify_status()
             return
         self.joined = True
-        self._rejoin.stop()
+        if self._rejoin.running:
+            self._rejoin.stop()
         self.log.info("joined the swarm: {size} nodes known", size=size)
         answering = {c.address for c in self.node.routing_table.contacts()}
         introducers = [a for a in self.bootstrap_addresses if a in answering] or [
@@ -380,3 +398,4 @@ class ChatService:
     def _notify_status_if_changed(self):
         if self.status() != self._last_status:
             self._notify_status()
+
