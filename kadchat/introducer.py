@@ -4,8 +4,12 @@ Clients register a tag with it every ~20 s, which keeps their NAT mapping
 open and tells the introducer where the tag is reachable now. A caller asks it
 to pass a handshake initiation to a tag (the callee then answers the caller
 directly, punching its own NAT); when that cannot work, it relays sealed
-datagrams between two registered tags, within a byte and time budget per pair.
-It only ever sees ciphertext.
+datagrams between two registered tags, within a byte and time budget per pair
+and a byte budget per sending IP. It only ever sees ciphertext.
+
+Everything here is fed by strangers, so everything is bounded: registrations
+in total and per IP (a household behind one NAT shares an IP), relay budgets
+per pair and per IP.
 """
 
 from collections import OrderedDict
@@ -16,24 +20,30 @@ from kadchat import natwire
 
 
 class RelayBudget:
-    """Bytes and duration one (from, to) pair may use the relay for."""
+    """Bytes and duration one (from, to) pair may use the relay for, and bytes one
+    sending IP may have relayed per `max_seconds`."""
 
-    def __init__(self, max_bytes=8 * 1024 * 1024, max_seconds=3600):
+    def __init__(self, max_bytes=8 * 1024 * 1024, max_seconds=3600, max_bytes_per_ip=64 * 1024 * 1024):
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
+        self.max_bytes_per_ip = max_bytes_per_ip
 
 
 class Introducer:
     log = Logger()
 
-    def __init__(self, clock, send, registration_ttl=90, max_registrations=10_000, budget=None):
+    def __init__(self, clock, send, registration_ttl=90, max_registrations=10_000, max_per_ip=32,
+                 budget=None):
         self._clock = clock
         self._send = send
         self.registration_ttl = registration_ttl
         self.max_registrations = max_registrations
+        self.max_per_ip = max_per_ip
         self.budget = budget or RelayBudget()
         self._registrations = OrderedDict()  # tag -> (address, expires), oldest first
+        self._per_ip = {}  # ip -> tags registered from it
         self._relay_use = {}  # (from tag, to tag) -> [bytes, first use]
+        self._ip_use = {}  # sending ip -> [bytes, window start]
         self.stats = {"introduced": 0, "relayed_bytes": 0, "refused": 0}
 
     def handle(self, message, address):
@@ -46,12 +56,23 @@ class Introducer:
 
     def _register(self, tag, address):
         self._expire()
-        if tag not in self._registrations and len(self._registrations) >= self.max_registrations:
-            self.stats["refused"] += 1
-            return
-        self._registrations.pop(tag, None)
+        known = self._registrations.get(tag)
+        if known is None or known[0][0] != address[0]:
+            if len(self._registrations) >= self.max_registrations or self._per_ip.get(address[0], 0) >= self.max_per_ip:
+                self.stats["refused"] += 1
+                return
+        self._forget(tag)
         self._registrations[tag] = (address, self._clock.seconds() + self.registration_ttl)
+        self._per_ip[address[0]] = self._per_ip.get(address[0], 0) + 1
         self._send(natwire.encode(natwire.Registered(tag, address)), address)
+
+    def _forget(self, tag):
+        entry = self._registrations.pop(tag, None)
+        if entry is not None:
+            ip = entry[0][0]
+            self._per_ip[ip] -= 1
+            if not self._per_ip[ip]:
+                del self._per_ip[ip]
 
     def _expire(self):
         now = self._clock.seconds()
@@ -60,11 +81,12 @@ class Introducer:
             tag, (_, expires) = next(iter(self._registrations.items()))
             if expires > now:
                 break
-            del self._registrations[tag]
+            self._forget(tag)
             expired = True
-        if expired:  # forget the relay budgets of pairs that are gone
+        if expired:  # forget the budgets of pairs that are gone, and of spent windows
             live = self._registrations
             self._relay_use = {p: u for p, u in self._relay_use.items() if p[0] in live and p[1] in live}
+            self._ip_use = {ip: u for ip, u in self._ip_use.items() if now - u[1] <= self.budget.max_seconds}
 
     @property
     def registered(self):
@@ -93,16 +115,24 @@ class Introducer:
             self.stats["refused"] += 1
             return
         destination = self.address_of(message.to_tag)
-        if destination is None or not self._spend(message.from_tag, message.to_tag, len(message.payload)):
+        if destination is None or not self._spend(sender[0], message.from_tag, message.to_tag, len(message.payload)):
             self.stats["refused"] += 1
             return
         self.stats["relayed_bytes"] += len(message.payload)
         self._send(natwire.encode(natwire.Relayed(message.from_tag, message.payload)), destination)
 
-    def _spend(self, from_tag, to_tag, size):
+    def _spend(self, sender_ip, from_tag, to_tag, size):
         now = self._clock.seconds()
-        use = self._relay_use.setdefault((from_tag, to_tag), [0, now])
-        if now - use[1] > self.budget.max_seconds or use[0] + size > self.budget.max_bytes:
+        pair = (from_tag, to_tag)
+        if pair not in self._relay_use and len(self._relay_use) >= 4 * self.max_registrations:
+            return False
+        use = self._relay_use.setdefault(pair, [0, now])
+        ip_use = self._ip_use.setdefault(sender_ip, [0, now])
+        if now - ip_use[1] > self.budget.max_seconds:
+            ip_use[:] = [0, now]  # a new window for this IP
+        if (now - use[1] > self.budget.max_seconds or use[0] + size > self.budget.max_bytes
+                or ip_use[0] + size > self.budget.max_bytes_per_ip):
             return False
         use[0] += size
+        ip_use[0] += size
         return True

@@ -58,8 +58,11 @@ class DHTNode:
         )
         self.tokens = TokenManager(now, s.token_rotation)
         self._accept_id = None if s.node_id_check == "off" else nodeid.acceptor(s.node_id_check)
-        limiter = PerIPRateLimiter(now, s.queries_per_ip_per_second, s.query_burst_per_ip)
-        self.protocol = KRPCProtocol(self.clock, self, limiter)
+        self.protocol = KRPCProtocol(
+            self.clock, self,
+            PerIPRateLimiter(now, s.queries_per_ip_per_second, s.query_burst_per_ip),
+            PerIPRateLimiter(now, s.datagrams_per_ip_per_second, s.datagram_burst_per_ip),
+        )
         self._handlers = {
             b"ping": self._on_ping,
             b"find_node": self._on_find_node,

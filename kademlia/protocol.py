@@ -40,10 +40,11 @@ class KRPCProtocol(DatagramProtocol):
     log = Logger()
     noisy = False  # no "starting protocol" lines in the log
 
-    def __init__(self, clock, handler, rate_limiter=None):
+    def __init__(self, clock, handler, rate_limiter=None, other_rate_limiter=None):
         self._clock = clock
         self._handler = handler
         self._rate_limiter = rate_limiter
+        self._other_rate_limiter = other_rate_limiter  # non-KRPC datagrams have their own budget
         self._pending = {}  # transaction id -> (Deferred, address, timer)
         self._next_transaction = int.from_bytes(os.urandom(2), "big")
         self.datagram_handler = None
@@ -89,7 +90,9 @@ class KRPCProtocol(DatagramProtocol):
     def datagramReceived(self, data, address):
         self.stats.received += 1
         if data[:1] != b"d":
-            if self.datagram_handler is not None:
+            if self._other_rate_limiter is not None and not self._other_rate_limiter.allow(address[0]):
+                self.stats.rate_limited += 1
+            elif self.datagram_handler is not None:
                 self._deliver_other(data, address)
             return
         if self._rate_limiter is not None and not self._rate_limiter.allow(address[0]):

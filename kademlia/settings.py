@@ -15,6 +15,8 @@ class DHTSettings:
     max_items_per_ip: int = 100
     queries_per_ip_per_second: float = 250.0
     query_burst_per_ip: int = 500
+    datagrams_per_ip_per_second: float = 2000.0  # the non-KRPC ones (chat, NAT traversal)
+    datagram_burst_per_ip: int = 4000
     token_rotation: float = 300.0
     maintenance_interval: float = 60.0  # expire, refresh buckets, ping questionable nodes
     republish_interval: float = 300.0  # push held items to the closest nodes again

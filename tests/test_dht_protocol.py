@@ -158,6 +158,18 @@ class ProtocolTests(SynchronousTestCase):
         self.protocol.datagramReceived(krpc.encode_query(b"tx", b"ping", {b"id": PEER_ID}), OTHER)
         self.assertEqual(len(self.transport.written), 6)
 
+    def test_non_krpc_datagrams_over_their_own_per_ip_rate_are_dropped(self):
+        chat_limiter = PerIPRateLimiter(self.clock.seconds, rate=10, burst=3)
+        protocol = KRPCProtocol(self.clock, self.handler, self.limiter, chat_limiter)
+        protocol.makeConnection(FakeTransport())
+        received = []
+        protocol.datagram_handler = lambda data, address: received.append(address)
+        for _ in range(10):
+            protocol.datagramReceived(b"\x01chat", PEER)
+        protocol.datagramReceived(b"\x01chat", OTHER)
+        self.assertEqual(received, [PEER] * 3 + [OTHER])
+        self.assertEqual(protocol.stats.rate_limited, 7)
+
     def test_stop_fails_pending_queries_and_closes_the_socket(self):
         d = self.protocol.query(PEER, b"ping", {b"id": OWN_ID}, timeout=2)
         self.successResultOf(self.protocol.stop())

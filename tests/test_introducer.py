@@ -95,3 +95,30 @@ def test_hostile_nat_datagrams_raise_only_natwire_error():
             pass
 
     check()
+
+
+def test_one_address_cannot_fill_the_registrations():
+    _, _, introducer = make()
+    for i in range(100):
+        introducer.handle(natwire.Register(i.to_bytes(16, "big")), MALLORY)
+    introducer.handle(natwire.Register(TAG_B), BOB)
+    assert introducer.address_of(TAG_B) == BOB
+    assert introducer.registered == introducer.max_per_ip + 1
+
+
+def test_keepalives_of_a_registered_tag_are_never_refused():
+    _, sent, introducer = make()
+    introducer.max_per_ip = 2
+    for _ in range(5):
+        introducer.handle(natwire.Register(TAG_A), ALICE)
+    assert len(sent) == 5 and introducer.stats["refused"] == 0
+
+
+def test_rotating_tags_does_not_escape_the_budget_of_the_sending_ip():
+    _, _, introducer = make(RelayBudget(max_bytes=100, max_seconds=3600, max_bytes_per_ip=250))
+    introducer.handle(natwire.Register(TAG_B), BOB)
+    for i in range(10):
+        tag = bytes([i]) * 16
+        introducer.handle(natwire.Register(tag), MALLORY)
+        introducer.handle(natwire.Relay(TAG_B, tag, b"x" * 90), MALLORY)
+    assert introducer.stats["relayed_bytes"] == 180
