@@ -36,6 +36,7 @@ MAX_DATAGRAM = 1200  # stays under common path MTUs, with room for a relay heade
 RECORD_MESSAGE = 0x01
 RECORD_ACK = 0x02
 MESSAGE_ID_SIZE = 16
+MAX_SEQ = 2**63 - 1  # SQLite integers are signed 64-bit; the history stores seq
 MAX_TEXT_BYTES = 64 * 1024
 CHUNK_SIZE = 1024
 MAX_FRAGMENTS = -(-MAX_TEXT_BYTES // CHUNK_SIZE)
@@ -164,7 +165,7 @@ def decode(data):
 
 def encode_fragment(fragment):
     f = fragment
-    if not (0 <= f.index < f.count <= MAX_FRAGMENTS and 0 < len(f.chunk) <= CHUNK_SIZE):
+    if not (0 <= f.index < f.count <= MAX_FRAGMENTS and 0 < len(f.chunk) <= CHUNK_SIZE and f.seq <= MAX_SEQ):
         raise WireError("fragment out of range")
     header = _MESSAGE_HEADER.pack(RECORD_MESSAGE, f.message_id, f.seq, f.base, f.timestamp_us, f.index, f.count)
     return header + f.chunk
@@ -186,7 +187,7 @@ def decode_record(payload):
             raise WireError("message record size")
         _, message_id, seq, base, timestamp_us, index, count = _MESSAGE_HEADER.unpack_from(payload)
         chunk = bytes(payload[_MESSAGE_HEADER.size:])
-        if not (1 <= base <= seq and 0 <= index < count <= MAX_FRAGMENTS):
+        if not (1 <= base <= seq <= MAX_SEQ and 0 <= index < count <= MAX_FRAGMENTS):
             raise WireError("message record fields out of range")
         if index < count - 1 and len(chunk) != CHUNK_SIZE:
             raise WireError("short inner fragment")

@@ -1,5 +1,7 @@
 """kadchat.wire: chat datagram and record codecs, strict on hostile input."""
 
+import struct
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -8,7 +10,7 @@ from kadchat import wire
 fragments = st.builds(
     wire.MessageFragment,
     message_id=st.binary(min_size=16, max_size=16),
-    seq=st.integers(1, 2**64 - 1),
+    seq=st.integers(1, wire.MAX_SEQ),
     base=st.just(1),
     timestamp_us=st.integers(0, 2**64 - 1),
     index=st.just(0),
@@ -110,3 +112,10 @@ def test_any_record_bytes_decode_or_raise_wire_error_only(data):
         wire.decode_record(data)
     except wire.WireError:
         pass
+
+
+def test_a_seq_beyond_what_the_history_can_store_is_a_wire_error():
+    fragment = wire.MessageFragment(b"i" * 16, 2**63, 1, 0, 0, 1, b"x")
+    header = struct.pack(">B16sQQQHH", wire.RECORD_MESSAGE, *fragment[:6]) + fragment.chunk
+    with pytest.raises(wire.WireError):
+        wire.decode_record(header)
