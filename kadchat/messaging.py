@@ -33,6 +33,7 @@ from kadchat import wire
 from kadchat.errors import UserError
 from kadchat.history import StoredMessage
 from kadchat.sessions import SessionConfig, SessionManager
+from kademlia.rtt import RTTEstimator
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,7 @@ class _Outgoing:
         self.flight = {}  # id -> _Pending, insertion (= seq) order
         self.in_flight = 0  # fragments
         self.rto = initial_rto
-        self.srtt = None
-        self.rttvar = None
+        self.rtt = RTTEstimator()
         self.timer = None
         self.backoff = 0  # timeouts in a row without an acknowledgement
         self.last_progress = None  # when the peer last acknowledged anything
@@ -328,13 +328,8 @@ class ChatEndpoint:
             del self._outgoing[peer_key]
 
     def _measure_rtt(self, out, sample):
-        """RFC 6298 section 2."""
-        if out.srtt is None:
-            out.srtt, out.rttvar = sample, sample / 2
-        else:
-            out.rttvar = 0.75 * out.rttvar + 0.25 * abs(out.srtt - sample)
-            out.srtt = 0.875 * out.srtt + 0.125 * sample
-        out.rto = min(self._config.max_rto, max(self._config.min_rto, out.srtt + 4 * out.rttvar))
+        out.rtt.sample(sample)
+        out.rto = out.rtt.timeout(self._config.min_rto, self._config.max_rto)
 
     # -- receiving -------------------------------------------------------------
 

@@ -36,7 +36,7 @@ DHT_STATE_FILE = "dht-state.json"
 SEQ_FILE = "presence-seq"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
 PUNCH_GRACE = 3.0  # try direct paths and hole punching this long before relaying
-MAX_INTRODUCERS = 3
+INTRODUCERS_KEPT = 3  # registrations we keep alive (a record lists up to presence.MAX_INTRODUCERS)
 ON_DEMAND_REFRESH = 60.0  # without -r, still notice contacts within a minute
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
 # Handshakes are also hole-punching probes: start fast (DESIGN.md: ~150 ms), then back off.
@@ -171,7 +171,7 @@ class ChatService:
         introducers = [a for a in self.bootstrap_addresses if a in answering] or [
             c.address for c in self.node.routing_table.closest(self.node.node_id)
         ]
-        self.traversal.start(introducers[:MAX_INTRODUCERS])
+        self.traversal.start(introducers[:INTRODUCERS_KEPT])
         self.publisher.start()
         self.tracker.start()
         self._notify_status()
