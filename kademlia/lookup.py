@@ -49,7 +49,7 @@ class Lookup:
         self.alpha = alpha
         self._shortlist = []  # sorted by distance
         self._seen = set()  # (node id, address) pairs
-        self._done = defer.Deferred()
+        self._done = defer.Deferred(self._cancelled)
         self.queries_sent = 0
 
     def start(self, seeds):
@@ -146,6 +146,12 @@ class Lookup:
             return None
         self._step()
         return None
+
+    def _cancelled(self, _):
+        """The caller gave up (e.g. a timeout): ask nobody else. Queries in flight end
+        by themselves, answered or timed out, and still teach the routing table."""
+        for candidate in self._shortlist:
+            self._cancel_stall_timer(candidate)
 
     def _finish(self, window):
         for candidate in self._shortlist:

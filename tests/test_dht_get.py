@@ -1,5 +1,7 @@
-"""A `get` never returns an item whose own signature does not verify, even when a
-responder reuses the genuine signature on another seq or value."""
+"""DHTNode.get: never an item whose own signature does not verify (even when a responder
+reuses the genuine signature on another seq or value), and cancellable."""
+
+from twisted.internet import defer
 
 from kademlia.node import DHTNode
 from tests.dht_helpers import BootstrapSwarm, Signer
@@ -34,4 +36,21 @@ def test_a_copied_signature_on_a_higher_seq_is_not_taken_for_the_item():
     for item in items:
         for reader in swarm.nodes[2:10]:
             assert swarm.run(reader.get(item.target)) == item
+    swarm.stop()
+
+
+def test_a_cancelled_get_fails_at_once_and_asks_nobody_else():
+    swarm = BootstrapSwarm(seed=45, latency=0.2)
+    swarm.grow(30)
+    reader = swarm.nodes[3]
+    d = reader.get(Signer(1).item(b"x").target)
+    swarm.wait(0.25)  # the first queries are out, their answers not yet in
+    sent = reader.protocol.stats.sent
+    d.cancel()
+    failures = []
+    d.addErrback(failures.append)
+    swarm.wait(5)
+    assert failures and failures[0].check(defer.CancelledError)
+    assert reader.protocol.stats.sent == sent
+    assert reader.protocol.pending_count() == 0
     swarm.stop()
