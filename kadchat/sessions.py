@@ -111,8 +111,16 @@ class SessionManager:
     # -- what the messaging layer uses ---------------------------------------
 
     def set_candidates(self, peer_key, addrs):
-        """Addresses to try when a handshake with the peer is needed."""
-        self._peer(peer_key).candidates = list(dict.fromkeys(addrs))
+        """Addresses to try when a handshake with the peer is needed. New ones
+        get a handshake at once if an attempt is under way (say the relay was
+        just added): waiting for the attempt's next backoff step could take seconds."""
+        peer = self._peer(peer_key)
+        added = [a for a in dict.fromkeys(addrs) if a not in peer.candidates]
+        peer.candidates = list(dict.fromkeys(addrs))
+        if added and peer.attempt is not None:
+            if peer.attempt.timer is not None and peer.attempt.timer.active():
+                peer.attempt.timer.cancel()
+            self._initiate(peer)
 
     def has_session(self, peer_key):
         peer = self._peers.get(peer_key)

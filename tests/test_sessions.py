@@ -181,6 +181,16 @@ def test_first_authenticated_answer_among_candidates_wins():
     assert alice.manager.address_of(B_KEY) == B_ADDR
 
 
+def test_a_candidate_added_during_an_attempt_gets_a_handshake_at_once():
+    net, alice, bob = setup(SessionConfig(handshake_retry=4.0))
+    dead = ("127.0.0.1", 9)
+    alice.manager.set_candidates(B_KEY, [dead])
+    assert not alice.manager.send(B_KEY, b"first")  # the attempt starts, towards nowhere
+    net.run(timeout=0.5)
+    alice.manager.set_candidates(B_KEY, [dead, B_ADDR])  # e.g. the relay route, a bit later
+    assert net.run(lambda: alice.manager.has_session(B_KEY), timeout=1.0)  # not after 4 s
+
+
 def test_duplicate_initiation_via_two_paths_gets_the_same_answer_twice():
     net, alice, bob = setup()
     other_path = ("127.0.0.2", 1002)  # bob reachable under a second address too
