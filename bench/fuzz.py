@@ -87,7 +87,7 @@ def natwire_samples():
     from kadchat import natwire
     tag, other = b"t" * 16, b"u" * 16
     return [natwire.encode(m) for m in (
-        natwire.Register(tag), natwire.Registered(tag, ("192.0.2.1", 4000)),
+        natwire.Register(tag), natwire.Registered(tag, ("192.0.2.1", 4000), b"c" * natwire.COOKIE_SIZE),
         natwire.Introduce(tag, b"\x01" * 100), natwire.Introduction(("192.0.2.1", 4000), b"\x01" * 60),
         natwire.Relay(tag, other, b"\x03" * 80), natwire.Relayed(other, b"\x03" * 80))]
 

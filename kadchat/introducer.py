@@ -17,6 +17,7 @@ from collections import OrderedDict
 from twisted.logger import Logger
 
 from kadchat import natwire
+from kademlia.tokens import TokenManager
 
 
 class RelayBudget:
@@ -44,18 +45,25 @@ class Introducer:
         self._per_ip = {}  # ip -> tags registered from it
         self._relay_use = {}  # (from tag, to tag) -> [bytes, first use]
         self._ip_use = {}  # sending ip -> [bytes, window start]
+        self._cookies = TokenManager(clock.seconds, rotate_after=300)
         self.stats = {"introduced": 0, "relayed_bytes": 0, "refused": 0}
 
     def handle(self, message, address):
         if isinstance(message, natwire.Register):
-            self._register(message.tag, address)
+            self._register(message.tag, address, message.cookie)
         elif isinstance(message, natwire.Introduce):
             self._introduce(message, address)
         elif isinstance(message, natwire.Relay):
             self._relay(message, address)
 
-    def _register(self, tag, address):
+    def _register(self, tag, address, cookie):
         self._expire()
+        expected = self._cookies.issue(_address_key(address))
+        if not self._cookies.is_valid(_address_key(address), cookie):
+            # First contact, or a spoofed source: the cookie goes to the address
+            # itself, and only whoever receives there can register with it.
+            self._send(natwire.encode(natwire.Registered(tag, address, expected)), address)
+            return
         known = self._registrations.get(tag)
         if known is None or known[0][0] != address[0]:
             if len(self._registrations) >= self.max_registrations or self._per_ip.get(address[0], 0) >= self.max_per_ip:
@@ -64,7 +72,7 @@ class Introducer:
         self._forget(tag)
         self._registrations[tag] = (address, self._clock.seconds() + self.registration_ttl)
         self._per_ip[address[0]] = self._per_ip.get(address[0], 0) + 1
-        self._send(natwire.encode(natwire.Registered(tag, address)), address)
+        self._send(natwire.encode(natwire.Registered(tag, address, expected)), address)
 
     def _forget(self, tag):
         entry = self._registrations.pop(tag, None)
@@ -136,3 +144,8 @@ class Introducer:
         use[0] += size
         ip_use[0] += size
         return True
+
+
+def _address_key(address):
+    """What a cookie is bound to: the full address, since NATs share IPs."""
+    return f"{address[0]}:{address[1]}"

@@ -6,14 +6,18 @@ identity key and the epoch (kadchat.traversal.rendezvous_tag), so only its
 contacts can compute it: the introducer knows a tag's current address, never
 whose it is, and cannot link one epoch's tag to the next.
 
-    REGISTER      10 | tag 16                                 client -> introducer, every ~20 s
-    REGISTERED    11 | tag 16 | observed address 6            introducer -> client
+    REGISTER      10 | tag 16 | cookie 8                      client -> introducer, every ~20 s
+    REGISTERED    11 | tag 16 | observed address 6 | cookie 8 introducer -> client
     INTRODUCE     12 | callee tag 16 | payload                caller -> introducer
     INTRODUCTION  13 | caller address 6 | payload             introducer -> callee
     RELAY         14 | to tag 16 | from tag 16 | payload      client -> introducer
     RELAYED       15 | from tag 16 | payload                  introducer -> client
 
-The payload of INTRODUCE/INTRODUCTION is the caller's handshake initiation;
+A registration takes a round trip: the introducer answers any REGISTER with a
+*cookie* (a keyed hash of the address it came from), and registers the tag only
+when a REGISTER echoes a valid one, so nobody can register a tag at an address
+they cannot receive at. The payload of INTRODUCE/INTRODUCTION is the caller's
+handshake initiation;
 that of RELAY/RELAYED any sealed chat datagram. Decoders raise `NatWireError`
 and nothing else.
 """
@@ -32,6 +36,8 @@ NAT_TYPES = range(0x10, 0x20)
 
 TAG_SIZE = 16
 ADDRESS_SIZE = 6
+COOKIE_SIZE = 8
+NO_COOKIE = bytes(COOKIE_SIZE)
 MAX_PAYLOAD = 1200
 
 
@@ -41,11 +47,13 @@ class NatWireError(ValueError):
 
 class Register(NamedTuple):
     tag: bytes
+    cookie: bytes = NO_COOKIE  # as last given by this introducer; none on first contact
 
 
 class Registered(NamedTuple):
     tag: bytes
     observed: tuple
+    cookie: bytes  # proof of the address: echoed in the next REGISTER
 
 
 class Introduce(NamedTuple):
@@ -71,9 +79,9 @@ class Relayed(NamedTuple):
 
 def encode(message):
     if isinstance(message, Register):
-        return bytes([REGISTER]) + _tag(message.tag)
+        return bytes([REGISTER]) + _tag(message.tag) + _cookie(message.cookie)
     if isinstance(message, Registered):
-        return bytes([REGISTERED]) + _tag(message.tag) + encode_address(message.observed)
+        return bytes([REGISTERED]) + _tag(message.tag) + encode_address(message.observed) + _cookie(message.cookie)
     if isinstance(message, Introduce):
         return bytes([INTRODUCE]) + _tag(message.callee_tag) + _payload(message.payload)
     if isinstance(message, Introduction):
@@ -89,10 +97,11 @@ def decode(data):
     if not data:
         raise NatWireError("empty datagram")
     kind, body = data[0], bytes(data[1:])
-    if kind == REGISTER and len(body) == TAG_SIZE:
-        return Register(body)
-    if kind == REGISTERED and len(body) == TAG_SIZE + ADDRESS_SIZE:
-        return Registered(body[:TAG_SIZE], decode_address(body[TAG_SIZE:]))
+    if kind == REGISTER and len(body) == TAG_SIZE + COOKIE_SIZE:
+        return Register(body[:TAG_SIZE], body[TAG_SIZE:])
+    if kind == REGISTERED and len(body) == TAG_SIZE + ADDRESS_SIZE + COOKIE_SIZE:
+        address_end = TAG_SIZE + ADDRESS_SIZE
+        return Registered(body[:TAG_SIZE], decode_address(body[TAG_SIZE:address_end]), body[address_end:])
     if kind == INTRODUCE and TAG_SIZE < len(body) <= TAG_SIZE + MAX_PAYLOAD:
         return Introduce(body[:TAG_SIZE], body[TAG_SIZE:])
     if kind == INTRODUCTION and ADDRESS_SIZE < len(body) <= ADDRESS_SIZE + MAX_PAYLOAD:
@@ -108,6 +117,12 @@ def _tag(tag):
     if len(tag) != TAG_SIZE:
         raise ValueError("tag must be 16 bytes")
     return tag
+
+
+def _cookie(cookie):
+    if len(cookie) != COOKIE_SIZE:
+        raise ValueError("cookie must be 8 bytes")
+    return cookie
 
 
 def _payload(payload):

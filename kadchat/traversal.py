@@ -69,6 +69,7 @@ class Traversal:
         self.introducers = []  # ours, published in our presence record
         self._extra = set()  # peers' introducers we relay through
         self.observed = {}  # introducer -> our address as it sees it
+        self._cookies = {}  # introducer -> the cookie it gave us (natwire: registration)
         self._loop = None
 
     def epoch(self):
@@ -88,11 +89,15 @@ class Traversal:
             self._loop.stop()
 
     def _register_everywhere(self):
-        epoch = self.epoch()
-        tags = [rendezvous_tag(self._public_key, e) for e in (epoch, epoch + 1)]
         for introducer in [*self.introducers, *self._extra]:
-            for tag in tags:
-                self._send_raw(natwire.encode(natwire.Register(tag)), introducer)
+            self._register(introducer)
+
+    def _register(self, introducer):
+        epoch = self.epoch()
+        cookie = self._cookies.get(introducer, natwire.NO_COOKIE)
+        for e in (epoch, epoch + 1):
+            register = natwire.Register(rendezvous_tag(self._public_key, e), cookie)
+            self._send_raw(natwire.encode(register), introducer)
 
     def routes_to(self, peer_key, introducers, relay):
         """Virtual addresses for reaching `peer_key` through its introducers."""
@@ -132,6 +137,9 @@ class Traversal:
             return None
         if isinstance(message, natwire.Registered):
             self.observed[address] = message.observed
+            if self._cookies.get(address) != message.cookie:  # first contact, or rotated
+                self._cookies[address] = message.cookie
+                self._register(address)
         elif isinstance(message, natwire.Introduction):
             return message.payload, message.caller
         elif isinstance(message, natwire.Relayed):

@@ -263,8 +263,10 @@ def test_the_dedicated_server_is_an_introducer_and_reports_it_in_its_status_line
         client.sendto(b"", address)
         client.sendto(bytes([natwire.REGISTER]) + b"short", address)  # malformed: ignored
         client.sendto(natwire.encode(natwire.Register(tag)), address)
-        reply, _ = client.recvfrom(2048)
-        assert natwire.decode(reply) == natwire.Registered(tag, client.getsockname())
+        reply = natwire.decode(client.recvfrom(2048)[0])
+        assert (reply.tag, reply.observed) == (tag, client.getsockname())
+        client.sendto(natwire.encode(natwire.Register(tag, reply.cookie)), address)  # the round trip
+        assert natwire.decode(client.recvfrom(2048)[0]) == reply
     deadline = time.monotonic() + 5
     while "registered 1, introduced 0, relayed 0 bytes" not in (tmp_path / "server.log").read_text():
         assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()

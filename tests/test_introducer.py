@@ -12,51 +12,73 @@ TAG_A, TAG_B = b"A" * 16, b"B" * 16
 def make(budget=None):
     clock, sent = Clock(), []
     introducer = Introducer(clock, lambda data, addr: sent.append((natwire.decode(data), addr)), budget=budget)
+    introducer.sent = sent
     return clock, sent, introducer
 
 
-def test_register_answers_with_observed_address():
+def register(introducer, tag, address):
+    """The round trip a client makes: a REGISTER, then one echoing the cookie."""
+    introducer.handle(natwire.Register(tag), address)
+    reply, _ = introducer.sent[-1]
+    introducer.handle(natwire.Register(tag, reply.cookie), address)
+
+
+def test_register_answers_with_observed_address_and_a_cookie_then_registers_with_it():
     _, sent, introducer = make()
     introducer.handle(natwire.Register(TAG_A), ALICE)
-    assert sent == [(natwire.Registered(TAG_A, ALICE), ALICE)]
+    (reply, to), = sent
+    assert (reply.tag, reply.observed, to) == (TAG_A, ALICE, ALICE)
+    assert introducer.address_of(TAG_A) is None  # not before the cookie comes back
+    introducer.handle(natwire.Register(TAG_A, reply.cookie), ALICE)
     assert introducer.address_of(TAG_A) == ALICE
+    assert sent[-1] == (natwire.Registered(TAG_A, ALICE, reply.cookie), ALICE)
+
+
+def test_a_registration_from_a_spoofed_address_never_takes_effect():
+    _, sent, introducer = make()
+    register(introducer, TAG_A, MALLORY)
+    cookie = sent[-1][0].cookie
+    introducer.handle(natwire.Register(TAG_B, cookie), BOB)  # MALLORY's cookie, BOB's address
+    introducer.handle(natwire.Register(TAG_B, bytes(8)), BOB)
+    assert introducer.address_of(TAG_B) is None
+    assert [to for _, to in sent[-2:]] == [BOB, BOB]  # the cookies went to BOB, not to the spoofer
 
 
 def test_introduction_carries_caller_address_and_payload_to_callee():
     _, sent, introducer = make()
-    introducer.handle(natwire.Register(TAG_B), BOB)
+    register(introducer, TAG_B, BOB)
     introducer.handle(natwire.Introduce(TAG_B, b"\x01hello"), ALICE)
     assert sent[-1] == (natwire.Introduction(ALICE, b"\x01hello"), BOB)
 
 
 def test_registration_expires_and_then_nothing_is_introduced():
     clock, sent, introducer = make()
-    introducer.handle(natwire.Register(TAG_B), BOB)
+    register(introducer, TAG_B, BOB)
     clock.advance(91)
     introducer.handle(natwire.Introduce(TAG_B, b"\x01x"), ALICE)
-    assert len(sent) == 1 and introducer.stats["refused"] == 1
+    assert len(sent) == 2 and introducer.stats["refused"] == 1
 
 
 def test_relay_forwards_between_registered_tags():
     _, sent, introducer = make()
-    introducer.handle(natwire.Register(TAG_A), ALICE)
-    introducer.handle(natwire.Register(TAG_B), BOB)
+    register(introducer, TAG_A, ALICE)
+    register(introducer, TAG_B, BOB)
     introducer.handle(natwire.Relay(TAG_B, TAG_A, b"\x03sealed"), ALICE)
     assert sent[-1] == (natwire.Relayed(TAG_A, b"\x03sealed"), BOB)
 
 
 def test_relay_in_someone_elses_name_is_refused():
     _, sent, introducer = make()
-    introducer.handle(natwire.Register(TAG_A), ALICE)
-    introducer.handle(natwire.Register(TAG_B), BOB)
+    register(introducer, TAG_A, ALICE)
+    register(introducer, TAG_B, BOB)
     introducer.handle(natwire.Relay(TAG_B, TAG_A, b"\x03forged"), MALLORY)
-    assert len(sent) == 2 and introducer.stats["refused"] == 1
+    assert len(sent) == 4 and introducer.stats["refused"] == 1
 
 
 def test_relay_stops_at_the_byte_budget_of_the_pair():
     _, sent, introducer = make(RelayBudget(max_bytes=100, max_seconds=3600))
-    introducer.handle(natwire.Register(TAG_A), ALICE)
-    introducer.handle(natwire.Register(TAG_B), BOB)
+    register(introducer, TAG_A, ALICE)
+    register(introducer, TAG_B, BOB)
     for _ in range(5):
         introducer.handle(natwire.Relay(TAG_B, TAG_A, b"x" * 30), ALICE)
     assert introducer.stats["relayed_bytes"] == 90
@@ -64,13 +86,13 @@ def test_relay_stops_at_the_byte_budget_of_the_pair():
 
 def test_relay_stops_after_the_time_budget_of_the_pair():
     clock, _, introducer = make(RelayBudget(max_bytes=10**9, max_seconds=60))
-    introducer.handle(natwire.Register(TAG_A), ALICE)
-    introducer.handle(natwire.Register(TAG_B), BOB)
+    register(introducer, TAG_A, ALICE)
+    register(introducer, TAG_B, BOB)
     introducer.handle(natwire.Relay(TAG_B, TAG_A, b"x"), ALICE)
     for _ in range(3):  # keep both registrations alive past the budget
         clock.advance(30)
-        introducer.handle(natwire.Register(TAG_A), ALICE)
-        introducer.handle(natwire.Register(TAG_B), BOB)
+        register(introducer, TAG_A, ALICE)
+        register(introducer, TAG_B, BOB)
     introducer.handle(natwire.Relay(TAG_B, TAG_A, b"y"), ALICE)
     assert introducer.stats["relayed_bytes"] == 1
 
@@ -79,7 +101,7 @@ def test_registrations_are_bounded():
     _, _, introducer = make()
     introducer.max_registrations = 3
     for i in range(5):
-        introducer.handle(natwire.Register(bytes([i]) * 16), ("127.0.0.9", 1000 + i))
+        register(introducer, bytes([i]) * 16, ("127.0.0.9", 1000 + i))
     assert introducer.stats["refused"] == 2
 
 
@@ -100,8 +122,8 @@ def test_hostile_nat_datagrams_raise_only_natwire_error():
 def test_one_address_cannot_fill_the_registrations():
     _, _, introducer = make()
     for i in range(100):
-        introducer.handle(natwire.Register(i.to_bytes(16, "big")), MALLORY)
-    introducer.handle(natwire.Register(TAG_B), BOB)
+        register(introducer, i.to_bytes(16, "big"), MALLORY)
+    register(introducer, TAG_B, BOB)
     assert introducer.address_of(TAG_B) == BOB
     assert introducer.registered == introducer.max_per_ip + 1
 
@@ -110,15 +132,15 @@ def test_keepalives_of_a_registered_tag_are_never_refused():
     _, sent, introducer = make()
     introducer.max_per_ip = 2
     for _ in range(5):
-        introducer.handle(natwire.Register(TAG_A), ALICE)
-    assert len(sent) == 5 and introducer.stats["refused"] == 0
+        register(introducer, TAG_A, ALICE)
+    assert len(sent) == 10 and introducer.stats["refused"] == 0
 
 
 def test_rotating_tags_does_not_escape_the_budget_of_the_sending_ip():
     _, _, introducer = make(RelayBudget(max_bytes=100, max_seconds=3600, max_bytes_per_ip=250))
-    introducer.handle(natwire.Register(TAG_B), BOB)
+    register(introducer, TAG_B, BOB)
     for i in range(10):
         tag = bytes([i]) * 16
-        introducer.handle(natwire.Register(tag), MALLORY)
+        register(introducer, tag, MALLORY)
         introducer.handle(natwire.Relay(TAG_B, tag, b"x" * 90), MALLORY)
     assert introducer.stats["relayed_bytes"] == 180

@@ -102,11 +102,20 @@ def test_a_relay_route_is_never_equal_to_the_introduction_route_to_the_same_tag(
     assert IntroductionRoute(INTRODUCER, BOB_KEY) != RelayRoute(INTRODUCER, BOB_KEY)
 
 
+def test_registration_survives_the_introducers_cookie_rotation():
+    clock, wires, alice, _ = make()
+    alice.start([INTRODUCER])
+    for _ in range(60):  # 20 minutes of keepalives: cookies rotate every 5
+        clock.advance(20)
+        assert wires.introducer.address_of(alice.own_tag()) == ALICE_ADDR
+    alice.stop()
+
+
 def test_only_our_introducers_may_tell_us_our_address():
     _, _, alice, _ = make()
     alice.start([INTRODUCER])
     stranger = ("127.0.0.66", 6881)
-    alice.handle(natwire.Registered(alice.own_tag(), ("127.0.0.99", 1)), stranger)
+    alice.handle(natwire.Registered(alice.own_tag(), ("127.0.0.99", 1), bytes(8)), stranger)
     assert alice.observed == {INTRODUCER: ALICE_ADDR}
     alice.stop()
 
