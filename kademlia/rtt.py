@@ -7,6 +7,7 @@ use the estimate over all contacts.
 
 ALPHA = 1 / 8  # RFC 6298 gains
 BETA = 1 / 4
+STALL_SRTTS = 3  # a query this many smoothed RTTs late is stalled, however jittery the swarm
 
 
 class RTTEstimator:
@@ -51,6 +52,9 @@ class TimeoutPolicy:
         stalling a slow contact early only costs an extra query, waiting on a
         dead one holds the whole lookup up."""
         overall = self.overall.timeout(self.floor, self.ceiling)
-        general = self.initial if overall is None else overall
+        if overall is None:
+            general = self.initial
+        else:  # the variance term swells with every scheduling hiccup: bound it
+            general = min(overall, max(self.floor, STALL_SRTTS * self.overall.srtt))
         own = contact_estimator.timeout(self.floor, self.ceiling) if contact_estimator else None
         return general if own is None else min(own, general)

@@ -70,3 +70,12 @@ def test_a_slow_contact_does_not_slow_down_a_fast_one():
         policy.sample(slow, 0.5)
     assert policy.timeout_for(fast) < 0.05
     assert policy.timeout_for(slow) > 0.5
+
+
+def test_jitter_across_the_swarm_does_not_stretch_stalls_past_a_few_round_trips():
+    policy = TimeoutPolicy(floor=0.001, ceiling=2.0)
+    for n in range(200):  # mostly 2 ms, with scheduling hiccups of 60 ms
+        policy.sample(None, 0.06 if n % 10 == 0 else 0.002)
+    overall = policy.overall
+    assert overall.srtt + 4 * overall.rttvar > 4 * overall.srtt  # the variance term dominates
+    assert policy.timeout_for(None) == pytest.approx(3 * overall.srtt)
