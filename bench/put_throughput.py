@@ -24,7 +24,6 @@ rate limit. Asserts nothing.
 
 import argparse
 import json
-import os
 import random
 import socket
 import subprocess

@@ -51,6 +51,19 @@ def state(state_name, name):
     return rf"^\({state_name} to {re.escape(name)}\)$"
 
 
+def chat_both_ways(alice, bob, hello_bob="hello bob", hello_alice="hello alice", timeout=20):
+    """alice and bob see each other online, write one message each way, and each
+    sees the other's arrive and their own delivered."""
+    alice.expect(presence("bob", "online"), timeout=timeout)
+    bob.expect(presence("alice", "online"), timeout=timeout)
+    alice.send_line(f"/msg bob {hello_bob}")
+    bob.expect(received("alice", hello_bob), timeout=timeout)
+    alice.expect(state("delivered", "bob"), timeout=timeout)
+    bob.send_line(f"/msg alice {hello_alice}")
+    alice.expect(received("bob", hello_alice), timeout=timeout)
+    bob.expect(state("delivered", "alice"), timeout=timeout)
+
+
 # -- data directories -----------------------------------------------------------
 
 def make_identity(data_dir, name):

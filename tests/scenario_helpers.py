@@ -280,7 +280,7 @@ class ForgingNode(DHTNode):
         return super()._prepare()
 
     def handle_query(self, query, address):
-        key, target = query.args.get(b"k"), query.args.get(b"target")
+        key = query.args.get(b"k")
         if query.method == b"put" and isinstance(key, bytes) and len(key) == 32:
             self._known_keys[hashlib.sha1(key + query.args.get(b"salt", b"")).digest()] = key
         return super().handle_query(query, address)

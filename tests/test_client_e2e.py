@@ -15,7 +15,7 @@ import pytest
 
 from kadchat import natwire
 from tests.client_helpers import (
-    CARD_LINE, CHILD_ENV, CLIENT, ROOT, Processes, client_argv, friends, history_rows, make_identity,
+    CARD_LINE, CHILD_ENV, CLIENT, ROOT, Processes, chat_both_ways, client_argv, friends, history_rows, make_identity,
     presence, received, state, texts_from, write_contacts)
 
 pytestmark = pytest.mark.timeout(90)
@@ -50,15 +50,7 @@ def test_two_people_at_terminals_add_each_other_chat_both_ways_and_keep_their_hi
     alice.expect(r"^added bob$")
     bob.send_line(f"/add {alice_card} alice")
     bob.expect(r"^added alice$")
-    alice.expect(presence("bob", "online"), timeout=20)
-    bob.expect(presence("alice", "online"), timeout=20)
-
-    alice.send_line("/msg bob hello")
-    bob.expect(received("alice", "hello"), timeout=15)
-    alice.expect(state("delivered", "bob"), timeout=15)
-    bob.send_line("/msg alice hi alice, how are you?")
-    alice.expect(received("bob", "hi alice, how are you?"), timeout=15)
-    bob.expect(state("delivered", "alice"), timeout=15)
+    chat_both_ways(alice, bob, "hello", "hi alice, how are you?")
     alice.send_line("/contacts")
     alice.expect(r"^bob: online, direct$")
 

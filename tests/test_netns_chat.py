@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from tests.client_helpers import CLIENT, ROOT, SERVER, friends, presence, received, state
+from tests.client_helpers import CLIENT, ROOT, SERVER, chat_both_ways, friends, presence, received, state
 from tests.netns import lab  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(60)]
@@ -69,17 +69,6 @@ def server_counts(server, timeout=5.0):
             return tuple(int(n) for n in found[-1])
         assert time.monotonic() < deadline, server.describe()
         time.sleep(0.2)
-
-
-def chat_both_ways(alice, bob):
-    alice.expect(presence("bob", "online"), timeout=20)
-    bob.expect(presence("alice", "online"), timeout=20)
-    alice.send_line("/msg bob hello bob")
-    bob.expect(received("alice", "hello bob"), timeout=20)
-    alice.expect(state("delivered", "bob"), timeout=10)
-    bob.send_line("/msg alice hello alice")
-    alice.expect(received("bob", "hello alice"), timeout=10)
-    bob.expect(state("delivered", "alice"), timeout=10)
 
 
 def route(client, name):
