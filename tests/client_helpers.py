@@ -22,6 +22,7 @@ import tty
 from pathlib import Path
 
 from kadchat.identity import load_or_create
+from tests.netns import signal_group
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = str(ROOT / "client_node.py")
@@ -234,10 +235,7 @@ class Spawned:
                 pass
 
     def _signal(self, signum):
-        try:
-            os.killpg(self.popen.pid, signum)
-        except ProcessLookupError:
-            pass
+        signal_group(self.popen, signum)
 
     def describe(self):
         return (f"[{self.name}] {' '.join(self.argv)} (exit {self.popen.poll()})\n"

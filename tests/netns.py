@@ -68,6 +68,14 @@ _COMMAND_TIMEOUT = 10.0
 _labs_in_this_process = itertools.count(1)
 
 
+
+def signal_group(popen, signum):
+    """Signal a child started in its own process group, and everything it started."""
+    try:
+        os.killpg(popen.pid, signum)
+    except ProcessLookupError:
+        pass
+
 class NetnsError(RuntimeError):
     """A command that builds or tears down the lab failed."""
 
@@ -234,10 +242,7 @@ class Process:
         return self.popen.returncode
 
     def _signal(self, signum):
-        try:
-            os.killpg(self.popen.pid, signum)
-        except ProcessLookupError:
-            pass
+        signal_group(self.popen, signum)
 
     def stderr_text(self):
         try:
