@@ -68,13 +68,13 @@ _COMMAND_TIMEOUT = 10.0
 _labs_in_this_process = itertools.count(1)
 
 
-
 def signal_group(popen, signum):
     """Signal a child started in its own process group, and everything it started."""
     try:
         os.killpg(popen.pid, signum)
     except ProcessLookupError:
         pass
+
 
 class NetnsError(RuntimeError):
     """A command that builds or tears down the lab failed."""
