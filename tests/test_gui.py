@@ -6,6 +6,7 @@ Screenshots go to artifacts/ (gitignored) at the repository root.
 import os
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -289,6 +290,19 @@ def test_presence_changes_update_the_row_and_the_open_tab(gui):
     gui.update()
     assert gui.row("bob")[1] == "last seen 22:13"
     assert "offline" in gui.window.contacts.tree.item("bob", "tags")
+
+
+def test_a_delivered_message_shows_the_route_its_session_took(gui):
+    gui.backend.add("bob", presence="online")
+    gui.start()
+    tab = gui.window.open_conversation("bob")
+    gui.type_and_press(tab.input, "hello", "<Return>")
+    (message,) = gui.backend.history("bob")
+    assert tab.presence.cget("text") == "online"
+    gui.backend._contacts["bob"] = replace(gui.backend._contacts["bob"], route="direct")  # the session came up
+    gui.backend.set_state(message.id, "delivered")
+    gui.update()
+    assert tab.presence.cget("text") == "online \u00b7 direct"
 
 
 def test_status_events_update_the_status_bar(gui):

@@ -180,8 +180,11 @@ class ChatWindow:
             self._update_contact(message.contact)
 
     def message_state(self, message_id: str, state: str) -> None:
-        for tab in self.conversations.values():
+        for name, tab in self.conversations.items():
             if tab.set_state(message_id, state):
+                # A sent or delivered message means a session: its route (direct or
+                # relayed) can be shown now rather than at the next presence change.
+                self._update_contact(name)
                 return
 
     def presence(self, name: str, presence: str) -> None:
