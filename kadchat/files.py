@@ -50,6 +50,15 @@ def atomic_write(path, data: bytes, mode: int = 0o644) -> None:
         except FileNotFoundError:
             pass
         raise
+    _sync_directory(directory)  # the rename itself survives a power cut
+
+
+def _sync_directory(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def validate_name(name: str) -> str:
