@@ -14,7 +14,7 @@ from twisted.internet import defer, error, task
 from twisted.python import failure
 from twisted.logger import Logger
 
-from kadchat import natwire
+from kadchat import natwire, wire
 from kadchat.addrvote import CONSISTENT, RANDOM, AddressVotes
 from kadchat.cards import decode_card, encode_card
 from kadchat.errors import UserError
@@ -198,20 +198,29 @@ class ChatService:
 
     def _datagram_received(self, data, address):
         if data[:1] and data[0] in natwire.NAT_TYPES:
-            try:
-                message = natwire.decode(data)
-            except natwire.NatWireError:
-                return
-            self.introducer.handle(message, address)
-            addresses = self._own_addresses() if isinstance(message, natwire.Registered) else None
-            surfaced = self.traversal.handle(message, address)
-            if addresses is not None and self._own_addresses() != addresses and self.joined and not self._stopping:
-                # An introducer saw us at a new address: contacts need it to punch through to us.
-                self.publisher.publish_now()
+            surfaced = self._nat_datagram_received(data, address)
             if surfaced is None:
                 return
             data, address = surfaced
-        self.endpoint.datagram_received(data, address)
+        if wire.is_session_datagram(data):
+            self.endpoint.datagram_received(data, address)
+
+    def _nat_datagram_received(self, data, address):
+        """Serve it as an introducer and take it as a client; returns the chat datagram
+        it carried (introduced or relayed) with the address to answer, or None."""
+        try:
+            message = natwire.decode(data)
+        except natwire.NatWireError:
+            return None
+        self.introducer.handle(message, address)
+        if not isinstance(message, natwire.Registered):
+            return self.traversal.handle(message, address)
+        before = self._own_addresses()
+        self.traversal.handle(message, address)
+        if self._own_addresses() != before and self.joined and not self._stopping:
+            # An introducer saw us at a new address: contacts need it to punch through to us.
+            self.publisher.publish_now()
+        return None
 
     # -- presence ------------------------------------------------------------------
 
@@ -230,8 +239,10 @@ class ChatService:
     def _lan_address(self):
         """Our address on the way to the first bootstrap node (no packet is sent)."""
         host, port = self.address
-        if host not in ("0.0.0.0", "") or not self.bootstrap_addresses:
-            return (host, port) if host not in ("0.0.0.0", "") else None
+        if host != "0.0.0.0":
+            return host, port
+        if not self.bootstrap_addresses:
+            return None
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             probe.connect(self.bootstrap_addresses[0])
