@@ -298,9 +298,14 @@ class DHTNode:
             if isinstance(token, bytes):
                 self._send_put(candidate, token, item, ttl).addErrback(lambda _: None)
 
-    def _send_put(self, candidate, token, item, ttl):
-        args = self._put_args(token, item, ttl)
-        return self.query_contact(candidate.node_id, candidate.address, b"put", args)
+    def _send_put(self, contact, token, item, ttl):
+        """A BEP 44 put to one node (a lookup Candidate or a routing Contact)."""
+        args = {**_item_values(item), b"token": token}
+        if item.salt:
+            args[b"salt"] = item.salt
+        if ttl is not None:
+            args[b"ttl"] = max(1, int(ttl))
+        return self.query_contact(contact.node_id, contact.address, b"put", args)
 
     def _send_put_twice(self, candidate, token, item, ttl):
         """A put that gets no answer is sent once more: the node answered our get a
@@ -372,18 +377,7 @@ class DHTNode:
             return
         if isinstance(seq, int) and seq >= held[0].seq:
             return
-        yield self.query_contact(
-            contact.node_id, contact.address, b"put", self._put_args(token, *held)
-        )
-
-    @staticmethod
-    def _put_args(token, item, ttl):
-        args = {b"token": token, b"k": item.k, b"seq": item.seq, b"sig": item.sig, b"v": item.v}
-        if item.salt:
-            args[b"salt"] = item.salt
-        if ttl is not None:
-            args[b"ttl"] = max(1, int(ttl))
-        return args
+        yield self._send_put(contact, token, *held)
 
     def _closest_nodes(self, args):
         target = args.get(b"target")
@@ -408,7 +402,7 @@ class DHTNode:
         held = self.store.get(target)
         if held is not None:
             item, remaining = held
-            values.update({b"k": item.k, b"seq": item.seq, b"sig": item.sig, b"v": item.v})
+            values.update(_item_values(item))
             values[b"ttl"] = max(1, int(remaining))
         return values
 
@@ -441,3 +435,7 @@ class DHTNode:
                 lambda _: None
             )
 
+
+def _item_values(item):
+    """The fields of a BEP 44 item as `get` answers and `put` sends them."""
+    return {b"k": item.k, b"seq": item.seq, b"sig": item.sig, b"v": item.v}
