@@ -22,7 +22,7 @@ def ask_name(prompt):
 def start_console(reactor, service, quit):
     from twisted.internet.stdio import StandardIO
 
-    from kadchat.console import ConsoleProtocol, ConsoleUI
+    from kadchat.ui.console import ConsoleProtocol, ConsoleUI
 
     holder = {}
 
@@ -39,7 +39,7 @@ def start_window(reactor, service, quit):
 
     from twisted.internet import tksupport
 
-    from kadchat.gui import ChatWindow
+    from kadchat.ui.gui import ChatWindow
 
     try:
         root = tkinter.Tk()

@@ -12,10 +12,10 @@ import sys
 from twisted.internet import defer, error, task
 from twisted.logger import Logger
 
-from kadchat import natwire
+from kadchat.nat import natwire
 from kadchat.cli import parse_address, run_main, start_logging
 from kadchat.errors import UserError
-from kadchat.introducer import Introducer
+from kadchat.nat.introducer import Introducer
 from kademlia.node import DHTNode
 
 log = Logger(namespace="dedicated_server")

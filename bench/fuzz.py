@@ -11,7 +11,7 @@ each decoder with the input that caused it, in hex. Deterministic by seed.
 
 Decoders: kademlia.bencode.decode (DecodeError), kademlia.krpc.decode_message
 (MalformedMessage), kadchat.wire.decode and decode_record (WireError),
-kadchat.natwire.decode (NatWireError), and presence records:
+kadchat.nat.natwire.decode (NatWireError), and presence records:
 kadchat.presence.open_record (PresenceError) on items with mutated fields, and
 on genuinely signed, sealed records whose plaintext payload is mutated (what a
 contact's own client could send), which reaches the payload decoder.
@@ -84,7 +84,7 @@ def record_samples():
 
 
 def natwire_samples():
-    from kadchat import natwire
+    from kadchat.nat import natwire
     tag, other = b"t" * 16, b"u" * 16
     return [natwire.encode(m) for m in (
         natwire.Register(tag), natwire.Registered(tag, ("192.0.2.1", 4000), b"c" * natwire.COOKIE_SIZE),
@@ -194,14 +194,15 @@ def presence_targets():
 
 
 def targets():
-    from kadchat import natwire, wire
+    from kadchat import wire
+from kadchat.nat import natwire
     return [
         Target("kademlia.bencode.decode", bencode.decode, (bencode.DecodeError,), bencode_samples()),
         Target("kademlia.krpc.decode_message", krpc.decode_message, (krpc.MalformedMessage,),
                krpc_samples()),
         Target("kadchat.wire.decode", wire.decode, (wire.WireError,), wire_samples()),
         Target("kadchat.wire.decode_record", wire.decode_record, (wire.WireError,), record_samples()),
-        Target("kadchat.natwire.decode", natwire.decode, (natwire.NatWireError,), natwire_samples()),
+        Target("kadchat.nat.natwire.decode", natwire.decode, (natwire.NatWireError,), natwire_samples()),
         *presence_targets(),
     ]
 

@@ -14,19 +14,20 @@ from twisted.internet import defer, error, task
 from twisted.python import failure
 from twisted.logger import Logger
 
-from kadchat import natwire, wire
+from kadchat import wire
+from kadchat.nat import natwire
 from kadchat.addrvote import CONSISTENT, RANDOM, AddressVotes
 from kadchat.cards import decode_card, encode_card
 from kadchat.errors import UserError
 from kadchat.files import append_contact, parse_bootstrap, parse_contacts, validate_name
 from kadchat.history import History, history_path
-from kadchat.introducer import Introducer
+from kadchat.nat.introducer import Introducer
 from kadchat.messaging import ChatEndpoint, MessagingConfig
 from kadchat.model import Contact, Message, Status
 from kadchat.presence import (
     AWAY, MAX_ADDRS, OFFLINE, ONLINE, Presence, PresencePublisher, PresenceTracker, SeqCounter)
 from kadchat.sessions import SessionConfig
-from kadchat.traversal import RelayRoute, Traversal
+from kadchat.nat.traversal import RelayRoute, Traversal
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
 

@@ -1,7 +1,7 @@
 """Chat datagram formats: the outer datagrams and the records sealed inside them.
 
 Chat datagrams share the DHT's UDP socket; their first byte is a type in
-0x01..0x0f (docs/INTERFACES.md; 0x10..0x1f are NAT traversal's, kadchat.natwire),
+0x01..0x0f (docs/INTERFACES.md; 0x10..0x1f are NAT traversal's, kadchat.nat.natwire),
 never `d` (bencoded KRPC). Every field has a
 fixed size, integers are big-endian, and a decoder given anything malformed
 raises `WireError` and nothing else (the bytes come from strangers).

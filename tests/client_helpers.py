@@ -29,7 +29,7 @@ CLIENT = str(ROOT / "client_node.py")
 SERVER = str(ROOT / "dedicated_server.py")
 CHILD_ENV = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
 
-# The console's output shapes (kadchat.console).
+# The console's output shapes (kadchat.ui.console).
 LISTENING = r"^listening on (\S+):(\d+);"
 CARD_LINE = r"^  (kc1\S+)$"
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from kadchat import natwire
+from kadchat.nat import natwire
 from tests.client_helpers import (
     CARD_LINE, CHILD_ENV, CLIENT, ROOT, Processes, chat_both_ways, client_argv, friends, history_rows, make_identity,
     presence, received, state, texts_from, write_contacts)

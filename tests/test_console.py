@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from kadchat.console import ConsoleProtocol, ConsoleUI
+from kadchat.ui.console import ConsoleProtocol, ConsoleUI
 from kadchat.errors import UserError
 from kadchat.model import Status
 from tests.backend_double import BackendDouble

@@ -47,7 +47,7 @@ class Gui:
     def __init__(self, display, geometry="960x640"):
         import tkinter as tk
 
-        from kadchat.gui import ChatWindow
+        from kadchat.ui.gui import ChatWindow
 
         self.display = display
         self.root = tk.Tk()

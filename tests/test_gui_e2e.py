@@ -29,7 +29,7 @@ pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 WIDTH, HEIGHT = 1600, 700  # two windows side by side
-DELIVERED = "delivered\u00a0\u2713"  # as kadchat.gui.conversation shows the state
+DELIVERED = "delivered\u00a0\u2713"  # as kadchat.ui.gui.conversation shows the state
 
 
 def wait_for(what, probe, timeout=20.0):

@@ -2,8 +2,8 @@
 
 from twisted.internet.task import Clock
 
-from kadchat import natwire
-from kadchat.introducer import Introducer, RelayBudget
+from kadchat.nat import natwire
+from kadchat.nat.introducer import Introducer, RelayBudget
 
 ALICE, BOB, MALLORY = ("127.0.0.2", 4000), ("127.0.0.3", 5000), ("127.0.0.4", 6000)
 TAG_A, TAG_B = b"A" * 16, b"B" * 16

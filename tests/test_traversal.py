@@ -2,9 +2,10 @@
 
 from twisted.internet.task import Clock
 
-from kadchat import natwire, wire
-from kadchat.introducer import Introducer
-from kadchat.traversal import IntroductionRoute, RelayRoute, Traversal, rendezvous_tag
+from kadchat import wire
+from kadchat.nat import natwire
+from kadchat.nat.introducer import Introducer
+from kadchat.nat.traversal import IntroductionRoute, RelayRoute, Traversal, rendezvous_tag
 
 INTRODUCER = ("127.0.0.10", 6881)
 ALICE_ADDR, BOB_ADDR = ("127.0.0.2", 4000), ("127.0.0.3", 5000)

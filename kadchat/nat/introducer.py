@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 from twisted.logger import Logger
 
-from kadchat import natwire
+from kadchat.nat import natwire
 from kademlia.tokens import TokenManager
 
 

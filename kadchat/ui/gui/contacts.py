@@ -6,9 +6,9 @@ from typing import Callable
 
 from tkinter import ttk
 
-from kadchat.gui.style import MUTED, Look
 from kadchat.model import Contact
-from kadchat.uitext import one_line, presence_text
+from kadchat.ui.gui.style import MUTED, Look
+from kadchat.ui.uitext import one_line, presence_text
 
 
 class ContactList(ttk.Frame):

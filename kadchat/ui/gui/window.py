@@ -15,12 +15,12 @@ from typing import Callable
 from twisted.logger import Logger
 
 from kadchat.errors import UserError
-from kadchat.gui.contacts import ContactList
-from kadchat.gui.conversation import Conversation
-from kadchat.gui.dialogs import AddContactDialog, MyCardDialog
-from kadchat.gui.style import Look
 from kadchat.model import ChatBackend, Contact, Message, Status
-from kadchat.uitext import one_line, status_parts
+from kadchat.ui.gui.contacts import ContactList
+from kadchat.ui.gui.conversation import Conversation
+from kadchat.ui.gui.dialogs import AddContactDialog, MyCardDialog
+from kadchat.ui.gui.style import Look
+from kadchat.ui.uitext import one_line, status_parts
 
 
 class ChatWindow:

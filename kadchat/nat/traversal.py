@@ -25,7 +25,8 @@ from hashlib import blake2b
 from twisted.internet import task
 from twisted.logger import Logger
 
-from kadchat import natwire, wire
+from kadchat import wire
+from kadchat.nat import natwire
 
 
 # Dataclasses, not NamedTuples: routes are dict keys and list members next to

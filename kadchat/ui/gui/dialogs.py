@@ -11,8 +11,8 @@ from tkinter import ttk
 from typing import Callable
 
 from kadchat.errors import UserError
-from kadchat.gui.style import PAPER, Look
 from kadchat.model import ChatBackend, Contact
+from kadchat.ui.gui.style import PAPER, Look
 
 
 class _Dialog(tk.Toplevel):

@@ -2,7 +2,7 @@
 
 They share the node's socket with KRPC (`d`) and the chat datagrams (0x01..0x0f);
 their first byte is in 0x10..0x1f. A *tag* is 16 bytes derived from a client's
-identity key and the epoch (kadchat.traversal.rendezvous_tag), so only its
+identity key and the epoch (kadchat.nat.traversal.rendezvous_tag), so only its
 contacts can compute it: the introducer knows a tag's current address, never
 whose it is, and cannot link one epoch's tag to the next.
 

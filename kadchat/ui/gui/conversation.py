@@ -7,9 +7,9 @@ from tkinter import ttk
 from typing import Callable
 
 from kadchat.errors import UserError
-from kadchat.gui.style import ERROR, ME, MUTED, PAPER, THEM, Look
 from kadchat.model import ChatBackend, Contact, Message
-from kadchat.uitext import clock_time, day, presence_text, safe_text
+from kadchat.ui.gui.style import ERROR, ME, MUTED, PAPER, THEM, Look
+from kadchat.ui.uitext import clock_time, day, presence_text, safe_text
 
 STATE_LABELS = {
     "sending": "sending\u2026",

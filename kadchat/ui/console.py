@@ -46,7 +46,7 @@ from twisted.protocols.basic import LineReceiver
 
 from kadchat.errors import UserError
 from kadchat.model import ChatBackend, Message, Status
-from kadchat.uitext import clock_time, one_line, presence_text, status_parts
+from kadchat.ui.uitext import clock_time, one_line, presence_text, status_parts
 
 HELP = textwrap.dedent(__doc__.split("Commands::")[1].split("Output lines")[0]).strip()
 SETTLED = ("delivered", "failed")

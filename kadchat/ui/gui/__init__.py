@@ -1,5 +1,5 @@
 """The Tk user interface; `ChatWindow` is the whole of its public face."""
 
-from kadchat.gui.window import ChatWindow
+from kadchat.ui.gui.window import ChatWindow
 
 __all__ = ["ChatWindow"]
