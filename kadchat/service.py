@@ -24,10 +24,12 @@ from kadchat.history import History, history_path
 from kadchat.nat.introducer import Introducer
 from kadchat.messaging import ChatEndpoint, MessagingConfig
 from kadchat.model import Contact, Message, Status
-from kadchat.presence import (
-    AWAY, MAX_ADDRS, OFFLINE, ONLINE, Presence, PresencePublisher, PresenceTracker, SeqCounter)
-from kadchat.sessions import SessionConfig
 from kadchat.nat.traversal import RelayRoute, Traversal
+from kadchat.presence import AWAY, MAX_ADDRS, OFFLINE, ONLINE, Presence
+from kadchat.publisher import PresencePublisher
+from kadchat.seqcounter import SeqCounter
+from kadchat.sessions import SessionConfig
+from kadchat.tracker import PresenceTracker
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
 

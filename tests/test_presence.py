@@ -14,21 +14,20 @@ from twisted.internet.task import Clock
 from kadchat.blinding import BlindedKey, blind_public_key, blinding_factor, epoch_of
 from kadchat.identity import Identity
 from kadchat.presence import (
-    ADDRESS_CHANGED,
     AWAY,
     OFFLINE,
     ONLINE,
     PADDED_SIZE,
     Presence,
     PresenceError,
-    PresencePublisher,
-    PresenceTracker,
-    SeqCounter,
     make_record,
     open_record,
     presence_key,
     record_target,
 )
+from kadchat.publisher import PresencePublisher
+from kadchat.seqcounter import SeqCounter
+from kadchat.tracker import ADDRESS_CHANGED, PresenceTracker
 from kademlia.items import MutableItem
 
 T0 = 1_700_000_000.0  # 200 s into epoch 5_666_666; the next epoch starts at T0 + 100
