@@ -18,12 +18,12 @@ An unknown key, a repeated key or a bad value stops the program with a
 ``file:line:`` message. Flags given on the command line win over the file.
 """
 
-import argparse
 import ipaddress
 import os
 import re
 from dataclasses import dataclass, fields, replace
 
+from kadchat.cli import OneLineParser, flag_type
 from kadchat.errors import UserError
 from kadchat.files import parse_host, validate_name
 
@@ -176,22 +176,6 @@ def check_config(config: Config, source: str) -> Config:
 
 # -- command line --------------------------------------------------------------
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (and exit status 2)."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-def _flag_type(value_parser):
-    def parse(text):
-        try:
-            return value_parser(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-    return parse
-
-
 # (flag, setting, metavar, help); settings that are switches have no metavar.
 _CLIENT_FLAGS = [
     ("-p", "port", "PORT", "UDP port to listen on (default: any free port)"),
@@ -206,7 +190,7 @@ _CLIENT_FLAGS = [
 
 
 def _client_parser(prog):
-    parser = _Parser(
+    parser = OneLineParser(
         prog=prog,
         description="kadchat: private, serverless chat over a Kademlia DHT.",
         epilog=(
@@ -218,9 +202,9 @@ def _client_parser(prog):
         if metavar is None:
             parser.add_argument(flag, dest=key, action="store_const", const=True, default=None, help=help_text)
         else:
-            parser.add_argument(flag, dest=key, metavar=metavar, type=_flag_type(PARSERS[key]), default=None, help=help_text)
+            parser.add_argument(flag, dest=key, metavar=metavar, type=flag_type(PARSERS[key]), default=None, help=help_text)
     parser.add_argument("--config", metavar="PATH", help=f"config file (default: DIR/{CONFIG_FILE})")
-    parser.add_argument("--data-dir", dest="data_dir", metavar="DIR", type=_flag_type(_path),
+    parser.add_argument("--data-dir", dest="data_dir", metavar="DIR", type=flag_type(_path),
                         help="data directory (default: current directory)")
     return parser
 

@@ -6,14 +6,14 @@
                         [--state FILE] [--status-interval SECONDS]
 """
 
-import argparse
 import sys
 
 from twisted.internet import defer, error, task
 from twisted.logger import Logger
 
-from kadchat.nat import natwire
-from kadchat.cli import parse_address, run_main, start_logging
+from config import PARSERS
+from kadchat.cli import OneLineParser, flag_type, parse_address, run_main, start_logging
+from kadchat.dispatch import DatagramDispatch
 from kadchat.errors import UserError
 from kadchat.nat.introducer import Introducer
 from kademlia.node import DHTNode
@@ -21,14 +21,9 @@ from kademlia.node import DHTNode
 log = Logger(namespace="dedicated_server")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def parse_args(argv):
     parser = OneLineParser(prog="dedicated_server.py", description="Run an always-on kadchat DHT node.")
-    parser.add_argument("-p", "--port", type=int, required=True, help="UDP port to listen on")
+    parser.add_argument("-p", "--port", type=flag_type(PARSERS["port"]), required=True, help="UDP port to listen on")
     parser.add_argument("--host", default="0.0.0.0", help="address to bind (default: all)")
     parser.add_argument("-l", "--log", metavar="LOGFILE", help="log file (default: stderr)")
     parser.add_argument(
@@ -40,26 +35,7 @@ def parse_args(argv):
         help="where to keep the node id and routing table across restarts",
     )
     parser.add_argument("--status-interval", type=float, default=60.0, metavar="SECONDS")
-    args = parser.parse_args(argv)
-    if not 0 <= args.port < 65536:
-        parser.error(f"port {args.port} is out of range")
-    return args
-
-
-def nat_handler(introducer):
-    """The node's non-KRPC datagrams: NAT traversal requests go to the introducer;
-    anything else (malformed, or chat datagrams, which are not for a server) is dropped."""
-
-    def handle(data, address):
-        if not data or data[0] not in natwire.NAT_TYPES:
-            return
-        try:
-            message = natwire.decode(data)
-        except natwire.NatWireError:
-            return
-        introducer.handle(message, address)
-
-    return handle
+    return parser.parse_args(argv)
 
 
 class StatusReporter:
@@ -103,7 +79,7 @@ def main(reactor, argv):
     log.info("kadchat DHT node {id} listening on {host}:{port}", id=node.node_id.hex(), host=host, port=port)
     print(f"listening on {host}:{port}", flush=True)
     introducer = Introducer(reactor, node.send_datagram)
-    node.set_datagram_handler(nat_handler(introducer))
+    node.set_datagram_handler(DatagramDispatch(introducer))  # NAT requests; chat is not for a server
     reactor.addSystemEventTrigger("before", "shutdown", node.stop)
     reporter = task.LoopingCall(StatusReporter(reactor, node, introducer).report)
     reporter.clock = reactor

@@ -1,5 +1,6 @@
-"""What both entry scripts share: logging setup and one-line user errors."""
+"""What both entry scripts share: logging setup, argument parsing, one-line user errors."""
 
+import argparse
 import sys
 
 from twisted.internet import defer
@@ -43,3 +44,20 @@ def parse_address(text):
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UserError(f"bad address {text!r}: expected HOST:PORT")
     return host, int(port)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line `error: ...` (and exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def flag_type(value_parser):
+    """An argparse `type` from a value parser that raises ValueError with a message for the user."""
+    def parse(text):
+        try:
+            return value_parser(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse

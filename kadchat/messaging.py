@@ -133,7 +133,8 @@ class ChatEndpoint:
     `send(data, addr)` transmits a datagram; feed received chat datagrams to
     `datagram_received(data, addr)`. `is_contact(public_key) -> bool` decides
     who may open a session. Listeners (`subscribe`) get
-    `message_received(peer_key, StoredMessage)` and `message_state(message_id, state)`.
+    `message_received(peer_key, StoredMessage)`, `message_state(message_id, state)`
+    and `session_ready(peer_key)`.
     """
 
     log = Logger()
@@ -165,6 +166,13 @@ class ChatEndpoint:
     def datagram_received(self, data, addr):
         self.sessions.datagram_received(data, addr)
         self._tell_listeners()
+
+    def has_session(self, peer_key):
+        return self.sessions.has_session(peer_key)
+
+    def session_address(self, peer_key):
+        """Where the session with the peer sends to: an address or a route (None without one)."""
+        return self.sessions.address_of(peer_key)
 
     # -- sending ---------------------------------------------------------------
 
@@ -293,6 +301,7 @@ class ChatEndpoint:
     def _session_ready(self, peer_key):
         """A new session: the peer may have restarted, losing what it held of
         unfinished messages and what was sent under the old keys. Resend it all now."""
+        self._events.append(("session_ready", (peer_key,)))
         out = self._outgoing.get(peer_key)
         if out is not None:
             self._resend_all(peer_key, out)

@@ -7,6 +7,7 @@ from twisted.logger import Logger
 
 from kadchat.blinding import epoch_of
 from kadchat.presence import OFFLINE, Presence, make_record
+from kademlia.timers import cancel
 
 
 class PresencePublisher:
@@ -44,14 +45,14 @@ class PresencePublisher:
     def stop(self):
         """Stop republishing and cancel puts in flight."""
         self._running = False
-        self._cancel_timer()
+        self._call = cancel(self._call)
         for d in list(self._pending):
             d.cancel()
         return defer.succeed(None)
 
     def publish_now(self):
         """Publish at once; fires (never fails) when the puts are done."""
-        self._cancel_timer()
+        self._call = cancel(self._call)
         d = self._publish(self._source())
         self._schedule()
         return d
@@ -59,7 +60,7 @@ class PresencePublisher:
     def go_offline(self):
         """Stop, and replace every record still alive with an "offline" one; fires when done or timed out."""
         self._running = False
-        self._cancel_timer()
+        self._call = cancel(self._call)
         now = self._clock.seconds()
         current = epoch_of(now, self._epoch_seconds)
         live = {e for e, when in self._published.items() if when > now - self._ttl and e >= current - 1}
@@ -73,11 +74,6 @@ class PresencePublisher:
         self._call = None
         self._publish(self._source())
         self._schedule()
-
-    def _cancel_timer(self):
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
 
     def _next_lead_time(self, now):
         return (epoch_of(now, self._epoch_seconds) + 1) * self._epoch_seconds - self._lead

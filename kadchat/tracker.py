@@ -1,10 +1,13 @@
 """PresenceTracker: follows our contacts' presence records (kadchat.presence) in the DHT."""
 
-from twisted.internet import defer, task
+from typing import Protocol
+
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from kadchat.blinding import epoch_of
-from kadchat.presence import AWAY, OFFLINE, ONLINE, SALT, open_record, record_target
+from kadchat.presence import AWAY, OFFLINE, ONLINE, SALT, Presence, open_record, record_target
+from kademlia.timers import Loop, SingleFlight
 
 
 UNKNOWN_STATUS = "unknown"  # before the first look-up
@@ -32,8 +35,14 @@ class _Watched:
         self.presence = None  # newest believable record seen, offline ones included
 
 
+class PresenceListener(Protocol):
+    def presence_changed(self, name: str, event: str, presence: Presence | None) -> None:
+        """`event` is online, away, offline or ADDRESS_CHANGED; `presence` is the
+        contact's current record while online or away, else None."""
+
+
 class PresenceTracker:
-    """Looks up contacts' records and tells listeners `listener(name, event, presence)`.
+    """Looks up contacts' records and tells listeners (PresenceListener) of changes.
 
     Each look-up covers the epochs of now - skew, now and now + skew, so a
     contact whose clock differs from ours by up to `skew` seconds is found. The
@@ -50,13 +59,12 @@ class PresenceTracker:
         self._epoch_seconds = epoch_seconds
         self._ttl = ttl
         self._skew = skew
-        self._interval = interval
         self._lookup_timeout = lookup_timeout
         self._watched = {name: _Watched(key) for name, key in contacts}
         self._listeners = []
-        self._waiters = []
         self._pending = set()
-        self._loop = None
+        self._loop = Loop(clock, interval, self.refresh)
+        self._refresh = SingleFlight(self._refresh_all)
         self._stopped = False
 
     def add_contact(self, name, public_key):
@@ -65,7 +73,7 @@ class PresenceTracker:
     def remove_contact(self, name):
         self._watched.pop(name, None)
 
-    def subscribe(self, listener):
+    def subscribe(self, listener: PresenceListener):
         self._listeners.append(listener)
 
     def status(self, name) -> str:
@@ -80,30 +88,17 @@ class PresenceTracker:
     def start(self):
         """Refresh every `interval` seconds, starting now."""
         self._stopped = False
-        self._loop = task.LoopingCall(self.refresh)
-        self._loop.clock = self._clock
-        self._loop.start(self._interval, now=True)
+        self._loop.start(now=True)
 
     def stop(self):
         self._stopped = True
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
         for d in list(self._pending):
             d.cancel()
-        return defer.succeed(None)
+        return self._loop.stop()
 
     def refresh(self):
         """Look everyone up; fires (never fails) when done. Joins a refresh already running."""
-        waiter = defer.Deferred()
-        self._waiters.append(waiter)
-        if len(self._waiters) == 1:
-            self._refresh_all().addBoth(self._refreshed)
-        return waiter
-
-    def _refreshed(self, _):
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
+        return self._refresh()
 
     def _refresh_all(self):
         now = self._clock.seconds()
@@ -155,6 +150,6 @@ class PresenceTracker:
         if event is not None:
             for listener in list(self._listeners):
                 try:
-                    listener(name, event, self.presence(name))
+                    listener.presence_changed(name, event, self.presence(name))
                 except Exception:
                     self.log.failure("presence listener failed")

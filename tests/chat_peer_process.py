@@ -25,6 +25,9 @@ class _Printer:
     def message_state(self, message_id, state):
         pass
 
+    def session_ready(self, peer_key):
+        pass
+
 
 class _UDP(protocol.DatagramProtocol):
     endpoint = None

@@ -32,12 +32,16 @@ class Recorder:
     def __init__(self):
         self.received = []
         self.states = {}
+        self.sessions_ready = []
 
     def message_received(self, peer_key, message):
         self.received.append((peer_key, message))
 
     def message_state(self, message_id, state):
         self.states.setdefault(message_id, []).append(state)
+
+    def session_ready(self, peer_key):
+        self.sessions_ready.append(peer_key)
 
     def texts(self):
         return [m.text for _, m in self.received]
@@ -89,6 +93,15 @@ def test_ten_thousand_messages_through_loss_and_reordering_arrive_once_in_order(
     assert all(alice.recorder.states[i][-1] == "delivered" for i in ids)
     assert alice.history.pending_for(B_KEY) == []
     assert alice.endpoint.sessions.handshake_stats.completed >= 10  # it did rekey
+
+
+def test_both_sides_hear_when_their_session_is_up_and_can_ask_where_it_goes():
+    net, alice, bob = pair()
+    assert not alice.endpoint.has_session(B_KEY) and alice.endpoint.session_address(B_KEY) is None
+    message_id = alice.endpoint.send_message(B_KEY, [B_ADDR], "hello bob")
+    assert net.run(lambda: "delivered" in alice.recorder.states[message_id], timeout=5)
+    assert alice.recorder.sessions_ready == [B_KEY] and bob.recorder.sessions_ready == [A_KEY]
+    assert alice.endpoint.has_session(B_KEY) and alice.endpoint.session_address(B_KEY) == B_ADDR
 
 
 def test_long_text_travels_in_datagrams_under_1200_bytes():

@@ -400,12 +400,17 @@ class Events:
     def __init__(self):
         self.seen = []
 
-    def __call__(self, name, event, presence):
+    def presence_changed(self, name, event, presence):
         self.seen.append((name, event, presence))
 
     def take(self):
         seen, self.seen = self.seen, []
         return seen
+
+
+class Failing:
+    def presence_changed(self, name, event, presence):
+        raise ZeroDivisionError("a broken listener")
 
 
 def _tracker(clock, dht, **kwargs):
@@ -604,7 +609,7 @@ def test_contacts_can_be_added_later_and_one_failing_listener_does_not_stop_othe
     dht = DictDHT(clock)
     _publisher(tmp_path, clock, dht, identity=BOB).start()
     tracker = PresenceTracker(clock, dht)
-    tracker.subscribe(lambda *args: 1 / 0)
+    tracker.subscribe(Failing())
     events = Events()
     tracker.subscribe(events)
     tracker.add_contact("bob", BOB.public_key)

@@ -22,11 +22,11 @@ import struct
 from dataclasses import dataclass
 from hashlib import blake2b
 
-from twisted.internet import task
 from twisted.logger import Logger
 
 from kadchat import wire
 from kadchat.nat import natwire
+from kademlia.timers import Loop
 
 
 # Dataclasses, not NamedTuples: routes are dict keys and list members next to
@@ -71,7 +71,7 @@ class Traversal:
         self._extra = set()  # peers' introducers we relay through
         self.observed = {}  # introducer -> our address as it sees it
         self._cookies = {}  # introducer -> the cookie it gave us (natwire: registration)
-        self._loop = None
+        self._loop = Loop(clock, keepalive, self._register_everywhere)
 
     def epoch(self):
         return int(self._clock.seconds() // self.epoch_seconds)
@@ -81,13 +81,10 @@ class Traversal:
 
     def start(self, introducers):
         self.introducers = list(introducers)
-        self._loop = task.LoopingCall(self._register_everywhere)
-        self._loop.clock = self._clock
-        self._loop.start(self.keepalive, now=True)
+        self._loop.start(now=True)
 
     def stop(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        return self._loop.stop()
 
     def _register_everywhere(self):
         for introducer in [*self.introducers, *self._extra]:

@@ -1,0 +1,161 @@
+"""Reachability: where contacts can reach us, and how we reach them.
+
+Ours: the address most DHT nodes see us at and our NAT class (kadchat.addrvote),
+the addresses our introducers see, our LAN address, and the introducers we
+keep registrations with (kadchat.nat.traversal). Theirs: a contact's record
+lists addresses and introducers; we offer the session layer every direct path
+and hole punching at once, and the relay only if no session is up within
+`punch_grace` seconds, or at once when both NATs are random (DESIGN.md).
+"""
+
+import socket
+
+from twisted.internet import defer
+
+from kadchat.addrvote import CONSISTENT, RANDOM, AddressVotes
+from kadchat.nat import natwire
+from kadchat.nat.traversal import RelayRoute, Traversal
+from kadchat.presence import MAX_ADDRS, ONLINE, Presence
+from kadchat.race import race
+
+PUNCH_GRACE = 3.0  # try direct paths and hole punching this long before relaying
+INTRODUCERS_KEPT = 3  # registrations we keep alive (a record lists up to presence.MAX_INTRODUCERS)
+
+
+class Reachability:
+    def __init__(self, clock, send_raw, public_key, contacts, offer, has_session, on_addresses_changed,
+                 epoch_seconds=300, punch_grace=PUNCH_GRACE):
+        """`offer(peer_key, paths)` hands paths to the session layer; `has_session(peer_key)`
+        says whether one is up; `on_addresses_changed()` is told when an introducer sees
+        us somewhere new, so that the presence record can follow."""
+        self._clock = clock
+        self._offer = offer
+        self._has_session = has_session
+        self._on_addresses_changed = on_addresses_changed
+        self._punch_grace = punch_grace
+        self.votes = AddressVotes(clock.seconds)
+        self.traversal = Traversal(clock, send_raw, public_key, epoch_seconds, contacts=contacts)
+        self.lan = None
+        self._races = {}  # peer key -> the race of its paths now running
+        self._waiting = {}  # peer key -> Deferreds fired when a session with it is up
+
+    def start(self, routing_table, bootstrap_addresses):
+        """Register with introducers: the bootstrap nodes that answered (long-lived, as a
+        rule), else the DHT nodes closest to us."""
+        answering = {c.address for c in routing_table.contacts()}
+        introducers = [a for a in bootstrap_addresses if a in answering] or [
+            c.address for c in routing_table.closest(routing_table.own_id)]
+        self.traversal.start(introducers[:INTRODUCERS_KEPT])
+
+    def stop(self):
+        for d in list(self._races.values()):
+            d.cancel()
+        return self.traversal.stop()
+
+    # -- us ------------------------------------------------------------------------
+
+    def own_addresses(self):
+        """Where contacts may reach us: our address as most DHT nodes see it, as our
+        introducers see it (all a small swarm may know: too few voters), on our LAN."""
+        found = [self.votes.external_address(), *self.traversal.observed.values(), self.lan]
+        return [a for a in dict.fromkeys(found) if a is not None][:MAX_ADDRS]
+
+    def own_presence(self):
+        return Presence(status=ONLINE, addrs=self.own_addresses(), nat=self.votes.nat_class(),
+                        introducers=self.traversal.introducers, ts=self._clock.seconds())
+
+    def external_address(self):
+        seen_by_introducers = next(iter(self.traversal.observed.values()), None)
+        return self.votes.external_address() or seen_by_introducers
+
+    def kind(self):
+        """direct, relayed or unknown: how contacts are likely to reach us."""
+        nat = self.votes.nat_class()
+        if nat == RANDOM:
+            return "relayed"
+        if nat == CONSISTENT or self.votes.external_address() is not None:
+            return "direct"
+        return "unknown"
+
+    def nat_message_received(self, message, address):
+        """A NAT datagram for us as a client; returns the chat datagram it carried with
+        the address to answer, or None."""
+        if not isinstance(message, natwire.Registered):
+            return self.traversal.handle(message, address)
+        before = self.own_addresses()
+        self.traversal.handle(message, address)
+        if self.own_addresses() != before:
+            self._on_addresses_changed()
+        return None
+
+    # -- them ----------------------------------------------------------------------
+
+    def paths(self, peer_key, presence, relay=None):
+        """Where to send a handshake to the contact: its addresses, and through its
+        introducers; the relay too if asked, or from the start if both NATs are random."""
+        if relay is None:
+            relay = presence.nat == RANDOM and self.votes.nat_class() == RANDOM
+        return list(presence.addrs) + self.traversal.routes_to(peer_key, presence.introducers, relay=relay)
+
+    def reach(self, peer_key, presence, offer_direct=True):
+        """Race the contact's direct paths against the relay, which starts after the
+        grace period; `offer_direct=False` when the caller has just offered them."""
+        def direct():
+            if offer_direct:
+                self._offer(peer_key, self.paths(peer_key, presence))
+            return self._connected(peer_key)
+
+        def relayed():
+            self._offer(peer_key, self.paths(peer_key, presence, relay=True))
+            return self._connected(peer_key)
+
+        old = self._races.pop(peer_key, None)
+        if old is not None:
+            old.cancel()
+        d = self._races[peer_key] = race(self._clock, [(0, direct), (self._punch_grace, relayed)])
+        d.addErrback(lambda f: f.trap(defer.CancelledError))
+        d.addBoth(self._race_over, peer_key, d)
+
+    def _race_over(self, _, peer_key, d):
+        if self._races.get(peer_key) is d:
+            del self._races[peer_key]
+
+    def session_ready(self, peer_key):
+        """A session with the peer is up: the race for it is won."""
+        for d in self._waiting.pop(peer_key, []):
+            d.callback(None)
+
+    def _connected(self, peer_key):
+        if self._has_session(peer_key):
+            return defer.succeed(None)
+        d = defer.Deferred(lambda d: self._stop_waiting(peer_key, d))
+        self._waiting.setdefault(peer_key, []).append(d)
+        return d
+
+    def _stop_waiting(self, peer_key, d):
+        waiters = self._waiting.get(peer_key, [])
+        waiters.remove(d)
+        if not waiters:
+            self._waiting.pop(peer_key, None)
+
+    @staticmethod
+    def route_kind(address):
+        """How a session at `address` reaches its peer: relayed or direct."""
+        return "relayed" if isinstance(address, RelayRoute) else "direct"
+
+
+def lan_address(bound, toward):
+    """Our address on the way to `toward` (no packet is sent), or the bound one if specific."""
+    host, port = bound
+    if host != "0.0.0.0":
+        return host, port
+    if toward is None:
+        return None
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(toward)
+        return probe.getsockname()[0], port
+    except OSError:
+        return None
+    finally:
+        probe.close()

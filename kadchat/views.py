@@ -1,0 +1,33 @@
+"""The values the UIs see (kadchat.model), made from what the parts know."""
+
+from kadchat.cards import encode_card
+from kadchat.model import Contact, Message
+from kadchat.presence import AWAY, OFFLINE, ONLINE
+
+
+def message_view(stored, book):
+    """A history row (kadchat.history.StoredMessage) as the UIs show it."""
+    return Message(
+        id=stored.id.hex(),
+        contact=book.name_of(stored.peer) or "?",
+        outgoing=stored.outgoing,
+        text=stored.text,
+        timestamp=stored.timestamp,
+        state=stored.state,
+    )
+
+
+def contact_view(name, book, tracker, route_of):
+    """`route_of(public_key)`: direct, relayed or None, how a live session reaches them."""
+    public_key = book.key_of(name)
+    presence = tracker.status(name)
+    if presence not in (ONLINE, AWAY):
+        presence = OFFLINE  # "unknown" before the first look-up
+    return Contact(
+        name=name,
+        card=encode_card(public_key),
+        presence=presence,
+        last_seen=book.last_seen(name),
+        unread=book.unread(name),
+        route=route_of(public_key) if presence != OFFLINE else None,  # a contact who said goodbye has no route
+    )
