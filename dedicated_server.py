@@ -57,11 +57,12 @@ class StatusReporter:
         log.info(
             "status: routing table {table}, items {items}, queries/s {rate:.1f}, "
             "dropped malformed {malformed}, rate-limited {limited}; "
-            "registered {registered}, introduced {introduced}, relayed {relayed} bytes, refused {refused}",
+            "registered {registered}, introduced {introduced}, relayed {relayed} bytes, refused {refused}, "
+            "evicted {evicted}",
             table=stats["routing_table"], items=stats["items"], rate=rate,
             malformed=stats["malformed"], limited=stats["rate_limited"],
             registered=self._introducer.registered, introduced=nat["introduced"],
-            relayed=nat["relayed_bytes"], refused=nat["refused"],
+            relayed=nat["relayed_bytes"], refused=nat["refused"], evicted=nat["evicted"],
         )
 
 

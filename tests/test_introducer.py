@@ -97,12 +97,38 @@ def test_relay_stops_after_the_time_budget_of_the_pair():
     assert introducer.stats["relayed_bytes"] == 1
 
 
-def test_registrations_are_bounded():
-    _, _, introducer = make()
+def test_registrations_are_bounded_and_a_full_table_drops_its_stalest():
+    clock, _, introducer = make()
     introducer.max_registrations = 3
     for i in range(5):
         register(introducer, bytes([i]) * 16, ("127.0.0.9", 1000 + i))
-    assert introducer.stats["refused"] == 2
+        clock.advance(1)
+    assert introducer.registered == 3 and introducer.stats["evicted"] == 2
+    assert [introducer.address_of(bytes([i]) * 16) for i in range(5)] == [
+        None, None, ("127.0.0.9", 1002), ("127.0.0.9", 1003), ("127.0.0.9", 1004)]
+
+
+def test_a_live_client_refreshing_keeps_its_place_while_strangers_fill_the_table():
+    clock, _, introducer = make()
+    introducer.max_registrations = 50
+    for i in range(200):  # strangers from many networks, one registration each
+        register(introducer, i.to_bytes(16, "big"), (f"127.{i}.0.1", 4000))
+        if i % 20 == 0:
+            register(introducer, TAG_B, BOB)  # BOB's keep-alive
+        clock.advance(0.1)
+    assert introducer.address_of(TAG_B) == BOB
+    assert introducer.registered == 50
+
+
+def test_one_network_cannot_fill_the_registrations():
+    _, _, introducer = make()
+    for host in range(1, 101):
+        for port in range(4):
+            register(introducer, (host * 4 + port).to_bytes(16, "big"), (f"198.51.100.{host}", 5000 + port))
+    register(introducer, TAG_B, BOB)
+    assert introducer.address_of(TAG_B) == BOB
+    assert introducer.registered == introducer.max_per_network + 1
+    assert introducer.stats["refused"] == 400 - introducer.max_per_network
 
 
 def test_hostile_nat_datagrams_raise_only_natwire_error():

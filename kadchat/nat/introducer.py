@@ -8,11 +8,15 @@ datagrams between two registered tags, within a byte and time budget per pair
 and a byte budget per sending IP. It only ever sees ciphertext.
 
 Everything here is fed by strangers, so everything is bounded: registrations
-in total and per IP (a household behind one NAT shares an IP), relay budgets
-per pair and per IP.
+in total, per IP (a household behind one NAT shares an IP) and per network
+(/24 for IPv4, /48 for IPv6: addresses come cheap within one), relay budgets
+per pair and per IP. A full table makes room by dropping its stalest
+registration: live clients refresh every ~20 s, so to push one out an attacker
+must outpace all of them from many networks at once.
 """
 
-from collections import OrderedDict
+import ipaddress
+from collections import Counter, OrderedDict
 
 from twisted.logger import Logger
 
@@ -34,19 +38,20 @@ class Introducer:
     log = Logger()
 
     def __init__(self, clock, send, registration_ttl=90, max_registrations=10_000, max_per_ip=32,
-                 budget=None):
+                 max_per_network=128, budget=None):
         self._clock = clock
         self._send = send
         self.registration_ttl = registration_ttl
         self.max_registrations = max_registrations
         self.max_per_ip = max_per_ip
+        self.max_per_network = max_per_network
         self.budget = budget or RelayBudget()
-        self._registrations = OrderedDict()  # tag -> (address, expires), oldest first
-        self._per_ip = {}  # ip -> tags registered from it
+        self._registrations = OrderedDict()  # tag -> (address, expires), least recently refreshed first
+        self._counts = Counter()  # an IP, or its network -> tags registered from it
         self._relay_use = {}  # (from tag, to tag) -> [bytes, first use]
         self._ip_use = {}  # sending ip -> [bytes, window start]
         self._cookies = TokenManager(clock.seconds, rotate_after=300)
-        self.stats = {"introduced": 0, "relayed_bytes": 0, "refused": 0}
+        self.stats = {"introduced": 0, "relayed_bytes": 0, "refused": 0, "evicted": 0}
 
     def handle(self, message, address):
         if isinstance(message, natwire.Register):
@@ -65,22 +70,26 @@ class Introducer:
             self._send(natwire.encode(natwire.Registered(tag, address, expected)), address)
             return
         known = self._registrations.get(tag)
-        if known is None or known[0][0] != address[0]:
-            if len(self._registrations) >= self.max_registrations or self._per_ip.get(address[0], 0) >= self.max_per_ip:
+        if known is None or known[0][0] != address[0]:  # a keep-alive is never refused
+            ip, network = _sources(address)
+            if self._counts[ip] >= self.max_per_ip or self._counts[network] >= self.max_per_network:
                 self.stats["refused"] += 1
                 return
+            if known is None and len(self._registrations) >= self.max_registrations:
+                self._forget(next(iter(self._registrations)))
+                self.stats["evicted"] += 1
         self._forget(tag)
         self._registrations[tag] = (address, self._clock.seconds() + self.registration_ttl)
-        self._per_ip[address[0]] = self._per_ip.get(address[0], 0) + 1
+        self._counts.update(_sources(address))
         self._send(natwire.encode(natwire.Registered(tag, address, expected)), address)
 
     def _forget(self, tag):
         entry = self._registrations.pop(tag, None)
         if entry is not None:
-            ip = entry[0][0]
-            self._per_ip[ip] -= 1
-            if not self._per_ip[ip]:
-                del self._per_ip[ip]
+            for source in _sources(entry[0]):
+                self._counts[source] -= 1
+                if not self._counts[source]:
+                    del self._counts[source]
 
     def _expire(self):
         now = self._clock.seconds()
@@ -144,6 +153,13 @@ class Introducer:
         use[0] += size
         ip_use[0] += size
         return True
+
+
+def _sources(address):
+    """What a registration counts against: its IP, and the IP's /24 (IPv4) or /48 (IPv6)."""
+    ip = ipaddress.ip_address(address[0])
+    network = ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False)
+    return str(ip), str(network)
 
 
 def _address_key(address):
