@@ -8,6 +8,7 @@ Each conversation numbers its messages per direction (`seq`); incoming ones
 that arrive ahead of a gap are stored as `held` until the gap is filled.
 """
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,13 +162,13 @@ def _open(path):
     except sqlite3.Error as e:
         raise UserError(f"cannot open history file {path}: {e}") from None
     try:
+        _check_version(db, path)  # before anything writes to a file that may not be ours
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        if db.execute("PRAGMA user_version").fetchone()[0] > SCHEMA_VERSION:
-            raise UserError(f"history file {path} was written by a newer kadchat")
         with db:
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        _check_columns(db, path)
     except sqlite3.Error as e:
         db.close()
         raise UserError(f"cannot use history file {path}: {e}") from None
@@ -175,3 +176,36 @@ def _open(path):
         db.close()
         raise
     return db
+
+
+def _check_version(db, path):
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise UserError(f"history file {path} was written by a newer kadchat")
+    if version == 0 and _columns(db):  # we set the version with the first tables
+        raise UserError(f"{path} is not a kadchat history file (it holds other tables)")
+
+
+def _check_columns(db, path):
+    """Refuse at open, not at first use, a file whose tables lack our columns."""
+    have = _columns(db)
+    for table, columns in _expected_columns().items():
+        missing = sorted(columns - have.get(table, set()))
+        if missing:
+            raise UserError(f"history file {path} is damaged: table {table} lacks {', '.join(missing)}")
+
+
+def _columns(db):
+    """{table: {column names}} of the database."""
+    tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: {row[1] for row in db.execute(f"PRAGMA table_info('{t}')")} for t in tables}
+
+
+@functools.cache
+def _expected_columns():
+    db = sqlite3.connect(":memory:")
+    db.executescript(_SCHEMA)
+    try:
+        return _columns(db)
+    finally:
+        db.close()
