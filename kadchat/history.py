@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kadchat.errors import UserError
+from kadchat.model import MessageState
 
 SCHEMA_VERSION = 1
-OUTGOING_STATES = ("sending", "sent", "delivered", "failed")
+OUTGOING_STATES = (MessageState.SENDING, MessageState.SENT, MessageState.DELIVERED, MessageState.FAILED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -54,7 +55,7 @@ class StoredMessage:
     seq: int
     text: str
     timestamp: float  # unix seconds, as stamped by the sender
-    state: str  # outgoing: sending|sent|delivered|failed; incoming: held (behind a gap)|received
+    state: MessageState  # outgoing: sending|sent|delivered|failed; incoming: held|received
 
 
 def history_path(data_dir, public_key):
@@ -79,10 +80,10 @@ class History:
             (seq,) = self._db.execute(
                 "UPDATE conversations SET next_outgoing = next_outgoing + 1 WHERE peer = ?"
                 " RETURNING next_outgoing - 1", (peer,)).fetchone()
-            self._db.execute(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, 1, ?, ?, ?, 'sending')",
-                             (message_id, peer, seq, text, timestamp))
+            self._db.execute(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, 1, ?, ?, ?, ?)",
+                             (message_id, peer, seq, text, timestamp, MessageState.SENDING))
             self._db.execute("INSERT INTO outbox (peer, id, seq) VALUES (?, ?, ?)", (peer, message_id, seq))
-        return StoredMessage(message_id, peer, True, seq, text, timestamp, "sending")
+        return StoredMessage(message_id, peer, True, seq, text, timestamp, MessageState.SENDING)
 
     def set_state(self, peer, message_id, state):
         """Record an outgoing message's state; `delivered` takes it out of the outbox."""
@@ -91,7 +92,7 @@ class History:
         with self._db:
             self._db.execute("UPDATE messages SET state = ? WHERE peer = ? AND id = ? AND outgoing = 1",
                              (state, peer, message_id))
-            if state == "delivered":
+            if state == MessageState.DELIVERED:
                 self._db.execute("DELETE FROM outbox WHERE peer = ? AND id = ?", (peer, message_id))
 
     def pending_for(self, peer):
@@ -115,12 +116,12 @@ class History:
         move the conversation's next expected seq. Returns False for a duplicate."""
         with self._db:
             inserted = self._db.execute(
-                f"INSERT OR IGNORE INTO messages ({_COLUMNS}) VALUES (?, ?, 0, ?, ?, ?, 'held')",
-                (message.id, message.peer, message.seq, message.text, message.timestamp)).rowcount
+                f"INSERT OR IGNORE INTO messages ({_COLUMNS}) VALUES (?, ?, 0, ?, ?, ?, ?)",
+                (message.id, message.peer, message.seq, message.text, message.timestamp, MessageState.HELD)).rowcount
             if not inserted:
                 return False
-            self._db.executemany("UPDATE messages SET state = 'received' WHERE peer = ? AND id = ?",
-                                 [(message.peer, i) for i in now_received])
+            self._db.executemany("UPDATE messages SET state = ? WHERE peer = ? AND id = ?",
+                                 [(MessageState.RECEIVED, message.peer, i) for i in now_received])
             self._db.execute("INSERT OR IGNORE INTO conversations (peer) VALUES (?)", (message.peer,))
             self._db.execute("UPDATE conversations SET next_incoming = ? WHERE peer = ?",
                              (next_incoming, message.peer))
@@ -130,7 +131,7 @@ class History:
         """(next expected incoming seq, held messages in seq order)."""
         row = self._db.execute("SELECT next_incoming FROM conversations WHERE peer = ?", (peer,)).fetchone()
         held = self._select(f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND outgoing = 0"
-                            " AND state = 'held' ORDER BY seq", (peer,))
+                            " AND state = ? ORDER BY seq", (peer, MessageState.HELD))
         return (row[0] if row else 1), held
 
     # -- reading --------------------------------------------------------------
@@ -144,12 +145,13 @@ class History:
 
         By timestamp; within one direction, equal timestamps keep `seq` order."""
         latest = self._select(
-            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND state != 'held'"
-            " ORDER BY timestamp DESC, seq DESC LIMIT ?", (peer, limit))
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND state != ?"
+            " ORDER BY timestamp DESC, seq DESC LIMIT ?", (peer, MessageState.HELD, limit))
         return latest[::-1]
 
     def _select(self, query, args):
-        return [StoredMessage(row[0], row[1], bool(row[2]), *row[3:]) for row in self._db.execute(query, args)]
+        return [StoredMessage(row[0], row[1], bool(row[2]), *row[3:6], MessageState(row[6]))
+                for row in self._db.execute(query, args)]
 
 
 def _prefixed(alias):

@@ -32,6 +32,7 @@ from twisted.logger import Logger
 from kadchat import wire
 from kadchat.errors import UserError
 from kadchat.history import StoredMessage
+from kadchat.model import MessageState
 from kadchat.sessions import SessionConfig, SessionManager
 from kademlia.rtt import RTTEstimator
 
@@ -61,7 +62,7 @@ class _Pending:
         self.sent_at = [None] * self.count
         self.transmissions = [0] * self.count
         self.deadline = [0.0] * self.count
-        self.announced_sent = message.state == "sent"
+        self.announced_sent = message.state == MessageState.SENT
 
 
 class _Outgoing:
@@ -175,7 +176,7 @@ class ChatEndpoint:
             raise UserError(f"a message must have 1 to {wire.MAX_TEXT_BYTES} bytes of text, not {size}")
         self.sessions.set_candidates(peer_key, addrs)
         message = self._history.add_outgoing(peer_key, os.urandom(16), text, self._clock.seconds())
-        self._notify_state(message.id, "sending")
+        self._notify_state(message.id, MessageState.SENDING)
         out = self._outgoing.get(peer_key)
         if out is None:
             self._activate(peer_key)  # loads the outbox, this message included
@@ -194,7 +195,7 @@ class ChatEndpoint:
     def retry(self, message_id):
         """Send an undelivered (e.g. failed) message again now, with those before it."""
         message = self._history.get(message_id)
-        if message is not None and message.outgoing and message.state != "delivered":
+        if message is not None and message.outgoing and message.state != MessageState.DELIVERED:
             self._kick(message.peer)
             self._tell_listeners()
 
@@ -215,9 +216,9 @@ class ChatEndpoint:
         out = self._outgoing[peer_key] = _Outgoing(self._config.initial_rto)
         out.last_progress = self._clock.seconds()
         for message in pending:
-            if message.state == "failed":
-                self._history.set_state(peer_key, message.id, "sending")
-                self._notify_state(message.id, "sending")
+            if message.state == MessageState.FAILED:
+                self._history.set_state(peer_key, message.id, MessageState.SENDING)
+                self._notify_state(message.id, MessageState.SENDING)
             out.queue.append(_Pending(message, _micros(message.timestamp)))
         self._fill_window(peer_key, out)
 
@@ -245,8 +246,8 @@ class ChatEndpoint:
         self._arm_timer(peer_key, out, min(pending.deadline[i] for i in indexes))
         if not pending.announced_sent and all(pending.transmissions):
             pending.announced_sent = True
-            self._history.set_state(peer_key, message.id, "sent")
-            self._notify_state(message.id, "sent")
+            self._history.set_state(peer_key, message.id, MessageState.SENT)
+            self._notify_state(message.id, MessageState.SENT)
 
     def _arm_timer(self, peer_key, out, when):
         if out.timer is not None and out.timer.active():
@@ -287,8 +288,8 @@ class ChatEndpoint:
         del self._outgoing[peer_key]
         _cancel(out.timer)
         for pending in list(out.flight.values()) + list(out.queue):
-            self._history.set_state(peer_key, pending.message.id, "failed")
-            self._notify_state(pending.message.id, "failed")
+            self._history.set_state(peer_key, pending.message.id, MessageState.FAILED)
+            self._notify_state(pending.message.id, MessageState.FAILED)
 
     def _session_ready(self, peer_key):
         """A new session: the peer may have restarted, losing what it held of
@@ -320,8 +321,8 @@ class ChatEndpoint:
             return
         del out.flight[ack.message_id]
         out.in_flight -= pending.count
-        self._history.set_state(peer_key, ack.message_id, "delivered")
-        self._notify_state(ack.message_id, "delivered")
+        self._history.set_state(peer_key, ack.message_id, MessageState.DELIVERED)
+        self._notify_state(ack.message_id, MessageState.DELIVERED)
         self._fill_window(peer_key, out)
         if not out.flight:
             _cancel(out.timer)
@@ -363,7 +364,7 @@ class ChatEndpoint:
             return
         del incoming.partial[fragment.message_id]
         message = StoredMessage(fragment.message_id, peer_key, False, fragment.seq, partial.text(),
-                                fragment.timestamp_us / 1e6, "held")
+                                fragment.timestamp_us / 1e6, MessageState.HELD)
         try:
             ready = incoming.accept(message, fragment.base)
             self._history.store_incoming(message, [m.id for m in ready], incoming.next_seq)
@@ -373,7 +374,7 @@ class ChatEndpoint:
         # Stored durably: only now may the sender learn that it is delivered.
         self._send_ack(peer_key, fragment.message_id, fragment.count, partial.received)
         for shown in ready:
-            shown = dataclasses.replace(shown, state="received")
+            shown = dataclasses.replace(shown, state=MessageState.RECEIVED)
             self._events.append(("message_received", (peer_key, shown)))
 
     def _send_ack(self, peer_key, message_id, count, received):

@@ -6,6 +6,7 @@ import pytest
 
 from kadchat.errors import UserError
 from kadchat.history import History, StoredMessage, history_path
+from kadchat.model import MessageState
 
 BOB = b"B" * 32
 CAROL = b"C" * 32
@@ -133,3 +134,10 @@ def test_a_table_missing_a_column_is_refused_at_open_not_at_first_use(tmp_path):
     db.close()
     with pytest.raises(UserError, match="table outbox lacks seq"):
         History(path)
+
+
+def test_states_are_enum_members_stored_under_their_plain_names(history):
+    history.add_outgoing(BOB, b"1" * 16, "one", 1.0)
+    history.set_state(BOB, b"1" * 16, MessageState.SENT)
+    assert history.get(b"1" * 16).state is MessageState.SENT
+    assert history._db.execute("SELECT state FROM messages").fetchone() == ("sent",)
