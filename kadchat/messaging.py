@@ -26,6 +26,7 @@ import dataclasses
 import os
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 from twisted.logger import Logger
 
@@ -35,6 +36,7 @@ from kadchat.history import StoredMessage
 from kadchat.model import MessageState
 from kadchat.sessions import SessionConfig, SessionManager
 from kademlia.rtt import RTTEstimator
+from kademlia.timers import cancel
 
 
 @dataclass(frozen=True)
@@ -128,13 +130,22 @@ class _Incoming:
         return ready
 
 
+class EndpointListener(Protocol):
+    """What `ChatEndpoint.subscribe` calls, after the endpoint's state settles."""
+
+    def message_received(self, peer_key: bytes, message: StoredMessage) -> None:
+        """A new incoming message, once, in conversation order, after it is stored."""
+
+    def message_state(self, message_id: bytes, state: MessageState) -> None:
+        """An outgoing message moved to `state` (sending, sent, delivered, failed)."""
+
+
 class ChatEndpoint:
     """Chat with contacts over one datagram transport.
 
     `send(data, addr)` transmits a datagram; feed received chat datagrams to
     `datagram_received(data, addr)`. `is_contact(public_key) -> bool` decides
-    who may open a session. Listeners (`subscribe`) get
-    `message_received(peer_key, StoredMessage)` and `message_state(message_id, state)`.
+    who may open a session. Listeners (`subscribe`) are `EndpointListener`s.
     """
 
     log = Logger()
@@ -148,20 +159,28 @@ class ChatEndpoint:
         self._outgoing = {}
         self._incoming = {}
         self._listeners = []
-        self._events = deque()  # listener calls, made once our own state is consistent
+        self._events = deque()  # fn(listener), called once our own state is consistent
 
     def start(self):
         self.sessions.start()
 
     def stop(self):
         for out in self._outgoing.values():
-            _cancel(out.timer)
+            cancel(out.timer)
         self._outgoing.clear()
         self._incoming.clear()
         return self.sessions.stop()
 
-    def subscribe(self, listener):
+    def subscribe(self, listener: EndpointListener):
         self._listeners.append(listener)
+
+    def has_session(self, peer_key):
+        """A session with the peer is up (messages to it go out at once)."""
+        return self.sessions.has_session(peer_key)
+
+    def route_of(self, peer_key):
+        """The address (plain or a traversal route) the session with the peer uses, else None."""
+        return self.sessions.address_of(peer_key)
 
     def datagram_received(self, data, addr):
         self.sessions.datagram_received(data, addr)
@@ -250,10 +269,9 @@ class ChatEndpoint:
             self._notify_state(message.id, MessageState.SENT)
 
     def _arm_timer(self, peer_key, out, when):
-        if out.timer is not None and out.timer.active():
-            if out.timer.getTime() <= when:
-                return
-            out.timer.cancel()
+        if out.timer is not None and out.timer.active() and out.timer.getTime() <= when:
+            return
+        cancel(out.timer)
         out.timer = self._clock.callLater(max(0.0, when - self._clock.seconds()), self._on_timer, peer_key)
 
     def _on_timer(self, peer_key):
@@ -286,7 +304,7 @@ class ChatEndpoint:
         self.log.info("{peer} unreachable: {n} messages failed", peer=peer_key[:4].hex(),
                       n=len(out.flight) + len(out.queue))
         del self._outgoing[peer_key]
-        _cancel(out.timer)
+        cancel(out.timer)
         for pending in list(out.flight.values()) + list(out.queue):
             self._history.set_state(peer_key, pending.message.id, MessageState.FAILED)
             self._notify_state(pending.message.id, MessageState.FAILED)
@@ -325,7 +343,7 @@ class ChatEndpoint:
         self._notify_state(ack.message_id, MessageState.DELIVERED)
         self._fill_window(peer_key, out)
         if not out.flight:
-            _cancel(out.timer)
+            cancel(out.timer)
             del self._outgoing[peer_key]
 
     def _measure_rtt(self, out, sample):
@@ -375,28 +393,23 @@ class ChatEndpoint:
         self._send_ack(peer_key, fragment.message_id, fragment.count, partial.received)
         for shown in ready:
             shown = dataclasses.replace(shown, state=MessageState.RECEIVED)
-            self._events.append(("message_received", (peer_key, shown)))
+            self._events.append(lambda listener, shown=shown: listener.message_received(peer_key, shown))
 
     def _send_ack(self, peer_key, message_id, count, received):
         record = wire.encode_ack(wire.Ack(message_id, count, received))
         self.sessions.send(peer_key, record, expects_answer=False)
 
     def _notify_state(self, message_id, state):
-        self._events.append(("message_state", (message_id, state)))
+        self._events.append(lambda listener: listener.message_state(message_id, state))
 
     def _tell_listeners(self):
         """Deliver queued events, last thing in every entry point: a listener may
         call back into us (send, stop) without finding us half-way through a change."""
         while self._events:
-            method, args = self._events.popleft()
+            event = self._events.popleft()
             for listener in list(self._listeners):
-                getattr(listener, method)(*args)
+                event(listener)
 
 
 def _micros(seconds):
     return int(seconds * 1_000_000)
-
-
-def _cancel(delayed_call):
-    if delayed_call is not None and delayed_call.active():
-        delayed_call.cancel()

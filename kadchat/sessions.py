@@ -16,11 +16,11 @@ authenticate from another address move it (the peer roamed).
 import os
 from dataclasses import dataclass, field
 
-from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from kadchat import wire
 from kadchat.channel import DEFAULT_LIMITS, Channel, ChannelError, ChannelStats, Limits
+from kademlia.timers import Loop, cancel
 from kadchat.handshake import (
     Handshake, HandshakeError, InitiationGuard, NotAContact, StaleInitiation, State, StaticIdentity)
 
@@ -90,23 +90,20 @@ class SessionManager:
         self._guard = InitiationGuard()
         self._peers = {}
         self._by_index = {}  # our session index -> _Session
-        self._sweeper = None
+        self._sweeper = Loop(clock, config.sweep_interval, self._sweep)
         self.stats = ChannelStats()
         self.handshake_stats = HandshakeStats()
 
     def start(self):
-        self._sweeper = task.LoopingCall(self._sweep)
-        self._sweeper.clock = self._clock
-        self._sweeper.start(self._config.sweep_interval, now=False)
+        self._sweeper.start()
 
     def stop(self):
-        if self._sweeper is not None and self._sweeper.running:
-            self._sweeper.stop()
+        stopped = self._sweeper.stop()
         for peer in self._peers.values():
             self._end_attempt(peer)
         self._peers.clear()
         self._by_index.clear()
-        return defer.succeed(None)
+        return stopped
 
     # -- what the messaging layer uses ---------------------------------------
 
@@ -118,8 +115,7 @@ class SessionManager:
         added = [a for a in dict.fromkeys(addrs) if a not in peer.candidates]
         peer.candidates = list(dict.fromkeys(addrs))
         if added and peer.attempt is not None:
-            if peer.attempt.timer is not None and peer.attempt.timer.active():
-                peer.attempt.timer.cancel()
+            peer.attempt.timer = cancel(peer.attempt.timer)
             self._initiate(peer)
 
     def has_session(self, peer_key):
@@ -293,8 +289,7 @@ class SessionManager:
         attempt, peer.attempt = peer.attempt, None
         if attempt is None:
             return
-        if attempt.timer is not None and attempt.timer.active():
-            attempt.timer.cancel()
+        cancel(attempt.timer)
         for session in attempt.sessions:
             session.handshake.fail()
             self._by_index.pop(session.handshake.local_index, None)

@@ -463,3 +463,11 @@ class ReceiverKilledWithSIGKILLTests(_Polling, unittest.TestCase):
         final = History(history_file)
         self.addCleanup(final.close)
         self.assertEqual([m.id for m in final.conversation(A_KEY, limit=1000)], ids)
+
+
+def test_endpoint_tells_whether_a_session_is_up_and_which_route_it_takes():
+    net, alice, bob = pair()
+    assert not alice.endpoint.has_session(B_KEY) and alice.endpoint.route_of(B_KEY) is None
+    message_id = alice.endpoint.send_message(B_KEY, [("127.0.0.1", 9), B_ADDR], "hi")
+    assert net.run(lambda: "delivered" in alice.recorder.states[message_id], timeout=5)
+    assert alice.endpoint.has_session(B_KEY) and alice.endpoint.route_of(B_KEY) == B_ADDR
