@@ -67,6 +67,11 @@ class ReplayWindow:
         self._top = -1
         self._seen = 0
 
+    @property
+    def bitmap_bits(self):
+        """Bits the bitmap takes now: never more than the window size."""
+        return self._seen.bit_length()
+
     def fresh(self, counter):
         if counter > self._top:
             return True
@@ -75,8 +80,12 @@ class ReplayWindow:
 
     def mark(self, counter):
         """Record an authenticated counter (only after the AEAD check passed)."""
-        if counter > self._top:
-            self._seen = ((self._seen << (counter - self._top)) | 1) & self._mask
+        jump = counter - self._top
+        if jump >= self._size:  # nothing seen before stays inside the window: start afresh
+            self._seen = 1  # (shifting by the jump would cost time and memory in proportion to it)
+            self._top = counter
+        elif jump > 0:
+            self._seen = ((self._seen << jump) | 1) & self._mask
             self._top = counter
         else:
             self._seen |= 1 << (self._top - counter)

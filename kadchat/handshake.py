@@ -104,6 +104,7 @@ class InitiationGuard:
 
     An exact duplicate (the same initiation sent to several of our addresses)
     gets the same answer again: that creates no session and reveals nothing.
+    (Duplicates may differ in mac2, which is outside the handshake: kadchat.cookies.)
     """
 
     def __init__(self, window=INITIATION_WINDOW, capacity=4096):
@@ -119,7 +120,7 @@ class InitiationGuard:
         seen = self._answered.get(initiation.ephemeral)
         if seen is None or seen[0] <= now:
             return None
-        if seen[1] != _digest(datagram):
+        if seen[1] != _digest(datagram[:wire.INITIATION_MAC1_AT]):
             raise StaleInitiation("ephemeral key reused")
         return seen[2]
 
@@ -136,7 +137,8 @@ class InitiationGuard:
                 break
             del self._answered[ephemeral]
         # Kept until the timestamp check alone would refuse the initiation.
-        self._answered[initiation.ephemeral] = (now + 2 * self._window, _digest(datagram), response)
+        self._answered[initiation.ephemeral] = (
+            now + 2 * self._window, _digest(datagram[:wire.INITIATION_MAC1_AT]), response)
 
 
 class Handshake:

@@ -8,14 +8,16 @@ Each conversation numbers its messages per direction (`seq`); incoming ones
 that arrive ahead of a gap are stored as `held` until the gap is filled.
 """
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from kadchat.errors import UserError
+from kadchat.model import MessageState
 
 SCHEMA_VERSION = 1
-OUTGOING_STATES = ("sending", "sent", "delivered", "failed")
+OUTGOING_STATES = (MessageState.SENDING, MessageState.SENT, MessageState.DELIVERED, MessageState.FAILED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -53,7 +55,7 @@ class StoredMessage:
     seq: int
     text: str
     timestamp: float  # unix seconds, as stamped by the sender
-    state: str  # outgoing: sending|sent|delivered|failed; incoming: held (behind a gap)|received
+    state: MessageState  # outgoing: sending|sent|delivered|failed; incoming: held|received
 
 
 def history_path(data_dir, public_key):
@@ -78,10 +80,10 @@ class History:
             (seq,) = self._db.execute(
                 "UPDATE conversations SET next_outgoing = next_outgoing + 1 WHERE peer = ?"
                 " RETURNING next_outgoing - 1", (peer,)).fetchone()
-            self._db.execute(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, 1, ?, ?, ?, 'sending')",
-                             (message_id, peer, seq, text, timestamp))
+            self._db.execute(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, 1, ?, ?, ?, ?)",
+                             (message_id, peer, seq, text, timestamp, MessageState.SENDING))
             self._db.execute("INSERT INTO outbox (peer, id, seq) VALUES (?, ?, ?)", (peer, message_id, seq))
-        return StoredMessage(message_id, peer, True, seq, text, timestamp, "sending")
+        return StoredMessage(message_id, peer, True, seq, text, timestamp, MessageState.SENDING)
 
     def set_state(self, peer, message_id, state):
         """Record an outgoing message's state; `delivered` takes it out of the outbox."""
@@ -90,7 +92,7 @@ class History:
         with self._db:
             self._db.execute("UPDATE messages SET state = ? WHERE peer = ? AND id = ? AND outgoing = 1",
                              (state, peer, message_id))
-            if state == "delivered":
+            if state == MessageState.DELIVERED:
                 self._db.execute("DELETE FROM outbox WHERE peer = ? AND id = ?", (peer, message_id))
 
     def pending_for(self, peer):
@@ -114,12 +116,12 @@ class History:
         move the conversation's next expected seq. Returns False for a duplicate."""
         with self._db:
             inserted = self._db.execute(
-                f"INSERT OR IGNORE INTO messages ({_COLUMNS}) VALUES (?, ?, 0, ?, ?, ?, 'held')",
-                (message.id, message.peer, message.seq, message.text, message.timestamp)).rowcount
+                f"INSERT OR IGNORE INTO messages ({_COLUMNS}) VALUES (?, ?, 0, ?, ?, ?, ?)",
+                (message.id, message.peer, message.seq, message.text, message.timestamp, MessageState.HELD)).rowcount
             if not inserted:
                 return False
-            self._db.executemany("UPDATE messages SET state = 'received' WHERE peer = ? AND id = ?",
-                                 [(message.peer, i) for i in now_received])
+            self._db.executemany("UPDATE messages SET state = ? WHERE peer = ? AND id = ?",
+                                 [(MessageState.RECEIVED, message.peer, i) for i in now_received])
             self._db.execute("INSERT OR IGNORE INTO conversations (peer) VALUES (?)", (message.peer,))
             self._db.execute("UPDATE conversations SET next_incoming = ? WHERE peer = ?",
                              (next_incoming, message.peer))
@@ -129,7 +131,7 @@ class History:
         """(next expected incoming seq, held messages in seq order)."""
         row = self._db.execute("SELECT next_incoming FROM conversations WHERE peer = ?", (peer,)).fetchone()
         held = self._select(f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND outgoing = 0"
-                            " AND state = 'held' ORDER BY seq", (peer,))
+                            " AND state = ? ORDER BY seq", (peer, MessageState.HELD))
         return (row[0] if row else 1), held
 
     # -- reading --------------------------------------------------------------
@@ -143,12 +145,13 @@ class History:
 
         By timestamp; within one direction, equal timestamps keep `seq` order."""
         latest = self._select(
-            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND state != 'held'"
-            " ORDER BY timestamp DESC, seq DESC LIMIT ?", (peer, limit))
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND state != ?"
+            " ORDER BY timestamp DESC, seq DESC LIMIT ?", (peer, MessageState.HELD, limit))
         return latest[::-1]
 
     def _select(self, query, args):
-        return [StoredMessage(row[0], row[1], bool(row[2]), *row[3:]) for row in self._db.execute(query, args)]
+        return [StoredMessage(row[0], row[1], bool(row[2]), *row[3:6], MessageState(row[6]))
+                for row in self._db.execute(query, args)]
 
 
 def _prefixed(alias):
@@ -161,13 +164,13 @@ def _open(path):
     except sqlite3.Error as e:
         raise UserError(f"cannot open history file {path}: {e}") from None
     try:
+        _check_version(db, path)  # before anything writes to a file that may not be ours
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        if db.execute("PRAGMA user_version").fetchone()[0] > SCHEMA_VERSION:
-            raise UserError(f"history file {path} was written by a newer kadchat")
         with db:
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        _check_columns(db, path)
     except sqlite3.Error as e:
         db.close()
         raise UserError(f"cannot use history file {path}: {e}") from None
@@ -175,3 +178,36 @@ def _open(path):
         db.close()
         raise
     return db
+
+
+def _check_version(db, path):
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise UserError(f"history file {path} was written by a newer kadchat")
+    if version == 0 and _columns(db):  # we set the version with the first tables
+        raise UserError(f"{path} is not a kadchat history file (it holds other tables)")
+
+
+def _check_columns(db, path):
+    """Refuse at open, not at first use, a file whose tables lack our columns."""
+    have = _columns(db)
+    for table, columns in _expected_columns().items():
+        missing = sorted(columns - have.get(table, set()))
+        if missing:
+            raise UserError(f"history file {path} is damaged: table {table} lacks {', '.join(missing)}")
+
+
+def _columns(db):
+    """{table: {column names}} of the database."""
+    tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: {row[1] for row in db.execute(f"PRAGMA table_info('{t}')")} for t in tables}
+
+
+@functools.cache
+def _expected_columns():
+    db = sqlite3.connect(":memory:")
+    db.executescript(_SCHEMA)
+    try:
+        return _columns(db)
+    finally:
+        db.close()

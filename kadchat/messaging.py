@@ -26,14 +26,17 @@ import dataclasses
 import os
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 from twisted.logger import Logger
 
 from kadchat import wire
 from kadchat.errors import UserError
 from kadchat.history import StoredMessage
+from kadchat.model import MessageState
 from kadchat.sessions import SessionConfig, SessionManager
 from kademlia.rtt import RTTEstimator
+from kademlia.timers import cancel
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class _Pending:
         self.sent_at = [None] * self.count
         self.transmissions = [0] * self.count
         self.deadline = [0.0] * self.count
-        self.announced_sent = message.state == "sent"
+        self.announced_sent = message.state == MessageState.SENT
 
 
 class _Outgoing:
@@ -127,14 +130,25 @@ class _Incoming:
         return ready
 
 
+class EndpointListener(Protocol):
+    """What `ChatEndpoint.subscribe` calls, after the endpoint's state settles."""
+
+    def message_received(self, peer_key: bytes, message: StoredMessage) -> None:
+        """A new incoming message, once, in conversation order, after it is stored."""
+
+    def message_state(self, message_id: bytes, state: MessageState) -> None:
+        """An outgoing message moved to `state` (sending, sent, delivered, failed)."""
+
+    def session_ready(self, peer_key: bytes) -> None:
+        """A new session with the peer is usable."""
+
+
 class ChatEndpoint:
     """Chat with contacts over one datagram transport.
 
     `send(data, addr)` transmits a datagram; feed received chat datagrams to
     `datagram_received(data, addr)`. `is_contact(public_key) -> bool` decides
-    who may open a session. Listeners (`subscribe`) get
-    `message_received(peer_key, StoredMessage)`, `message_state(message_id, state)`
-    and `session_ready(peer_key)`.
+    who may open a session. Listeners (`subscribe`) are `EndpointListener`s.
     """
 
     log = Logger()
@@ -148,31 +162,32 @@ class ChatEndpoint:
         self._outgoing = {}
         self._incoming = {}
         self._listeners = []
-        self._events = deque()  # listener calls, made once our own state is consistent
+        self._events = deque()  # fn(listener), called once our own state is consistent
 
     def start(self):
         self.sessions.start()
 
     def stop(self):
         for out in self._outgoing.values():
-            _cancel(out.timer)
+            cancel(out.timer)
         self._outgoing.clear()
         self._incoming.clear()
         return self.sessions.stop()
 
-    def subscribe(self, listener):
+    def subscribe(self, listener: EndpointListener):
         self._listeners.append(listener)
+
+    def has_session(self, peer_key):
+        """A session with the peer is up (messages to it go out at once)."""
+        return self.sessions.has_session(peer_key)
+
+    def route_of(self, peer_key):
+        """The address (plain or a traversal route) the session with the peer uses, else None."""
+        return self.sessions.address_of(peer_key)
 
     def datagram_received(self, data, addr):
         self.sessions.datagram_received(data, addr)
         self._tell_listeners()
-
-    def has_session(self, peer_key):
-        return self.sessions.has_session(peer_key)
-
-    def session_address(self, peer_key):
-        """Where the session with the peer sends to: an address or a route (None without one)."""
-        return self.sessions.address_of(peer_key)
 
     # -- sending ---------------------------------------------------------------
 
@@ -183,7 +198,7 @@ class ChatEndpoint:
             raise UserError(f"a message must have 1 to {wire.MAX_TEXT_BYTES} bytes of text, not {size}")
         self.sessions.set_candidates(peer_key, addrs)
         message = self._history.add_outgoing(peer_key, os.urandom(16), text, self._clock.seconds())
-        self._notify_state(message.id, "sending")
+        self._notify_state(message.id, MessageState.SENDING)
         out = self._outgoing.get(peer_key)
         if out is None:
             self._activate(peer_key)  # loads the outbox, this message included
@@ -202,7 +217,7 @@ class ChatEndpoint:
     def retry(self, message_id):
         """Send an undelivered (e.g. failed) message again now, with those before it."""
         message = self._history.get(message_id)
-        if message is not None and message.outgoing and message.state != "delivered":
+        if message is not None and message.outgoing and message.state != MessageState.DELIVERED:
             self._kick(message.peer)
             self._tell_listeners()
 
@@ -223,9 +238,9 @@ class ChatEndpoint:
         out = self._outgoing[peer_key] = _Outgoing(self._config.initial_rto)
         out.last_progress = self._clock.seconds()
         for message in pending:
-            if message.state == "failed":
-                self._history.set_state(peer_key, message.id, "sending")
-                self._notify_state(message.id, "sending")
+            if message.state == MessageState.FAILED:
+                self._history.set_state(peer_key, message.id, MessageState.SENDING)
+                self._notify_state(message.id, MessageState.SENDING)
             out.queue.append(_Pending(message, _micros(message.timestamp)))
         self._fill_window(peer_key, out)
 
@@ -253,14 +268,13 @@ class ChatEndpoint:
         self._arm_timer(peer_key, out, min(pending.deadline[i] for i in indexes))
         if not pending.announced_sent and all(pending.transmissions):
             pending.announced_sent = True
-            self._history.set_state(peer_key, message.id, "sent")
-            self._notify_state(message.id, "sent")
+            self._history.set_state(peer_key, message.id, MessageState.SENT)
+            self._notify_state(message.id, MessageState.SENT)
 
     def _arm_timer(self, peer_key, out, when):
-        if out.timer is not None and out.timer.active():
-            if out.timer.getTime() <= when:
-                return
-            out.timer.cancel()
+        if out.timer is not None and out.timer.active() and out.timer.getTime() <= when:
+            return
+        cancel(out.timer)
         out.timer = self._clock.callLater(max(0.0, when - self._clock.seconds()), self._on_timer, peer_key)
 
     def _on_timer(self, peer_key):
@@ -293,15 +307,15 @@ class ChatEndpoint:
         self.log.info("{peer} unreachable: {n} messages failed", peer=peer_key[:4].hex(),
                       n=len(out.flight) + len(out.queue))
         del self._outgoing[peer_key]
-        _cancel(out.timer)
+        cancel(out.timer)
         for pending in list(out.flight.values()) + list(out.queue):
-            self._history.set_state(peer_key, pending.message.id, "failed")
-            self._notify_state(pending.message.id, "failed")
+            self._history.set_state(peer_key, pending.message.id, MessageState.FAILED)
+            self._notify_state(pending.message.id, MessageState.FAILED)
 
     def _session_ready(self, peer_key):
         """A new session: the peer may have restarted, losing what it held of
         unfinished messages and what was sent under the old keys. Resend it all now."""
-        self._events.append(("session_ready", (peer_key,)))
+        self._events.append(lambda listener: listener.session_ready(peer_key))
         out = self._outgoing.get(peer_key)
         if out is not None:
             self._resend_all(peer_key, out)
@@ -329,11 +343,11 @@ class ChatEndpoint:
             return
         del out.flight[ack.message_id]
         out.in_flight -= pending.count
-        self._history.set_state(peer_key, ack.message_id, "delivered")
-        self._notify_state(ack.message_id, "delivered")
+        self._history.set_state(peer_key, ack.message_id, MessageState.DELIVERED)
+        self._notify_state(ack.message_id, MessageState.DELIVERED)
         self._fill_window(peer_key, out)
         if not out.flight:
-            _cancel(out.timer)
+            cancel(out.timer)
             del self._outgoing[peer_key]
 
     def _measure_rtt(self, out, sample):
@@ -372,7 +386,7 @@ class ChatEndpoint:
             return
         del incoming.partial[fragment.message_id]
         message = StoredMessage(fragment.message_id, peer_key, False, fragment.seq, partial.text(),
-                                fragment.timestamp_us / 1e6, "held")
+                                fragment.timestamp_us / 1e6, MessageState.HELD)
         try:
             ready = incoming.accept(message, fragment.base)
             self._history.store_incoming(message, [m.id for m in ready], incoming.next_seq)
@@ -382,29 +396,24 @@ class ChatEndpoint:
         # Stored durably: only now may the sender learn that it is delivered.
         self._send_ack(peer_key, fragment.message_id, fragment.count, partial.received)
         for shown in ready:
-            shown = dataclasses.replace(shown, state="received")
-            self._events.append(("message_received", (peer_key, shown)))
+            shown = dataclasses.replace(shown, state=MessageState.RECEIVED)
+            self._events.append(lambda listener, shown=shown: listener.message_received(peer_key, shown))
 
     def _send_ack(self, peer_key, message_id, count, received):
         record = wire.encode_ack(wire.Ack(message_id, count, received))
         self.sessions.send(peer_key, record, expects_answer=False)
 
     def _notify_state(self, message_id, state):
-        self._events.append(("message_state", (message_id, state)))
+        self._events.append(lambda listener: listener.message_state(message_id, state))
 
     def _tell_listeners(self):
         """Deliver queued events, last thing in every entry point: a listener may
         call back into us (send, stop) without finding us half-way through a change."""
         while self._events:
-            method, args = self._events.popleft()
+            event = self._events.popleft()
             for listener in list(self._listeners):
-                getattr(listener, method)(*args)
+                event(listener)
 
 
 def _micros(seconds):
     return int(seconds * 1_000_000)
-
-
-def _cancel(delayed_call):
-    if delayed_call is not None and delayed_call.active():
-        delayed_call.cancel()

@@ -8,13 +8,27 @@ a change arrives as a listener call, never as a mutation behind a UI's back.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
 PRESENCES = ("online", "away", "offline")
 ROUTES = ("direct", "relayed", None)
-MESSAGE_STATES = ("sending", "sent", "delivered", "failed", "received")
+
+
+class MessageState(StrEnum):
+    """A message's state; the values are what the history file stores and the UIs compare with."""
+
+    SENDING = "sending"  # stored, in the outbox, not every fragment sent yet
+    SENT = "sent"  # every fragment went out at least once
+    DELIVERED = "delivered"  # stored by the peer (it acknowledged all fragments)
+    FAILED = "failed"  # nothing acknowledged for a while; still in the outbox
+    RECEIVED = "received"  # incoming, shown
+    HELD = "held"  # incoming, stored behind a gap in the conversation, not shown yet
+
+
+MESSAGE_STATES = tuple(s for s in MessageState if s is not MessageState.HELD)  # what the UIs see
 REACHABILITIES = ("direct", "relayed", "unknown")
 
 
@@ -35,7 +49,7 @@ class Message:
     outgoing: bool
     text: str
     timestamp: float  # unix seconds: when sent (outgoing) or written (incoming)
-    state: str  # one of MESSAGE_STATES; "received" for incoming messages
+    state: MessageState  # one of MESSAGE_STATES; RECEIVED for incoming messages
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,7 @@ class ChatService:
     def _route_of(self, public_key):
         if not self.endpoint.has_session(public_key):
             return None
-        return self.reachability.route_kind(self.endpoint.session_address(public_key))
+        return self.reachability.route_kind(self.endpoint.route_of(public_key))
 
     def contacts(self):
         return [self._contact(name) for name in self.book.names()]

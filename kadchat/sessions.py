@@ -16,11 +16,11 @@ authenticate from another address move it (the peer roamed).
 import os
 from dataclasses import dataclass, field
 
-from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from kadchat import wire
+from kadchat import cookies, wire
 from kadchat.channel import DEFAULT_LIMITS, Channel, ChannelError, ChannelStats, Limits
+from kademlia.timers import Loop, cancel
 from kadchat.handshake import (
     Handshake, HandshakeError, InitiationGuard, NotAContact, StaleInitiation, State, StaticIdentity)
 
@@ -33,6 +33,7 @@ class SessionConfig:
     stale_after: float = 5.0  # sent without hearing back this long: handshake again
     confirm_within: float = 15.0  # an answered handshake not confirmed by then is dropped
     sweep_interval: float = 10.0
+    budget: cookies.HandshakeBudget = cookies.HandshakeBudget()
 
 
 @dataclass
@@ -44,6 +45,9 @@ class HandshakeStats:
     stale: int = 0  # replayed or out-of-window initiations
     invalid: int = 0  # handshake messages that do not authenticate
     unknown_session_notices: int = 0
+    cookies_sent: int = 0  # under load: initiations answered with a cookie reply
+    cookies_received: int = 0  # our initiations that the callee asked to prove their address
+    over_budget: int = 0  # initiations dropped unanswered: not even a cookie reply left
 
 
 class _Session:
@@ -53,6 +57,7 @@ class _Session:
         self.addr = addr
         self.created = created
         self.channel = None  # once keys exist
+        self.initiation = None  # ours, the datagram (a cookie reply makes us send it again)
 
 
 @dataclass
@@ -71,6 +76,7 @@ class _Peer:
     answered: _Session = None  # we responded; waiting for the caller's first datagram
     attempt: _Attempt = None
     first_unanswered: float = None  # when we first sent since last hearing from the peer
+    cookies: dict = field(default_factory=dict)  # addr -> (cookie, when received), from the peer
 
 
 class SessionManager:
@@ -88,25 +94,23 @@ class SessionManager:
         self._on_ready = on_ready
         self._config = config
         self._guard = InitiationGuard()
+        self._gate = cookies.InitiationGate(clock.seconds, self._identity.public_key, config.budget)
         self._peers = {}
         self._by_index = {}  # our session index -> _Session
-        self._sweeper = None
+        self._sweeper = Loop(clock, config.sweep_interval, self._sweep)
         self.stats = ChannelStats()
         self.handshake_stats = HandshakeStats()
 
     def start(self):
-        self._sweeper = task.LoopingCall(self._sweep)
-        self._sweeper.clock = self._clock
-        self._sweeper.start(self._config.sweep_interval, now=False)
+        self._sweeper.start()
 
     def stop(self):
-        if self._sweeper is not None and self._sweeper.running:
-            self._sweeper.stop()
+        stopped = self._sweeper.stop()
         for peer in self._peers.values():
             self._end_attempt(peer)
         self._peers.clear()
         self._by_index.clear()
-        return defer.succeed(None)
+        return stopped
 
     # -- what the messaging layer uses ---------------------------------------
 
@@ -118,8 +122,7 @@ class SessionManager:
         added = [a for a in dict.fromkeys(addrs) if a not in peer.candidates]
         peer.candidates = list(dict.fromkeys(addrs))
         if added and peer.attempt is not None:
-            if peer.attempt.timer is not None and peer.attempt.timer.active():
-                peer.attempt.timer.cancel()
+            peer.attempt.timer = cancel(peer.attempt.timer)
             self._initiate(peer)
 
     def has_session(self, peer_key):
@@ -175,6 +178,8 @@ class SessionManager:
             self._initiation_received(packet, data, addr)
         elif isinstance(packet, wire.Response):
             self._response_received(packet, addr)
+        elif isinstance(packet, wire.CookieReply):
+            self._cookie_reply_received(packet, addr)
         else:
             self._unknown_session_received(packet, addr)
 
@@ -199,6 +204,16 @@ class SessionManager:
             self._on_payload(peer.key, payload)
 
     def _initiation_received(self, packet, data, addr):
+        verdict = self._gate.admit(data, addr)
+        if verdict is not cookies.ANSWER:
+            if verdict is cookies.COOKIE:
+                self.handshake_stats.cookies_sent += 1
+                self._send(self._gate.cookie_reply(packet, data, addr), addr)
+            elif verdict is cookies.OVER_BUDGET:
+                self.handshake_stats.over_budget += 1
+            else:
+                self.handshake_stats.invalid += 1
+            return
         now = self._clock.seconds()
         try:
             repeated = self._guard.repeated_answer(data, packet, now)
@@ -246,6 +261,28 @@ class SessionManager:
         self._send(session.channel.seal(b"", now), addr)  # confirms the session to the callee
         self._promote(session)
 
+    def _cookie_reply_received(self, packet, addr):
+        """The callee is under load: prove our address with its cookie, at once."""
+        session = self._by_index.get(packet.receiver_index)
+        if session is None or session.handshake.state is not State.INITIATED:
+            return
+        try:
+            cookie = cookies.open_cookie_reply(packet, session.peer.key, session.initiation)
+        except cookies.CookieError:
+            self.handshake_stats.invalid += 1
+            return
+        self.handshake_stats.cookies_received += 1
+        session.peer.cookies[addr] = (cookie, self._clock.seconds())
+        self._send(cookies.with_mac2(session.initiation, cookie), addr)
+
+    def _with_cookie(self, peer, initiation, addr, now):
+        """`initiation` with mac2 when the peer gave us a cookie for `addr` lately."""
+        cookie, received = peer.cookies.get(addr, (None, None))
+        if cookie is None or now - received >= self._config.budget.cookie_lifetime:
+            peer.cookies.pop(addr, None)
+            return initiation
+        return cookies.with_mac2(initiation, cookie)
+
     def _unknown_session_received(self, packet, addr):
         for peer in list(self._peers.values()):
             for session in (peer.current, peer.previous):
@@ -277,7 +314,9 @@ class SessionManager:
             self.handshake_stats.invalid += 1
             self._end_attempt(peer)
             return
-        attempt.sessions.append(self._register(peer, handshake, None, now))
+        session = self._register(peer, handshake, None, now)
+        session.initiation = initiation = cookies.with_mac1(initiation, peer.key)
+        attempt.sessions.append(session)
         attempt.tries += 1
         self.handshake_stats.started += 1
         addrs = list(peer.candidates)
@@ -285,7 +324,7 @@ class SessionManager:
             if session is not None and session.addr not in addrs:
                 addrs.append(session.addr)
         for addr in addrs:
-            self._send(initiation, addr)
+            self._send(self._with_cookie(peer, initiation, addr, now), addr)
         delay = self._config.handshake_retry * 2 ** (attempt.tries - 1)
         attempt.timer = self._clock.callLater(delay, self._initiate, peer)
 
@@ -293,8 +332,7 @@ class SessionManager:
         attempt, peer.attempt = peer.attempt, None
         if attempt is None:
             return
-        if attempt.timer is not None and attempt.timer.active():
-            attempt.timer.cancel()
+        cancel(attempt.timer)
         for session in attempt.sessions:
             session.handshake.fail()
             self._by_index.pop(session.handshake.local_index, None)

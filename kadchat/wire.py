@@ -9,9 +9,16 @@ raises `WireError` and nothing else (the bytes come from strangers).
 Outer datagrams (DESIGN.md "Direct chat"):
 
     INITIATION       01 | sender index 4 | ephemeral 32 | sealed static 48 | sealed timestamp 24
+                        | mac1 16 | mac2 16
     RESPONSE         02 | sender index 4 | receiver index 4 | ephemeral 32 | sealed empty 16
     TRANSPORT        03 | receiver index 4 | counter 8 | sealed record (>= 16)
     UNKNOWN_SESSION  04 | receiver index 4   (answer to a TRANSPORT for an index we don't know)
+    COOKIE_REPLY     05 | receiver index 4 | nonce 24 | sealed cookie 32   (answer to an INITIATION
+                          when under load: send it again with mac2; kadchat.cookies)
+
+An INITIATION's mac1 proves the sender knows our identity key, mac2 (zeros
+unless we asked for a cookie) that it can receive at its address; both are
+outside the handshake transcript (kadchat.cookies computes them).
 
 Records, the plaintext of a TRANSPORT (empty = keepalive / handshake confirmation):
 
@@ -26,11 +33,14 @@ INITIATION = 0x01
 RESPONSE = 0x02
 TRANSPORT = 0x03
 UNKNOWN_SESSION = 0x04
+COOKIE_REPLY = 0x05
 SESSION_TYPES = range(0x01, 0x10)  # ours; NAT traversal has 0x10..0x1f
 
 KEY_SIZE = 32
 TAG_SIZE = 16
 COUNTER_SIZE = 8
+MAC_SIZE = 16
+COOKIE_NONCE_SIZE = 24
 MAX_DATAGRAM = 1200  # stays under common path MTUs, with room for a relay header
 
 RECORD_MESSAGE = 0x01
@@ -41,10 +51,14 @@ MAX_TEXT_BYTES = 64 * 1024
 CHUNK_SIZE = 1024
 MAX_FRAGMENTS = -(-MAX_TEXT_BYTES // CHUNK_SIZE)
 
-_INITIATION = struct.Struct(f">BI{KEY_SIZE}s{KEY_SIZE + TAG_SIZE}s{8 + TAG_SIZE}s")
+_INITIATION = struct.Struct(f">BI{KEY_SIZE}s{KEY_SIZE + TAG_SIZE}s{8 + TAG_SIZE}s{MAC_SIZE}s{MAC_SIZE}s")
+INITIATION_MAC1_AT = _INITIATION.size - 2 * MAC_SIZE  # mac1 covers the bytes before it
+INITIATION_MAC2_AT = _INITIATION.size - MAC_SIZE  # mac2 covers the bytes before it, mac1 included
+NO_MAC = bytes(MAC_SIZE)
 _RESPONSE = struct.Struct(f">BII{KEY_SIZE}s{TAG_SIZE}s")
 _TRANSPORT_HEADER = struct.Struct(">BIQ")
 _UNKNOWN_SESSION = struct.Struct(">BI")
+_COOKIE_REPLY = struct.Struct(f">BI{COOKIE_NONCE_SIZE}s{MAC_SIZE + TAG_SIZE}s")
 _MESSAGE_HEADER = struct.Struct(f">B{MESSAGE_ID_SIZE}sQQQHH")
 _ACK_HEADER = struct.Struct(f">B{MESSAGE_ID_SIZE}sH")
 
@@ -63,6 +77,8 @@ class Initiation(NamedTuple):
     ephemeral: bytes
     sealed_static: bytes
     sealed_timestamp: bytes
+    mac1: bytes = NO_MAC
+    mac2: bytes = NO_MAC
 
 
 class Response(NamedTuple):
@@ -81,6 +97,12 @@ class Transport(NamedTuple):
 
 class UnknownSession(NamedTuple):
     receiver_index: int
+
+
+class CookieReply(NamedTuple):
+    receiver_index: int  # the sender index of the initiation it answers
+    nonce: bytes
+    sealed_cookie: bytes
 
 
 class MessageFragment(NamedTuple):
@@ -114,9 +136,10 @@ def initiation_header(sender_index):
     return struct.pack(">BI", INITIATION, sender_index)
 
 
-def encode_initiation(sender_index, ephemeral, sealed_static, sealed_timestamp):
-    _check_sizes(ephemeral, KEY_SIZE, sealed_static, KEY_SIZE + TAG_SIZE, sealed_timestamp, 8 + TAG_SIZE)
-    return _INITIATION.pack(INITIATION, sender_index, ephemeral, sealed_static, sealed_timestamp)
+def encode_initiation(sender_index, ephemeral, sealed_static, sealed_timestamp, mac1=NO_MAC, mac2=NO_MAC):
+    _check_sizes(ephemeral, KEY_SIZE, sealed_static, KEY_SIZE + TAG_SIZE, sealed_timestamp, 8 + TAG_SIZE,
+                 mac1, MAC_SIZE, mac2, MAC_SIZE)
+    return _INITIATION.pack(INITIATION, sender_index, ephemeral, sealed_static, sealed_timestamp, mac1, mac2)
 
 
 def response_header(sender_index, receiver_index):
@@ -136,8 +159,13 @@ def encode_unknown_session(receiver_index):
     return _UNKNOWN_SESSION.pack(UNKNOWN_SESSION, receiver_index)
 
 
+def encode_cookie_reply(receiver_index, nonce, sealed_cookie):
+    _check_sizes(nonce, COOKIE_NONCE_SIZE, sealed_cookie, MAC_SIZE + TAG_SIZE)
+    return _COOKIE_REPLY.pack(COOKIE_REPLY, receiver_index, nonce, sealed_cookie)
+
+
 def decode(data):
-    """Parse one chat datagram into Initiation | Response | Transport | UnknownSession."""
+    """Parse one chat datagram into Initiation | Response | Transport | UnknownSession | CookieReply."""
     if not data:
         raise WireError("empty datagram")
     kind = data[0]
@@ -157,6 +185,9 @@ def decode(data):
     if kind == UNKNOWN_SESSION:
         _expect_size(size, _UNKNOWN_SESSION.size, "unknown-session notice")
         return UnknownSession(_UNKNOWN_SESSION.unpack(data)[1])
+    if kind == COOKIE_REPLY:
+        _expect_size(size, _COOKIE_REPLY.size, "cookie reply")
+        return CookieReply(*_COOKIE_REPLY.unpack(data)[1:])
     raise WireError(f"unknown chat datagram type {kind:#04x}")
 
 

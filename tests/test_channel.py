@@ -1,13 +1,14 @@
 """kadchat.channel: sealed datagrams, replay window, key retirement."""
 
 import random
+import tracemalloc
 
 import pytest
 from hypothesis import given, strategies as st
 
 from kadchat import wire
 from kadchat.channel import (
-    Channel, ChannelStats, Expired, Limits, Replayed, ReplayWindow, Tampered)
+    REPLAY_WINDOW, Channel, ChannelStats, Expired, Limits, Replayed, ReplayWindow, Tampered)
 from kadchat.handshake import SessionKeys
 
 K1, K2 = b"1" * 32, b"2" * 32
@@ -120,3 +121,18 @@ def test_counter_exhaustion_retires_the_keys():
     a.seal(b"", 0.0)
     with pytest.raises(Expired):
         a.seal(b"", 0.0)
+
+
+def test_a_counter_jump_far_past_the_window_resets_it_in_constant_memory():
+    # Finding 6: a jump of 2**33 used to build a 2**33-bit integer (3.7 s, 2.2 GB).
+    window = ReplayWindow()
+    window.mark(5)
+    tracemalloc.start()
+    window.mark(5 + 2**33)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 1024, f"mark() allocated {peak} bytes for one jump of 2**33"
+    assert window.bitmap_bits <= REPLAY_WINDOW, f"bitmap of {window.bitmap_bits} bits"
+    assert not window.fresh(5 + 2**33) and window.fresh(5 + 2**33 + 1)
+    assert not window.fresh(5)  # far older than the window now
+    assert window.fresh(5 + 2**33 - 1)  # just below the new top: never seen, inside the window

@@ -6,6 +6,7 @@ import pytest
 
 from kadchat.errors import UserError
 from kadchat.history import History, StoredMessage, history_path
+from kadchat.model import MessageState
 
 BOB = b"B" * 32
 CAROL = b"C" * 32
@@ -110,3 +111,33 @@ def test_a_newer_schema_is_refused(tmp_path):
 def test_unopenable_path_is_a_user_error(tmp_path):
     with pytest.raises(UserError):
         History(tmp_path / "missing-dir" / "h.sqlite3")
+
+
+def test_a_foreign_sqlite_file_is_refused_at_open_and_left_untouched(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE photos (name TEXT, data BLOB)")
+    db.commit()
+    db.close()
+    with pytest.raises(UserError, match="not a kadchat history file"):
+        History(path)
+    db = sqlite3.connect(path)
+    assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["photos"]
+    db.close()
+
+
+def test_a_table_missing_a_column_is_refused_at_open_not_at_first_use(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    History(path).close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE outbox; CREATE TABLE outbox (peer BLOB, id BLOB);")
+    db.close()
+    with pytest.raises(UserError, match="table outbox lacks seq"):
+        History(path)
+
+
+def test_states_are_enum_members_stored_under_their_plain_names(history):
+    history.add_outgoing(BOB, b"1" * 16, "one", 1.0)
+    history.set_state(BOB, b"1" * 16, MessageState.SENT)
+    assert history.get(b"1" * 16).state is MessageState.SENT
+    assert history._db.execute("SELECT state FROM messages").fetchone() == ("sent",)

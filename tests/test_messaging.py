@@ -97,11 +97,11 @@ def test_ten_thousand_messages_through_loss_and_reordering_arrive_once_in_order(
 
 def test_both_sides_hear_when_their_session_is_up_and_can_ask_where_it_goes():
     net, alice, bob = pair()
-    assert not alice.endpoint.has_session(B_KEY) and alice.endpoint.session_address(B_KEY) is None
+    assert not alice.endpoint.has_session(B_KEY) and alice.endpoint.route_of(B_KEY) is None
     message_id = alice.endpoint.send_message(B_KEY, [B_ADDR], "hello bob")
     assert net.run(lambda: "delivered" in alice.recorder.states[message_id], timeout=5)
     assert alice.recorder.sessions_ready == [B_KEY] and bob.recorder.sessions_ready == [A_KEY]
-    assert alice.endpoint.has_session(B_KEY) and alice.endpoint.session_address(B_KEY) == B_ADDR
+    assert alice.endpoint.has_session(B_KEY) and alice.endpoint.route_of(B_KEY) == B_ADDR
 
 
 def test_long_text_travels_in_datagrams_under_1200_bytes():
@@ -476,3 +476,11 @@ class ReceiverKilledWithSIGKILLTests(_Polling, unittest.TestCase):
         final = History(history_file)
         self.addCleanup(final.close)
         self.assertEqual([m.id for m in final.conversation(A_KEY, limit=1000)], ids)
+
+
+def test_endpoint_tells_whether_a_session_is_up_and_which_route_it_takes():
+    net, alice, bob = pair()
+    assert not alice.endpoint.has_session(B_KEY) and alice.endpoint.route_of(B_KEY) is None
+    message_id = alice.endpoint.send_message(B_KEY, [("127.0.0.1", 9), B_ADDR], "hi")
+    assert net.run(lambda: "delivered" in alice.recorder.states[message_id], timeout=5)
+    assert alice.endpoint.has_session(B_KEY) and alice.endpoint.route_of(B_KEY) == B_ADDR

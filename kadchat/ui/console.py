@@ -45,11 +45,11 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
 from kadchat.errors import UserError
-from kadchat.model import ChatBackend, Message, Status
+from kadchat.model import ChatBackend, Message, MessageState, Status
 from kadchat.ui.uitext import clock_time, one_line, presence_text, status_parts
 
 HELP = textwrap.dedent(__doc__.split("Commands::")[1].split("Output lines")[0]).strip()
-SETTLED = ("delivered", "failed")
+SETTLED = (MessageState.DELIVERED, MessageState.FAILED)
 
 
 class ConsoleUI:
@@ -154,7 +154,7 @@ class ConsoleUI:
         self._write(one_line(self._backend.my_card))
 
     def _retry(self, args: str) -> None:
-        failed = [m for m in self._own.values() if m.state == "failed"]
+        failed = [m for m in self._own.values() if m.state == MessageState.FAILED]
         if not failed:
             self._write("nothing to retry")
         for message in failed:

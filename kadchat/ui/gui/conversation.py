@@ -7,15 +7,15 @@ from tkinter import ttk
 from typing import Callable
 
 from kadchat.errors import UserError
-from kadchat.model import ChatBackend, Contact, Message
+from kadchat.model import ChatBackend, Contact, Message, MessageState
 from kadchat.ui.gui.style import ERROR, ME, MUTED, PAPER, THEM, Look
 from kadchat.ui.uitext import clock_time, day, presence_text, safe_text
 
 STATE_LABELS = {
-    "sending": "sending\u2026",
-    "sent": "sent",
-    "delivered": "delivered\u00a0\u2713",  # no-break spaces: labels wrap whole
-    "failed": "failed",
+    MessageState.SENDING: "sending\u2026",
+    MessageState.SENT: "sent",
+    MessageState.DELIVERED: "delivered\u00a0\u2713",  # no-break spaces: labels wrap whole
+    MessageState.FAILED: "failed",
 }
 
 
@@ -147,7 +147,7 @@ class Conversation(ttk.Frame):
 
     def retry_failed(self) -> None:
         for message_id, state in list(self._states.items()):
-            if state == "failed":
+            if state == MessageState.FAILED:
                 self._backend.retry(message_id)
 
     def _enter(self, event) -> str:
@@ -167,12 +167,12 @@ class Conversation(ttk.Frame):
 
     def _insert_state(self, index, message_id: str, state: str) -> None:
         tag = f"state:{message_id}"
-        if state == "failed":
+        if state == MessageState.FAILED:
             self.history.insert(index, "failed\u00a0\u2014\u00a0", ("message", "failed", tag),
                                 "retry", ("message", "link", tag, f"retry:{message_id}"))
         else:
             self.history.insert(index, STATE_LABELS.get(state, state), ("message", "state", tag))
 
     def _update_retry_button(self) -> None:
-        failed = any(state == "failed" for state in self._states.values())
+        failed = any(state == MessageState.FAILED for state in self._states.values())
         self.retry_button.configure(state="normal" if failed else "disabled")
