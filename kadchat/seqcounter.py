@@ -33,6 +33,6 @@ class SeqCounter:
         if self._last is None:
             self._last = self._load()
         value = max(int(self._now() * 1_000_000), self._last + 1)
-        atomic_write(self._path, b"%d\n" % value, mode=0o600)
+        atomic_write(self._path, b"%d\n" % value)
         self._last = value
         return value
