@@ -68,6 +68,7 @@ def main(reactor, argv):
     # its -wal/-shm, the DHT's state file and the log, which take the umask.
     os.umask(datadir.PRIVATE_UMASK)
     datadir.create(config.data_dir)
+    datadir.lock(config.data_dir)  # held until this process ends
     exposure = datadir.exposure_warning(config.data_dir)
     if exposure:
         warn(exposure)

@@ -189,6 +189,20 @@ def test_without_any_reachable_bootstrap_node_the_client_keeps_running_and_retry
     assert not [line for line in alice.stderr_lines if "Traceback" in line]
 
 
+def test_a_second_client_on_the_same_data_directory_is_refused_and_a_killed_one_blocks_nothing(tmp_path, procs):
+    data_dir = tmp_path / "alice"
+    make_identity(data_dir, "alice")
+    first = procs.client(data_dir)
+    code, stderr = run_client(data_dir)
+    assert (code, stderr) == (1, [f"error: another kadchat client is using {data_dir}"])
+    assert first.alive()
+    first.send_line("/card")  # still in charge, and still answering
+    first.expect(r"^kc1\S+$")
+    first.kill()  # no clean exit: the kernel alone releases the lock
+    again = procs.client(data_dir)
+    assert again.quit() == 0
+
+
 # -- bad input: one `error:` line, non-zero exit, no traceback ----------------------
 
 def run_client(data_dir, *args, timeout=20):

@@ -1,7 +1,10 @@
 import os
 import stat
 
+import pytest
+
 from kadchat import datadir
+from kadchat.errors import UserError
 
 
 def _mode(path):
@@ -34,3 +37,14 @@ def test_a_directory_others_can_read_or_write_is_one_line_naming_the_fix(tmp_pat
         warning = datadir.exposure_warning(tmp_path)
         assert f"mode {mode & 0o7777:04o}" in warning and f"chmod 700 {tmp_path}" in warning
         assert "\n" not in warning
+
+
+def test_a_locked_data_directory_refuses_a_second_lock_until_the_first_is_released(tmp_path):
+    first = datadir.lock(tmp_path)
+    try:
+        with pytest.raises(UserError, match=f"^another kadchat client is using {tmp_path}$"):
+            datadir.lock(tmp_path)
+    finally:
+        os.close(first)
+    os.close(datadir.lock(tmp_path))
+    assert _mode(tmp_path / "lock") == 0o600
