@@ -262,6 +262,24 @@ def test_a_data_directory_open_to_other_users_is_one_warning_line(tmp_path):
                       f"and contacts; fix it with: chmod 700 {tmp_path}"]
 
 
+def test_a_presence_seq_file_at_the_bep44_limit_stops_the_start_with_one_error_line(tmp_path):
+    make_identity(tmp_path, "alice")
+    (tmp_path / "presence-seq").write_text(f"{2**63 - 1}\n")
+    code, stderr = run_client(tmp_path)
+    assert_one_error_line(code, stderr, f"{tmp_path / 'presence-seq'} has reached BEP 44's largest", "delete it")
+    assert code == 1
+
+
+def test_a_corrupted_presence_seq_file_is_reset_with_one_warning_line(tmp_path):
+    make_identity(tmp_path, "alice")
+    (tmp_path / "presence-seq").write_bytes(b"\x00\x17garbage")
+    code, stderr = run_client(tmp_path)
+    assert code == 0
+    assert [line for line in stderr if "presence-seq" in line] == [
+        f"warning: {tmp_path / 'presence-seq'} did not hold a sequence number; it starts again from the clock"]
+    assert (tmp_path / "presence-seq").read_text().strip().isdigit()
+
+
 def test_a_garbage_key_file_is_refused(tmp_path):
     make_identity(tmp_path, "alice")
     (tmp_path / "identity.key").write_text("not a key\n")
