@@ -35,14 +35,14 @@ class SeqCounter:
         try:
             with open(self._path, "rb") as f:
                 text = f.read(32).strip()
+            if not text.isdigit():
+                self._store(0)
+                return [f"{self._path} did not hold a sequence number; it starts again from the clock"]
         except FileNotFoundError:
             self._last = 0
             return []
         except OSError as e:
-            raise UserError(f"cannot read {self._path}: {e.strerror}") from None
-        if not text.isdigit():
-            self._store(0)
-            return [f"{self._path} did not hold a sequence number; it starts again from the clock"]
+            raise UserError(f"cannot use {self._path}: {e.strerror}") from None
         if int(text) >= MAX_SEQ:
             raise UserError(f"{self._path} has reached BEP 44's largest sequence number (2**63-1), so no newer "
                             f"presence record can be signed; delete it to start again from the clock")
@@ -50,8 +50,13 @@ class SeqCounter:
         return []
 
     def next(self) -> int:
+        """The next seq, stored before it is returned; ValueError when none is left, OSError if not stored."""
         if self._last is None:  # check() was not called at start
-            for warning in self.check():
+            try:
+                warnings = self.check()
+            except UserError as e:
+                raise ValueError(str(e)) from None
+            for warning in warnings:
                 self.log.warn("{warning}", warning=warning)
         value = max(int(self._now() * 1_000_000), self._last + 1)
         if value > MAX_SEQ:

@@ -294,12 +294,24 @@ def test_a_seq_file_at_the_bep44_limit_stops_the_start(tmp_path, value):
         _seq(tmp_path, _clock()).check()
 
 
+def test_a_seq_file_that_cannot_be_read_stops_the_start(tmp_path):
+    (tmp_path / "seq").mkdir()
+    with pytest.raises(UserError, match="^cannot use .*seq: Is a directory$"):
+        _seq(tmp_path, _clock()).check()
+
+
 def test_a_missing_or_good_seq_file_passes_the_check(tmp_path):
     clock = _clock()
     assert _seq(tmp_path, clock).check() == []
     last = _seq(tmp_path, clock).next()
     seq = _seq(tmp_path, clock)
     assert seq.check() == [] and seq.next() == last + 1
+
+
+def test_without_check_a_seq_file_at_the_limit_makes_next_fail_with_a_value_error(tmp_path):
+    (tmp_path / "seq").write_text(f"{MAX_SEQ}\n")
+    with pytest.raises(ValueError, match="largest sequence number"):  # the publisher logs those
+        _seq(tmp_path, _clock()).next()
 
 
 def test_the_last_seq_number_is_used_but_none_beyond_it(tmp_path):
