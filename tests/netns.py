@@ -34,8 +34,6 @@ is really needed. Dropping (rather than letting the router's own stack refuse
 the packet) also keeps an unsolicited packet from leaving a conntrack entry
 that would clash with the router's next outgoing mapping for the same pair of
 addresses and push that mapping to another port.
-
-Run as a script, this file is the UDP agent that `Lab.udp_agent` starts.
 """
 
 import ipaddress
@@ -43,10 +41,8 @@ import itertools
 import json
 import os
 import re
-import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +61,7 @@ NAME_PREFIX = "kcnet"
 _LAB_NAME = re.compile(r"^" + NAME_PREFIX + r"(\d+)x\d+-")
 _HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _COMMAND_TIMEOUT = 10.0
+UDP_AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "udp_agent.py")
 _labs_in_this_process = itertools.count(1)
 
 
@@ -385,7 +382,7 @@ class Lab:
 
     def udp_agent(self, host, port=0, echo=False, timeout=10.0):
         """Start a `UdpAgent` on `host`, bound to 0.0.0.0:`port`."""
-        argv = [sys.executable, os.path.abspath(__file__), "udp-agent", str(port)]
+        argv = [sys.executable, UDP_AGENT, str(port)]
         if echo:
             argv.append("--echo")
         host = self.host(host)
@@ -497,45 +494,3 @@ def lab(request):
     new_lab = Lab()
     request.addfinalizer(new_lab.close)
     return new_lab.start()
-
-
-# -- the UDP agent (this file run as a script) -----------------------------------
-
-def udp_agent(port, echo):
-    """Bound to 0.0.0.0:port. stdin: JSON lines {"to": [ip, port], "data": text,
-    "count": n}. stdout: {"bound": [ip, port]}, then {"from": [ip, port], "data": text}
-    per datagram received."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", port))
-    print(json.dumps({"bound": list(sock.getsockname())}), flush=True)
-    selector = selectors.DefaultSelector()
-    selector.register(sock, selectors.EVENT_READ)
-    selector.register(sys.stdin.fileno(), selectors.EVENT_READ)
-    commands = b""
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj is sock:
-                data, source = sock.recvfrom(65536)
-                text = data.decode("utf-8", "replace")
-                print(json.dumps({"from": list(source), "data": text}), flush=True)
-                if echo:
-                    sock.sendto(f"seen {source[0]}:{source[1]}".encode(), source)
-                continue
-            chunk = os.read(sys.stdin.fileno(), 65536)  # not readline: it would hide buffered lines
-            if not chunk:
-                return
-            *lines, commands = (commands + chunk).split(b"\n")
-            for line in lines:
-                _agent_send(sock, json.loads(line))
-
-
-def _agent_send(sock, command):
-    for _ in range(command.get("count", 1)):
-        try:
-            sock.sendto(command["data"].encode(), tuple(command["to"]))
-        except OSError as e:
-            print(json.dumps({"error": str(e)}), flush=True)
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["udp-agent"]:
-    udp_agent(int(sys.argv[2]), "--echo" in sys.argv[3:])
