@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """The kadchat client: a Tk window, or with -N a console (see --help)."""
 
+import os
 import sys
 
 from twisted.internet import defer, task
 from twisted.logger import LogLevel
 
 from config import parse_client_args
+from kadchat import datadir
 from kadchat.cli import run_main, start_logging
 from kadchat.errors import UserError
 from kadchat.identity import CARD_FILE, load_or_create
-from kadchat.service import ChatService
+from kadchat.seqcounter import SeqCounter
+from kadchat.service import SEQ_FILE, ChatService
+
+
+def warn(message):
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def ask_name(prompt):
@@ -58,14 +65,26 @@ def start_window(reactor, service, quit):
 @defer.inlineCallbacks
 def main(reactor, argv):
     config = parse_client_args(argv)
-    identity = load_or_create(config.data_dir, config.name, ask_name)  # creates the data directory
+    # Private files whoever writes them: our own, but also SQLite's history and
+    # its -wal/-shm, the DHT's state file and the log, which take the umask.
+    os.umask(datadir.PRIVATE_UMASK)
+    datadir.create(config.data_dir)
+    datadir.lock(config.data_dir)  # held until this process ends
+    exposure = datadir.exposure_warning(config.data_dir)
+    if exposure:
+        warn(exposure)
+    identity = load_or_create(config.data_dir, config.name, ask_name)
+    # Before the service runs: a seq file that would end our presence records
+    # must stop the start with one error line, not only be logged later.
+    for warning in SeqCounter(os.path.join(config.data_dir, SEQ_FILE), reactor.seconds).check():
+        warn(warning)
     # Without -l only warnings reach the terminal, which the console UI shares.
     start_logging(config.log_file, LogLevel.info if config.log_file else LogLevel.warn)
     print(f"you are {identity.username}; your contact card (give it to your contacts):", flush=True)
     print(f"  {identity.card}", flush=True)
     service = ChatService(reactor, config, identity)
     for warning in service.start():
-        print(f"warning: {warning}", file=sys.stderr, flush=True)
+        warn(warning)
     host, port = service.address
     print(f"listening on {host}:{port}; {CARD_FILE} holds your card", flush=True)
 

@@ -33,8 +33,10 @@ class ContactEntry:
     line: int
 
 
-def atomic_write(path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` so that readers see the old or the new file, never half of one."""
+def atomic_write(path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data` so that readers see the old or the new file, never half of one.
+
+    The new file gets `mode` whatever the umask: private unless asked otherwise."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
     try:

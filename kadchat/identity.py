@@ -1,8 +1,8 @@
 """The user's long-term ed25519 identity and the files that hold it.
 
-``identity.key`` (mode 0600) holds the 32-byte private seed as one line of hex;
+``identity.key`` holds the 32-byte private seed as one line of hex;
 ``identity.txt`` holds the user's own card and username (see kadchat.files).
-kadchat creates both on first start and afterwards only reads them: it never
+kadchat creates both (0600) on first start and afterwards only reads them: it never
 replaces a file the user has, and refuses to start when the two disagree or the
 key file can be read by other users.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from nacl.signing import SigningKey
 
+from kadchat import datadir
 from kadchat.cards import encode_card
 from kadchat.errors import UserError
 from kadchat.files import atomic_write, identity_text, parse_identity, validate_name
@@ -47,10 +48,7 @@ def load_or_create(data_dir, name=None, ask=None) -> Identity:
     """
     key_path = os.path.join(data_dir, KEY_FILE)
     card_path = os.path.join(data_dir, CARD_FILE)
-    try:
-        os.makedirs(data_dir, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create data directory {data_dir}: {e.strerror}") from None
+    datadir.create(data_dir)
     if os.path.exists(key_path):
         signing_key = _read_key(key_path)
     elif os.path.exists(card_path):
@@ -60,7 +58,7 @@ def load_or_create(data_dir, name=None, ask=None) -> Identity:
         )
     else:
         signing_key = SigningKey.generate()
-        _write(key_path, bytes(signing_key).hex().encode() + b"\n", 0o600)
+        _write(key_path, bytes(signing_key).hex().encode() + b"\n")
     public_key = bytes(signing_key.verify_key)
 
     if os.path.exists(card_path):
@@ -72,7 +70,7 @@ def load_or_create(data_dir, name=None, ask=None) -> Identity:
         return Identity(signing_key, username)
 
     username = validate_name(_choose_name(name, ask))
-    _write(card_path, identity_text(public_key, username).encode("utf-8"), 0o644)
+    _write(card_path, identity_text(public_key, username).encode("utf-8"))
     return Identity(signing_key, username)
 
 
@@ -102,8 +100,8 @@ def _read_key(path) -> SigningKey:
     return SigningKey(seed)
 
 
-def _write(path, data, mode):
+def _write(path, data):
     try:
-        atomic_write(path, data, mode)
+        atomic_write(path, data)
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}") from None

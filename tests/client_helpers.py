@@ -4,25 +4,23 @@ and the dedicated server, on loopback or inside a `tests.netns` lab.
 Data directories are prepared here (identity, contacts.txt) with
 the product's own code, so a test can start two clients that already know each
 other. `Spawned` reads a child's output lines on a thread and offers bounded
-`expect`s; with `pty=True` the child's stdin/stdout are a pseudo-terminal, so
-the client behaves as it does for a person at a terminal.
+`expect`s (tests.child_process); with `pty_mode=True` the child's stdin/stdout
+are a pseudo-terminal, so the client behaves as it does for a person at a
+terminal.
 """
 
 import os
 import pty
-import queue
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import tty
 from pathlib import Path
 
 from kadchat.identity import load_or_create
-from tests.netns import signal_group
+from tests.child_process import ChildProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = str(ROOT / "client_node.py")
@@ -117,91 +115,31 @@ def server_argv(host, port=0, log=None):
 
 # -- processes on this host --------------------------------------------------------
 
-class Spawned:
-    """A child process whose output lines are read on a thread, with bounded waits."""
+class Spawned(ChildProcess):
+    """A child process on this host (its stderr lines collected too), with bounded waits."""
 
     def __init__(self, argv, pty_mode=False, cwd=None, name=None):
         self.argv = argv
         self.name = name or Path(argv[1]).name
-        self.lines = []
-        self._unread = queue.Queue()
         options = dict(cwd=cwd or ROOT, env=CHILD_ENV, start_new_session=True)
         if pty_mode:
             # A terminal for stdin and stdout, as for a person; stderr apart.
             controller, terminal = pty.openpty()
             tty.setraw(terminal)  # no echo of typed lines, no \r\n translation
-            self.popen = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, **options)
+            popen = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, **options)
             os.close(terminal)
-            self._out = os.fdopen(controller, "rb", buffering=0)
-            self._in = os.fdopen(os.dup(controller), "wb", buffering=0)
+            super().__init__(popen, os.fdopen(controller, "rb", buffering=0),
+                             os.fdopen(os.dup(controller), "wb", buffering=0))
         else:
-            self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, **options)
-            self._out, self._in = self.popen.stdout, self.popen.stdin
+            popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, **options)
+            super().__init__(popen, popen.stdout, popen.stdin)
         self.stderr_lines = []
-        threading.Thread(target=self._pump, daemon=True).start()
         threading.Thread(target=self._pump_stderr, daemon=True).start()
-
-    def _pump(self):
-        buffer = b""
-        while True:
-            try:
-                chunk = self._out.read1(65536) if hasattr(self._out, "read1") else self._out.read(65536)
-            except OSError:  # a pty reads EIO once the child side is closed
-                chunk = b""
-            if not chunk:
-                break
-            buffer += chunk
-            *complete, buffer = buffer.split(b"\n")
-            for raw in complete:
-                self._add(raw)
-        if buffer:
-            self._add(buffer)
-        self._unread.put(None)
-
-    def _add(self, raw):
-        line = raw.decode("utf-8", "replace").rstrip("\r")
-        self.lines.append(line)
-        self._unread.put(line)
 
     def _pump_stderr(self):
         for raw in self.popen.stderr:
             self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def read_line(self, timeout):
-        try:
-            line = self._unread.get(timeout=max(0.0, timeout))
-        except queue.Empty:
-            raise TimeoutError(f"no output line within {timeout:.1f} s\n{self.describe()}") from None
-        if line is None:
-            self._unread.put(None)
-        return line
-
-    def expect(self, pattern, timeout=10.0):
-        """Read lines until one matches the regex; returns the match."""
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.read_line(deadline - time.monotonic())
-            if line is None:
-                raise EOFError(f"output ended without {pattern!r}\n{self.describe()}")
-            found = re.search(pattern, line)
-            if found:
-                return found
-
-    def seen(self, pattern):
-        """Every line so far (consumed or not) matching the regex."""
-        return [line for line in list(self.lines) if re.search(pattern, line)]
-
-    def send_line(self, text):
-        self._in.write(text.encode("utf-8") + b"\n")
-        self._in.flush()
 
     def wait(self, timeout=15.0):
         """The exit code, waiting at most `timeout` s."""
@@ -214,28 +152,6 @@ class Spawned:
         """/quit and the exit code."""
         self.send_line("/quit")
         return self.wait(timeout)
-
-    def kill(self):
-        """SIGKILL: no goodbye, no flush."""
-        self._signal(signal.SIGKILL)
-        self.popen.wait(5)
-
-    def stop(self):
-        """SIGTERM, then SIGKILL if it lingers; safe on an exited process."""
-        if self.alive():
-            self._signal(signal.SIGTERM)
-            try:
-                self.popen.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        for f in (self._in, self._out):
-            try:
-                f.close()
-            except OSError:
-                pass
-
-    def _signal(self, signum):
-        signal_group(self.popen, signum)
 
     def describe(self):
         return (f"[{self.name}] {' '.join(self.argv)} (exit {self.popen.poll()})\n"

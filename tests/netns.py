@@ -34,28 +34,24 @@ is really needed. Dropping (rather than letting the router's own stack refuse
 the packet) also keeps an unsolicited packet from leaving a conntrack entry
 that would clash with the router's next outgoing mapping for the same pair of
 addresses and push that mapping to another port.
-
-Run as a script, this file is the UDP agent that `Lab.udp_agent` starts.
 """
 
 import ipaddress
 import itertools
 import json
 import os
-import queue
 import re
-import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 
 import pytest
+
+from tests.child_process import ChildProcess
 
 PUBLIC_NETWORK = ipaddress.ip_network("198.51.100.0/24")
 FIRST_PUBLIC_HOST = 10
@@ -65,15 +61,8 @@ NAME_PREFIX = "kcnet"
 _LAB_NAME = re.compile(r"^" + NAME_PREFIX + r"(\d+)x\d+-")
 _HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _COMMAND_TIMEOUT = 10.0
+UDP_AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "udp_agent.py")
 _labs_in_this_process = itertools.count(1)
-
-
-def signal_group(popen, signum):
-    """Signal a child started in its own process group, and everything it started."""
-    try:
-        os.killpg(popen.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 class NetnsError(RuntimeError):
@@ -148,48 +137,15 @@ class Nat(Host):
     hosts: list = field(default_factory=list, repr=False)
 
 
-class Process:
-    """A process started in a namespace, with bounded reads of its stdout lines."""
+class Process(ChildProcess):
+    """A process started in a namespace, with bounded reads of its stdout lines
+    (tests.child_process); its stderr goes to a file."""
 
     def __init__(self, host, argv, popen, stderr_path):
+        super().__init__(popen, popen.stdout, popen.stdin)
         self.host = host
         self.argv = argv
-        self.popen = popen
         self.stderr_path = stderr_path
-        self.lines = []  # every stdout line read so far, consumed or not
-        self._unread = queue.Queue()
-        if popen.stdout is not None:
-            threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for raw in self.popen.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.lines.append(line)
-            self._unread.put(line)
-        self.popen.stdout.close()
-        self._unread.put(None)
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    @property
-    def returncode(self):
-        return self.popen.poll()
-
-    def read_line(self, timeout):
-        """The next unread stdout line; None at end of output; TimeoutError after `timeout` s."""
-        try:
-            line = self._unread.get(timeout=max(0.0, timeout))
-        except queue.Empty:
-            raise TimeoutError(f"no output line within {timeout:.1f} s\n{self.describe()}") from None
-        if line is None:
-            self._unread.put(None)  # stay at end of output for later reads
-        return line
-
-    def expect(self, pattern, timeout):
-        """Read lines until one matches the regex `pattern`; returns the match."""
-        return self._read_until(lambda line: re.search(pattern, line), timeout, repr(pattern))
 
     def read_json(self, timeout, where=lambda obj: True):
         """Read lines until a JSON object line for which `where(obj)` holds."""
@@ -200,7 +156,7 @@ class Process:
                 return None
             return obj if isinstance(obj, dict) and where(obj) else None
 
-        return self._read_until(matching, timeout, "a matching JSON line")
+        return self.read_until(matching, timeout, "a matching JSON line")
 
     def json_lines(self):
         """Every JSON object line seen so far (consumed or not)."""
@@ -213,36 +169,6 @@ class Process:
             if isinstance(obj, dict):
                 found.append(obj)
         return found
-
-    def _read_until(self, test, timeout, wanted):
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.read_line(deadline - time.monotonic())
-            if line is None:
-                raise EOFError(f"output ended without {wanted}\n{self.describe()}")
-            result = test(line)
-            if result:
-                return result
-
-    def send_line(self, text):
-        self.popen.stdin.write(text.encode() + b"\n")
-        self.popen.stdin.flush()
-
-    def stop(self, timeout=3.0):
-        """SIGTERM its process group, then SIGKILL after `timeout` s; returns the exit code."""
-        if self.popen.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.popen.wait(timeout)
-        if self.popen.stdin is not None:
-            self.popen.stdin.close()
-        return self.popen.returncode
-
-    def _signal(self, signum):
-        signal_group(self.popen, signum)
 
     def stderr_text(self):
         try:
@@ -456,7 +382,7 @@ class Lab:
 
     def udp_agent(self, host, port=0, echo=False, timeout=10.0):
         """Start a `UdpAgent` on `host`, bound to 0.0.0.0:`port`."""
-        argv = [sys.executable, os.path.abspath(__file__), "udp-agent", str(port)]
+        argv = [sys.executable, UDP_AGENT, str(port)]
         if echo:
             argv.append("--echo")
         host = self.host(host)
@@ -568,45 +494,3 @@ def lab(request):
     new_lab = Lab()
     request.addfinalizer(new_lab.close)
     return new_lab.start()
-
-
-# -- the UDP agent (this file run as a script) -----------------------------------
-
-def udp_agent(port, echo):
-    """Bound to 0.0.0.0:port. stdin: JSON lines {"to": [ip, port], "data": text,
-    "count": n}. stdout: {"bound": [ip, port]}, then {"from": [ip, port], "data": text}
-    per datagram received."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", port))
-    print(json.dumps({"bound": list(sock.getsockname())}), flush=True)
-    selector = selectors.DefaultSelector()
-    selector.register(sock, selectors.EVENT_READ)
-    selector.register(sys.stdin.fileno(), selectors.EVENT_READ)
-    commands = b""
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj is sock:
-                data, source = sock.recvfrom(65536)
-                text = data.decode("utf-8", "replace")
-                print(json.dumps({"from": list(source), "data": text}), flush=True)
-                if echo:
-                    sock.sendto(f"seen {source[0]}:{source[1]}".encode(), source)
-                continue
-            chunk = os.read(sys.stdin.fileno(), 65536)  # not readline: it would hide buffered lines
-            if not chunk:
-                return
-            *lines, commands = (commands + chunk).split(b"\n")
-            for line in lines:
-                _agent_send(sock, json.loads(line))
-
-
-def _agent_send(sock, command):
-    for _ in range(command.get("count", 1)):
-        try:
-            sock.sendto(command["data"].encode(), tuple(command["to"]))
-        except OSError as e:
-            print(json.dumps({"error": str(e)}), flush=True)
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["udp-agent"]:
-    udp_agent(int(sys.argv[2]), "--echo" in sys.argv[3:])

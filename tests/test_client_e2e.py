@@ -7,9 +7,11 @@ so presence changes show within a few seconds."""
 
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +65,36 @@ def test_two_people_at_terminals_add_each_other_chat_both_ways_and_keep_their_hi
     assert history_rows(alice_dir) == [(1, "hello", "delivered"), (0, "hi alice, how are you?", "received")]
     for process in procs.started[1:]:
         assert not [line for line in process.stderr_lines if "Traceback" in line], process.describe()
+
+
+def modes(data_dir):
+    """{name: permission bits} of everything in `data_dir`."""
+    return {path.name: stat.S_IMODE(path.stat().st_mode) for path in Path(data_dir).iterdir()}
+
+
+def test_everything_the_client_writes_is_private_to_its_user(tmp_path, procs):
+    _, server = procs.server()
+    conf = tmp_path / "fast.conf"  # outside the data directories, which the clients create
+    conf.write_text(FAST_REFRESH)
+    alice_dir, bob_dir = tmp_path / "alice", tmp_path / "bob"
+    alice = procs.client(alice_dir, "-r", "--name", "alice", "--config", str(conf), bootstrap=server)
+    bob = procs.client(bob_dir, "-r", "--name", "bob", "--config", str(conf), bootstrap=server,
+                       interface="127.0.0.2")
+    alice.send_line(f"/add {bob.seen(CARD_LINE)[0].strip()} bob")
+    bob.send_line(f"/add {alice.seen(CARD_LINE)[0].strip()} alice")
+    chat_both_ways(alice, bob)
+    [history] = [name for name in modes(alice_dir) if name.endswith(".sqlite3")]
+    written = {"identity.key", "identity.txt", "contacts.txt", "presence-seq", "client.log", history}
+    running = modes(alice_dir)  # SQLite's -wal and -shm exist only while the history is open
+    assert written | {history + "-wal", history + "-shm"} <= set(running)
+    assert alice.quit() == 0 and bob.quit() == 0
+    after = modes(alice_dir)
+    assert written | {"dht-state.json"} <= set(after)
+    for seen in (running, after, modes(bob_dir)):
+        assert {name: oct(mode) for name, mode in seen.items() if mode != 0o600} == {}
+    for data_dir in (alice_dir, bob_dir):
+        assert stat.S_IMODE(os.stat(data_dir).st_mode) == 0o700
+    assert not [line for line in alice.stderr_lines + bob.stderr_lines if line.startswith("warning: ")]
 
 
 def test_first_start_at_a_terminal_asks_for_the_username(tmp_path, procs):
@@ -157,6 +189,20 @@ def test_without_any_reachable_bootstrap_node_the_client_keeps_running_and_retry
     assert not [line for line in alice.stderr_lines if "Traceback" in line]
 
 
+def test_a_second_client_on_the_same_data_directory_is_refused_and_a_killed_one_blocks_nothing(tmp_path, procs):
+    data_dir = tmp_path / "alice"
+    make_identity(data_dir, "alice")
+    first = procs.client(data_dir)
+    code, stderr = run_client(data_dir)
+    assert (code, stderr) == (1, [f"error: another kadchat client is using {data_dir}"])
+    assert first.alive()
+    first.send_line("/card")  # still in charge, and still answering
+    first.expect(r"^kc1\S+$")
+    first.kill()  # no clean exit: the kernel alone releases the lock
+    again = procs.client(data_dir)
+    assert again.quit() == 0
+
+
 # -- bad input: one `error:` line, non-zero exit, no traceback ----------------------
 
 def run_client(data_dir, *args, timeout=20):
@@ -205,6 +251,33 @@ def test_a_key_file_others_can_read_is_refused(tmp_path):
     os.chmod(tmp_path / "identity.key", 0o644)
     code, stderr = run_client(tmp_path)
     assert_one_error_line(code, stderr, "identity.key", "chmod 600")
+
+
+def test_a_data_directory_open_to_other_users_is_one_warning_line(tmp_path):
+    make_identity(tmp_path, "alice")
+    os.chmod(tmp_path, 0o755)
+    code, stderr = run_client(tmp_path)
+    assert code == 0
+    assert [line for line in stderr if line.startswith("warning: ")] == [f"warning: {tmp_path} is open to other users (mode 0755) and holds your conversations "
+                      f"and contacts; fix it with: chmod 700 {tmp_path}"]
+
+
+def test_a_presence_seq_file_at_the_bep44_limit_stops_the_start_with_one_error_line(tmp_path):
+    make_identity(tmp_path, "alice")
+    (tmp_path / "presence-seq").write_text(f"{2**63 - 1}\n")
+    code, stderr = run_client(tmp_path)
+    assert_one_error_line(code, stderr, f"{tmp_path / 'presence-seq'} has reached BEP 44's largest", "delete it")
+    assert code == 1
+
+
+def test_a_corrupted_presence_seq_file_is_reset_with_one_warning_line(tmp_path):
+    make_identity(tmp_path, "alice")
+    (tmp_path / "presence-seq").write_bytes(b"\x00\x17garbage")
+    code, stderr = run_client(tmp_path)
+    assert code == 0
+    assert [line for line in stderr if "presence-seq" in line] == [
+        f"warning: {tmp_path / 'presence-seq'} did not hold a sequence number; it starts again from the clock"]
+    assert (tmp_path / "presence-seq").read_text().strip().isdigit()
 
 
 def test_a_garbage_key_file_is_refused(tmp_path):

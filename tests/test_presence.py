@@ -12,6 +12,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from kadchat.blinding import BlindedKey, blind_public_key, blinding_factor, epoch_of
+from kadchat.errors import UserError
 from kadchat.identity import Identity
 from kadchat.presence import (
     AWAY,
@@ -28,7 +29,7 @@ from kadchat.presence import (
 from kadchat.publisher import PresencePublisher
 from kadchat.seqcounter import SeqCounter
 from kadchat.tracker import ADDRESS_CHANGED, PresenceTracker
-from kademlia.items import MutableItem
+from kademlia.items import MAX_SEQ, MutableItem
 
 T0 = 1_700_000_000.0  # 200 s into epoch 5_666_666; the next epoch starts at T0 + 100
 E0 = epoch_of(T0)
@@ -268,10 +269,57 @@ def test_seq_survives_a_restart_with_a_clock_behind(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "seq").st_mode) == 0o600
 
 
-def test_unreadable_seq_file_falls_back_to_the_clock(tmp_path):
+@pytest.mark.parametrize("garbage", ["garbage", "", "-5", "12x"])
+def test_a_seq_file_without_a_number_is_reset_with_a_warning_and_the_clock_takes_over(tmp_path, garbage):
+    (tmp_path / "seq").write_text(garbage)
+    clock = _clock()
+    seq = _seq(tmp_path, clock)
+    [warning] = seq.check()
+    assert "did not hold a sequence number" in warning and "\n" not in warning
+    assert (tmp_path / "seq").read_text() == "0\n"  # repaired: the next start is silent
+    assert _seq(tmp_path, clock).check() == []
+    assert seq.next() == int(T0 * 1_000_000)
+
+
+def test_a_seq_file_without_a_number_is_also_reset_without_check(tmp_path):
     (tmp_path / "seq").write_text("garbage")
     clock = _clock()
     assert _seq(tmp_path, clock).next() == int(T0 * 1_000_000)
+
+
+@pytest.mark.parametrize("value", [MAX_SEQ, MAX_SEQ + 1, 10**40])
+def test_a_seq_file_at_the_bep44_limit_stops_the_start(tmp_path, value):
+    (tmp_path / "seq").write_text(f"{value}\n")
+    with pytest.raises(UserError, match="largest sequence number"):
+        _seq(tmp_path, _clock()).check()
+
+
+def test_a_seq_file_that_cannot_be_read_stops_the_start(tmp_path):
+    (tmp_path / "seq").mkdir()
+    with pytest.raises(UserError, match="^cannot use .*seq: Is a directory$"):
+        _seq(tmp_path, _clock()).check()
+
+
+def test_a_missing_or_good_seq_file_passes_the_check(tmp_path):
+    clock = _clock()
+    assert _seq(tmp_path, clock).check() == []
+    last = _seq(tmp_path, clock).next()
+    seq = _seq(tmp_path, clock)
+    assert seq.check() == [] and seq.next() == last + 1
+
+
+def test_without_check_a_seq_file_at_the_limit_makes_next_fail_with_a_value_error(tmp_path):
+    (tmp_path / "seq").write_text(f"{MAX_SEQ}\n")
+    with pytest.raises(ValueError, match="largest sequence number"):  # the publisher logs those
+        _seq(tmp_path, _clock()).next()
+
+
+def test_the_last_seq_number_is_used_but_none_beyond_it(tmp_path):
+    (tmp_path / "seq").write_text(f"{MAX_SEQ - 1}\n")
+    seq = _seq(tmp_path, _clock())
+    assert seq.check() == [] and seq.next() == MAX_SEQ
+    with pytest.raises(ValueError):
+        seq.next()
 
 
 # -- publisher -------------------------------------------------------------------
