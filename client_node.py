@@ -12,8 +12,7 @@ from kadchat import datadir
 from kadchat.cli import run_main, start_logging
 from kadchat.errors import UserError
 from kadchat.identity import CARD_FILE, load_or_create
-from kadchat.seqcounter import SeqCounter
-from kadchat.service import SEQ_FILE, ChatService
+from kadchat.service import ChatService
 
 
 def warn(message):
@@ -74,10 +73,6 @@ def main(reactor, argv):
     if exposure:
         warn(exposure)
     identity = load_or_create(config.data_dir, config.name, ask_name)
-    # Before the service runs: a seq file that would end our presence records
-    # must stop the start with one error line, not only be logged later.
-    for warning in SeqCounter(os.path.join(config.data_dir, SEQ_FILE), reactor.seconds).check():
-        warn(warning)
     # Without -l only warnings reach the terminal, which the console UI shares.
     start_logging(config.log_file, LogLevel.info if config.log_file else LogLevel.warn)
     print(f"you are {identity.username}; your contact card (give it to your contacts):", flush=True)

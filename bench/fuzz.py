@@ -195,7 +195,7 @@ def presence_targets():
 
 def targets():
     from kadchat import wire
-from kadchat.nat import natwire
+    from kadchat.nat import natwire
     return [
         Target("kademlia.bencode.decode", bencode.decode, (bencode.DecodeError,), bencode_samples()),
         Target("kademlia.krpc.decode_message", krpc.decode_message, (krpc.MalformedMessage,),

@@ -72,9 +72,9 @@ class ChatService:
         self.endpoint.subscribe(self)
         self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
                                           self.reachability.nat_message_received, self.endpoint.datagram_received)
+        self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds)
         self.publisher = PresencePublisher(
-            reactor, self.node, identity, self.reachability.own_presence,
-            SeqCounter(self._path(SEQ_FILE), reactor.seconds),
+            reactor, self.node, identity, self.reachability.own_presence, self._seq,
             epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval,
         )
         self.tracker = PresenceTracker(
@@ -96,7 +96,8 @@ class ChatService:
 
         Returns a list of one-line warnings (bad lines in contacts/bootstrap files)."""
         c = self.config
-        warnings = self.book.load()
+        # A seq file that would end our presence records stops the start, not only a log line later.
+        warnings = self._seq.check() + self.book.load()
         for name, public_key in self.book.items():
             self.tracker.add_contact(name, public_key)
         entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))

@@ -90,19 +90,8 @@ def sources():
                 yield Path(directory, name).relative_to(ROOT)
 
 
-# A file that does not parse cannot be checked. Strict: once fixed, this fails
-# until the entry is removed.
-UNPARSABLE = {
-    Path("bench/fuzz.py"): "IndentationError in targets() since 9741781 (an import lost its indent)",
-}
-
-
 def _params():
-    for path in sources():
-        marks = ()
-        if path in UNPARSABLE:
-            marks = pytest.mark.xfail(raises=SyntaxError, strict=True, reason=UNPARSABLE[path])
-        yield pytest.param(path, marks=marks, id=str(path))
+    return [pytest.param(path, id=str(path)) for path in sources()]
 
 
 def test_the_scan_sees_the_packages_the_entry_scripts_and_the_tests():
