@@ -13,7 +13,24 @@ from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
-PRESENCES = ("online", "away", "offline")
+class ContactPresence(StrEnum):
+    """How a contact can be reached now, as the UIs show it (most reachable first)."""
+
+    CONNECTED = "connected"  # a live session: they hear us at once, and we would know if they left
+    AWAY = "away"  # connected or seen, and they said they are away
+    SEEN = "seen"  # seen in the network: a fresh presence record, no session (yet)
+    OFFLINE = "offline"
+
+
+class MyStatus(StrEnum):
+    """What the user says of themselves (ChatBackend.set_my_status)."""
+
+    ONLINE = "online"
+    AWAY = "away"
+
+
+PRESENCES = tuple(ContactPresence)
+MY_STATUSES = tuple(MyStatus)
 ROUTES = ("direct", "relayed", None)
 
 
@@ -36,7 +53,7 @@ REACHABILITIES = ("direct", "relayed", "unknown")
 class Contact:
     name: str  # the local name the user gave this contact; unique
     card: str  # the contact card text, as pasted
-    presence: str  # one of PRESENCES
+    presence: ContactPresence
     last_seen: float | None  # unix seconds of the last sign of life, None if never
     unread: int  # received messages not yet shown to the user
     route: str | None  # one of ROUTES: how a live session reaches them, None if none
@@ -57,6 +74,7 @@ class Status:
     dht_peers: int  # nodes in the routing table
     external_address: tuple[str, int] | None  # as voted by DHT peers, None if unknown
     reachability: str  # one of REACHABILITIES
+    my_status: MyStatus = MyStatus.ONLINE  # as the user set it
 
 
 class ChatListener(Protocol):
@@ -97,6 +115,9 @@ class ChatBackend(Protocol):
     def mark_read(self, name: str) -> None: ...
 
     def refresh(self) -> Deferred: ...
+
+    def set_my_status(self, status: str) -> None:
+        """Online or away, told to contacts at once; raises `kadchat.errors.UserError` on another value."""
 
     def status(self) -> Status: ...
 
