@@ -3,7 +3,7 @@
 It keeps contacts and messages in memory, records what the UI asked for, and
 lets a test play the network's part: `receive`, `set_presence`, `set_state`,
 `set_status` update the state first and then notify listeners, as the real
-service does. Cards are accepted if they look like "card:<lowercase letters or
+service does; so does the UI's own `set_my_status`. Cards are accepted if they look like "card:<lowercase letters or
 digits>", a stand-in for the real card format.
 """
 
@@ -15,7 +15,8 @@ from dataclasses import replace
 from twisted.internet.defer import Deferred
 
 from kadchat.errors import UserError
-from kadchat.model import MESSAGE_STATES, PRESENCES, Contact, Message, Status
+from kadchat.model import (MESSAGE_STATES, MY_STATUSES, PRESENCES, Contact, ContactPresence,
+                           Message, MyStatus, Status)
 
 _CARD = re.compile(r"card:[a-z0-9]+")
 
@@ -34,6 +35,7 @@ class BackendDouble:
         self.retried: list[str] = []
         self.marked_read: list[str] = []
         self.refreshes: list[Deferred] = []  # fire these to finish a refresh
+        self.my_statuses: list[str] = []  # per set_my_status call
 
     # The backend interface.
 
@@ -48,7 +50,7 @@ class BackendDouble:
             raise UserError("Give the contact a name.")
         if name in self._contacts:
             raise UserError(f"You already have a contact named {name}.")
-        contact = Contact(name, card_text, "offline", None, 0, None)
+        contact = Contact(name, card_text, ContactPresence.OFFLINE, None, 0, None)
         self._contacts[name] = contact
         return contact
 
@@ -74,6 +76,12 @@ class BackendDouble:
         self.refreshes.append(d)
         return d
 
+    def set_my_status(self, status):
+        if status not in MY_STATUSES:
+            raise UserError(f"Your status is online or away, not {status}.")
+        self.my_statuses.append(status)
+        self.set_status(replace(self._status, my_status=MyStatus(status)))
+
     def status(self):
         return self._status
 
@@ -82,7 +90,8 @@ class BackendDouble:
 
     # The network's part, played by tests.
 
-    def add(self, name, presence="offline", last_seen=None, unread=0, route=None):
+    def add(self, name, presence=ContactPresence.OFFLINE, last_seen=None, unread=0, route=None):
+        assert presence in PRESENCES
         contact = Contact(name, f"card:{name}", presence, last_seen, unread, route)
         self._contacts[name] = contact
         return contact

@@ -100,11 +100,12 @@ def test_own_messages_announced_by_the_backend_are_not_printed_as_received(conso
     assert console.out == []
 
 
-def test_presence_changes_are_star_lines(console):
+def test_each_presence_change_is_a_star_line_of_its_own(console):
     console.backend.add("bob")
-    for presence in ("online", "away", "offline"):
+    for presence in ("connected", "away", "seen", "offline"):
         console.backend.set_presence("bob", presence)
-    assert console.out == ["* bob is online", "* bob is away", "* bob is offline"]
+    assert console.out == [
+        "* bob is connected", "* bob is away", "* bob is in the network", "* bob is offline"]
 
 
 def test_msg_sends_the_rest_of_the_line_verbatim(console):
@@ -179,15 +180,17 @@ def test_add_without_card_and_name_prints_usage(console, line):
 
 
 def test_contacts_lists_presence_route_and_unread_sorted_by_name(console):
-    console.backend.add("zoe", presence="online", route="relayed", unread=2)
+    console.backend.add("zoe", presence="connected", route="relayed", unread=2)
     console.backend.add("bob", presence="offline", last_seen=T0 - 3600)
     console.backend.add("Carl", presence="away", route="direct")
     console.backend.add("dan")
+    console.backend.add("eve", presence="seen", last_seen=T0 - 60)
     assert console.run("/contacts") == [
         "bob: last seen 21:13",
         "Carl: away, direct",
         "dan: offline",
-        "zoe: online, relayed, 2 unread",
+        "eve: in the network",
+        "zoe: connected, relayed, 2 unread",
     ]
 
 

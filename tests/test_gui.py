@@ -13,7 +13,7 @@ import pytest
 from twisted.python.failure import Failure
 
 from kadchat.errors import UserError
-from kadchat.model import Status
+from kadchat.model import PRESENCES, Status
 from tests.backend_double import BackendDouble
 from tests.xvfb import Xvfb, require_tools, screenshot
 
@@ -108,12 +108,12 @@ def gui(display):
 
 
 def test_title_contacts_and_status_bar_come_from_the_backend(gui):
-    gui.backend.add("bob", presence="online", unread=3, route="direct")
+    gui.backend.add("bob", presence="connected", unread=3, route="direct")
     gui.backend.add("carol", presence="offline", last_seen=NOW - 7200)
     gui.backend.set_status(Status(17, ("203.0.113.7", 4000), "direct"))
     gui.start()
     assert gui.root.title() == "kadchat \u2014 alice"
-    assert gui.row("bob") == ("bob", "online", "3")
+    assert gui.row("bob") == ("bob", "connected", "3")
     assert gui.row("carol") == ("carol", "last seen 20:13", "")
     assert "unread" in gui.window.contacts.tree.item("bob", "tags")
     assert [l.cget("text") for l in gui.window.status_labels] == [
@@ -276,33 +276,48 @@ def test_own_message_announced_again_by_the_backend_is_not_duplicated(gui):
     assert gui.history("bob").count("once") == 1
 
 
-def test_presence_changes_update_the_row_and_the_open_tab(gui):
-    gui.backend.add("bob")
+@pytest.mark.parametrize("presence, route, text", [
+    ("connected", "relayed", "connected"),
+    ("away", "direct", "away"),
+    ("seen", None, "in the network"),
+    ("offline", None, "last seen 22:13"),
+])
+def test_presence_changes_update_the_row_and_the_open_tab(gui, presence, route, text):
+    gui.backend.add("bob", presence="connected", last_seen=NOW, route="direct")
     gui.start()
     tab = gui.window.open_conversation("bob")
-    gui.backend.set_presence("bob", "online", route="relayed")
+    gui.backend.set_presence("bob", presence, route=route)
     gui.update()
-    assert gui.row("bob")[1] == "online"
-    assert tab.presence.cget("text") == "online \u00b7 relayed"
-    assert str(gui.window.contacts.tree.item("bob", "image")[0]) == str(
-        gui.window.look.dots["online"])
-    gui.backend.set_presence("bob", "offline")
-    gui.update()
-    assert gui.row("bob")[1] == "last seen 22:13"
-    assert "offline" in gui.window.contacts.tree.item("bob", "tags")
+    tree, dot = gui.window.contacts.tree, str(gui.window.look.dots[presence])
+    assert gui.row("bob")[1] == text
+    assert tree.item("bob", "tags") == (presence,)
+    assert str(tree.item("bob", "image")[0]) == dot
+    assert tab.presence.cget("text") == " \u00b7 ".join(filter(None, (text, route)))
+    assert str(tab.presence.cget("image")[0]) == dot
+
+
+def test_each_presence_has_a_dot_of_its_own(gui):
+    dots = gui.window.look.dots
+    assert sorted(dots) == sorted(PRESENCES)
+    r = dots["connected"].height() // 2  # the circle fills the image's height
+    middle, rim = (r, r), (1, r)  # rim: just inside the circle's left edge
+    assert not any(dots[p].transparency_get(*rim) for p in PRESENCES)
+    assert len({dots[p].get(*rim) for p in PRESENCES}) == len(PRESENCES)
+    # "In the network" is a ring: findable but not connected; the others are filled.
+    assert [p for p in PRESENCES if dots[p].transparency_get(*middle)] == ["seen"]
 
 
 def test_a_delivered_message_shows_the_route_its_session_took(gui):
-    gui.backend.add("bob", presence="online")
+    gui.backend.add("bob", presence="connected")
     gui.start()
     tab = gui.window.open_conversation("bob")
     gui.type_and_press(tab.input, "hello", "<Return>")
     (message,) = gui.backend.history("bob")
-    assert tab.presence.cget("text") == "online"
+    assert tab.presence.cget("text") == "connected"
     gui.backend._contacts["bob"] = replace(gui.backend._contacts["bob"], route="direct")  # the session came up
     gui.backend.set_state(message.id, "delivered")
     gui.update()
-    assert tab.presence.cget("text") == "online \u00b7 direct"
+    assert tab.presence.cget("text") == "connected \u00b7 direct"
 
 
 def test_status_events_update_the_status_bar(gui):
@@ -391,11 +406,12 @@ def test_closing_the_window_calls_on_quit(gui):
 
 def populate(gui):
     b = gui.backend
-    b.add("bob", presence="online", route="direct")
+    b.add("bob", presence="connected", route="direct")
     b.add("carol", presence="away", route="relayed", unread=2)
     b.add("dave", presence="offline", last_seen=NOW - 5 * 3600)
     b.add("erin", presence="offline", last_seen=NOW - 4 * 86400)
-    b.add("Frank", presence="online", route="direct", unread=1)
+    b.add("Frank", presence="connected", route="direct", unread=1)
+    b.add("grace", presence="seen", last_seen=NOW - 90)
     b.set_status(Status(23, ("203.0.113.7", 40123), "direct"))
     b.past("bob", False, "Hi Alice! Are we still on for tomorrow?", NOW - 86400 - 300,
            "received")

@@ -379,20 +379,20 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
     add_contact(desk, alice, bob, "2-alice-adds-bob")
     add_contact(desk, bob, alice, "3-bob-adds-alice")
     for client, other in ((alice, bob), (bob, alice)):
-        wait_equal(f"{client.name} to see {other.name} online",
-                   lambda: client.contact_row(other.name), ("online", ""))
-    desk.shoot("4-online")
+        wait_equal(f"{client.name} to see {other.name} connected",
+                   lambda: client.contact_row(other.name), ("connected", ""))
+    desk.shoot("4-connected")
 
     open_conversation(desk, alice, bob)
     say(desk, alice, bob, "Hi bob! Did my card work?")
     wait_equal("alice's window to show it delivered",
                alice.shown, [f"You: Hi bob! Did my card work?  {DELIVERED}"])
-    wait_equal("bob's list to count it unread", lambda: bob.contact_row("alice"), ("online", "1"))
+    wait_equal("bob's list to count it unread", lambda: bob.contact_row("alice"), ("connected", "1"))
     desk.shoot("5-alice-sent")
 
     open_conversation(desk, bob, alice)
     assert bob.shown() == ["alice: Hi bob! Did my card work?"]
-    assert bob.contact_row("alice") == ("online", "")
+    assert bob.contact_row("alice") == ("connected", "")
     say(desk, bob, alice, "Yes, it worked!", "You're online in my list.")
     say(desk, alice, bob, "Great. Lunch at noon tomorrow?")
     say(desk, bob, alice, "Sounds good, see you there!")
@@ -411,7 +411,7 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
     for client, other in ((alice, bob), (bob, alice)):
         wait_equal(f"{client.name}'s window to show the conversation",
                    client.shown, views[client])
-        assert client.contact_row(other.name) == ("online", "")
+        assert client.contact_row(other.name) == ("connected", "")
     # Refresh recounts the DHT peers (the status bar shows the count from join time).
     desk.click(alice.ui.centre(alice.ui.one("TButton", text="Refresh")))
     wait_equal("alice's status bar to count the server and bob",

@@ -6,7 +6,8 @@ import inspect
 
 import pytest
 
-from kadchat.model import ChatBackend, ChatListener, Contact, Message, Status
+from kadchat.errors import UserError
+from kadchat.model import ChatBackend, ChatListener, Contact, Message, MyStatus, Status
 from tests.backend_double import BackendDouble
 
 BACKEND_METHODS = [name for name, value in vars(ChatBackend).items()
@@ -19,8 +20,9 @@ def test_values_are_frozen_with_the_documented_fields():
     assert [f.name for f in dataclasses.fields(Message)] == [
         "id", "contact", "outgoing", "text", "timestamp", "state"]
     assert [f.name for f in dataclasses.fields(Status)] == [
-        "dht_peers", "external_address", "reachability"]
+        "dht_peers", "external_address", "reachability", "my_status"]
     status = Status(1, None, "unknown")
+    assert status.my_status == MyStatus.ONLINE
     with pytest.raises(dataclasses.FrozenInstanceError):
         status.dht_peers = 2
 
@@ -48,3 +50,19 @@ def test_backend_offers_every_call_with_the_documented_parameters(backend):
         expected = list(inspect.signature(getattr(ChatBackend, name)).parameters)
         actual = list(inspect.signature(getattr(backend, name)).parameters)
         assert actual[:len(expected)] == expected, name
+
+
+class StatusEvents(list):
+    def status(self, status):
+        self.append(status)
+
+
+def test_the_double_sets_my_status_like_the_service_promises():
+    backend, events = BackendDouble(), StatusEvents()
+    backend.subscribe(events)
+    backend.set_my_status("away")
+    assert backend.status().my_status == MyStatus.AWAY
+    assert [s.my_status for s in events] == [MyStatus.AWAY]
+    with pytest.raises(UserError):
+        backend.set_my_status("busy")
+    assert backend.my_statuses == ["away"]

@@ -16,7 +16,8 @@ Output lines (scripts rely on these exact shapes):
 
     [HH:MM:SS] NAME: TEXT        a received message, local time of its timestamp;
                                  line breaks in TEXT shown as " / "
-    * NAME is online             presence changes (also "away", "offline")
+    * NAME is connected          presence changes (also "away", "in the network",
+                                 "offline")
     (STATE to NAME)              own messages: STATE in sending, sent,
                                  delivered, failed
     error: ...                   a command could not be done
@@ -46,7 +47,7 @@ from twisted.protocols.basic import LineReceiver
 
 from kadchat.errors import UserError
 from kadchat.model import ChatBackend, Message, MessageState, Status
-from kadchat.ui.uitext import clock_time, one_line, presence_text, status_parts
+from kadchat.ui.uitext import PRESENCE_WORDS, clock_time, one_line, presence_text, status_parts
 
 HELP = textwrap.dedent(__doc__.split("Commands::")[1].split("Output lines")[0]).strip()
 SETTLED = (MessageState.DELIVERED, MessageState.FAILED)
@@ -207,7 +208,7 @@ class ConsoleUI:
             self._quit()
 
     def presence(self, name: str, presence: str) -> None:
-        self._write(f"* {one_line(name)} is {presence}")
+        self._write(f"* {one_line(name)} is {PRESENCE_WORDS[presence]}")
 
     def status(self, status: Status) -> None:
         pass  # shown on demand (/status, /refresh), not on every routing-table change

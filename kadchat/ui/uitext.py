@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 
-from kadchat.model import Contact, Status
+from kadchat.model import Contact, ContactPresence, Status
 
 # Control characters (C0 except tab/newline, DEL, C1) and bidi overrides: a
 # peer's text must not move a terminal's cursor or reorder what is shown.
@@ -37,12 +37,19 @@ def day(timestamp: float) -> str:
     return time.strftime(f"%a {t.tm_mday} %b %Y", t)
 
 
+# What each presence is called in both UIs and in the console's "* NAME is ..." lines.
+PRESENCE_WORDS = {
+    ContactPresence.CONNECTED: "connected",
+    ContactPresence.AWAY: "away",
+    ContactPresence.SEEN: "in the network",
+    ContactPresence.OFFLINE: "offline",
+}
+
+
 def presence_text(contact: Contact, now: float) -> str:
-    """"online", "away", or when an offline contact was last seen."""
-    if contact.presence != "offline":
-        return contact.presence
-    if contact.last_seen is None:
-        return "offline"
+    """The contact's presence word, or when an offline contact was last seen."""
+    if contact.presence != ContactPresence.OFFLINE or contact.last_seen is None:
+        return PRESENCE_WORDS[contact.presence]
     seen, today = time.localtime(contact.last_seen), time.localtime(now)
     if seen[:3] == today[:3]:
         when = time.strftime("%H:%M", seen)
@@ -61,7 +68,7 @@ def address_text(address: tuple[str, int] | None) -> str:
 
 
 def status_parts(status: Status) -> tuple[str, str, str]:
-    """The three status facts as short labelled phrases."""
+    """The three network facts as short labelled phrases."""
     return (
         f"DHT peers: {status.dht_peers}",
         f"External address: {address_text(status.external_address)}",

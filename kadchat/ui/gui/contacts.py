@@ -6,9 +6,9 @@ from typing import Callable
 
 from tkinter import ttk
 
-from kadchat.model import Contact
+from kadchat.model import Contact, ContactPresence
 from kadchat.ui.gui.style import MUTED, Look
-from kadchat.ui.uitext import one_line, presence_text
+from kadchat.ui.uitext import PRESENCE_WORDS, one_line, presence_text
 
 
 class ContactList(ttk.Frame):
@@ -27,10 +27,11 @@ class ContactList(ttk.Frame):
         # Widths from the font, so the longest usual texts fit at any size.
         measure = look.font.measure
         self.tree.column("#0", width=measure("Mmmmmmmm") + 24, minwidth=80, stretch=True)
-        self.tree.column("presence", width=measure("last seen 00 Mmm") + 16, stretch=False)
+        longest = max(measure(text) for text in (*PRESENCE_WORDS.values(), "last seen 00 Mmm"))
+        self.tree.column("presence", width=longest + 16, stretch=False)
         self.tree.column("unread", width=look.bold.measure("New") + 20, stretch=False,
                          anchor="center")
-        self.tree.tag_configure("offline", foreground=MUTED)
+        self.tree.tag_configure(ContactPresence.OFFLINE, foreground=MUTED)
         self.tree.tag_configure("unread", font=look.bold)
         scroll = ttk.Scrollbar(self, orient="vertical", command=self.tree.yview)
         self.tree.configure(yscrollcommand=scroll.set)
@@ -41,14 +42,12 @@ class ContactList(ttk.Frame):
 
     def show(self, contact: Contact) -> None:
         """Add the contact's row, or update it in place."""
-        tags = []
-        if contact.presence == "offline":
-            tags.append("offline")
+        tags = [contact.presence]
         if contact.unread:
             tags.append("unread")
         options = dict(
             text=" " + one_line(contact.name),
-            image=self._look.dots.get(contact.presence, self._look.dots["offline"]),
+            image=self._look.dots[contact.presence],
             values=(presence_text(contact, self._now()), contact.unread or ""),
             tags=tags,
         )

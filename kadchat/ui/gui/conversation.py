@@ -26,6 +26,7 @@ class Conversation(ttk.Frame):
                  now: Callable[[], float], on_close: Callable[[str], None]):
         super().__init__(parent, padding=(8, 6))
         self.name = contact.name
+        self._look = look
         self._backend = backend
         self._now = now
         self._states: dict[str, str] = {}  # message id -> state, for this tab
@@ -34,7 +35,7 @@ class Conversation(ttk.Frame):
         header = ttk.Frame(self)
         header.pack(side="top", fill="x", pady=(0, 6))
         ttk.Label(header, text=safe_text(contact.name), style="Title.TLabel").pack(side="left")
-        self.presence = ttk.Label(header, style="Muted.TLabel")
+        self.presence = ttk.Label(header, style="Muted.TLabel", compound="left")
         self.presence.pack(side="left", padx=10)
         ttk.Button(header, text="Close", command=lambda: on_close(self.name)).pack(side="right")
 
@@ -86,7 +87,8 @@ class Conversation(ttk.Frame):
         facts = [presence_text(contact, self._now())]
         if contact.route:
             facts.append(contact.route)
-        self.presence.configure(text=" \u00b7 ".join(facts))
+        self.presence.configure(text=" \u00b7 ".join(facts),
+                                image=self._look.dots[contact.presence])
 
     def show(self, message: Message) -> None:
         """Append the message, or update its state if it is already shown."""

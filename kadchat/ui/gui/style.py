@@ -6,13 +6,22 @@ import tkinter as tk
 import tkinter.font as tkfont
 from tkinter import ttk
 
+from kadchat.model import ContactPresence
+
 BACKGROUND = "#eceae6"
 PAPER = "#ffffff"
 MUTED = "#6b6f76"
 ERROR = "#b00020"
 ME = "#1f5fbf"
 THEM = "#1b7a3a"
-PRESENCE_COLOURS = {"online": "#2ea44f", "away": "#e3a008", "offline": "#a0a4aa"}
+# Filled dots for who hears us now (connected, away) or not (offline); a ring for
+# "in the network": findable, but no session yet.
+PRESENCE_DOTS = {
+    ContactPresence.CONNECTED: ("#2ea44f", False),
+    ContactPresence.AWAY: ("#e3a008", False),
+    ContactPresence.SEEN: ("#4f7fa8", True),
+    ContactPresence.OFFLINE: ("#a0a4aa", False),
+}
 
 
 class Look:
@@ -47,16 +56,17 @@ class Look:
         style.configure("Placeholder.TLabel", foreground=MUTED, background=PAPER)
         style.configure("Paper.TFrame", background=PAPER)
 
-        self.dots = {p: _dot(root, colour, size=line // 2 + 2)
-                     for p, colour in PRESENCE_COLOURS.items()}
+        self.dots = {p: _dot(root, colour, size=line // 2 + 2, hollow=hollow)
+                     for p, (colour, hollow) in PRESENCE_DOTS.items()}
 
 
-def _dot(root: tk.Misc, colour: str, size: int) -> tk.PhotoImage:
-    """A filled circle on a transparent square, for the contact list."""
+def _dot(root: tk.Misc, colour: str, size: int, hollow: bool) -> tk.PhotoImage:
+    """A filled circle (or a ring) on a transparent square, for presence."""
     image = tk.PhotoImage(master=root, width=size + 4, height=size)
     r = size / 2
+    inner = r - max(2, size / 5) if hollow else 0  # a ring two pixels wide or more
     for y in range(size):
         for x in range(size):
-            if (x + 0.5 - r) ** 2 + (y + 0.5 - r) ** 2 <= r * r:
+            if inner * inner <= (x + 0.5 - r) ** 2 + (y + 0.5 - r) ** 2 <= r * r:
                 image.put(colour, (x, y))
     return image
