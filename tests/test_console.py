@@ -238,10 +238,26 @@ def test_status_shows_ipv6_addresses_in_brackets(console):
     ]
 
 
+def test_away_and_back_set_my_status_and_confirm(console):
+    assert console.run("/away") == ["* you are away"]
+    assert console.backend.status().my_status == "away"
+    assert console.run("/back") == ["* you are online"]
+    assert console.backend.my_statuses == ["away", "online"]
+
+
+def test_status_says_so_when_i_am_away(console):
+    console.backend.set_status(Status(3, None, "unknown"))
+    assert console.run("/status") == [
+        "DHT peers: 3; External address: unknown; Reachability: unknown"]
+    console.run("/away")
+    assert console.run("/status") == [
+        "DHT peers: 3; External address: unknown; Reachability: unknown; You: away"]
+
+
 def test_help_lists_every_command(console):
     lines = console.run("/help")
     for command in ("/contacts", "/msg", "/add", "/card", "/retry", "/refresh", "/status",
-                    "/quit", "/help"):
+                    "/away", "/back", "/quit", "/help"):
         assert any(line.startswith(command + " ") for line in lines), command
 
 

@@ -8,7 +8,9 @@ Commands::
     /card                print my contact card
     /retry               send again every message of this session that failed
     /refresh             look for contacts again; print the status when done
-    /status              DHT peers, external address, reachability
+    /status              DHT peers, external address, reachability (and if you are away)
+    /away                tell your contacts you are away
+    /back                tell your contacts you are online again
     /quit                leave
     /help                this list
 
@@ -18,6 +20,8 @@ Output lines (scripts rely on these exact shapes):
                                  line breaks in TEXT shown as " / "
     * NAME is connected          presence changes (also "away", "in the network",
                                  "offline")
+    * you are away               your own status, after /away (and "online",
+                                 after /back)
     (STATE to NAME)              own messages: STATE in sending, sent,
                                  delivered, failed
     error: ...                   a command could not be done
@@ -46,7 +50,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
 from kadchat.errors import UserError
-from kadchat.model import ChatBackend, Message, MessageState, Status
+from kadchat.model import ChatBackend, Message, MessageState, MyStatus, Status
 from kadchat.ui.uitext import PRESENCE_WORDS, clock_time, one_line, presence_text, status_parts
 
 HELP = textwrap.dedent(__doc__.split("Commands::")[1].split("Output lines")[0]).strip()
@@ -82,6 +86,8 @@ class ConsoleUI:
             "/retry": self._retry,
             "/refresh": self._refresh,
             "/status": self._status,
+            "/away": lambda args: self._set_my_status(MyStatus.AWAY),
+            "/back": lambda args: self._set_my_status(MyStatus.ONLINE),
             "/quit": self._quit,
             "/help": self._help,
         }
@@ -175,7 +181,15 @@ class ConsoleUI:
             self._error("refresh failed (details in the log)")
 
     def _status(self, args: str) -> None:
-        self._write("; ".join(status_parts(self._backend.status())))
+        status = self._backend.status()
+        parts = status_parts(status)
+        if status.my_status == MyStatus.AWAY:
+            parts += ("You: away",)
+        self._write("; ".join(parts))
+
+    def _set_my_status(self, status: MyStatus) -> None:
+        self._backend.set_my_status(status)
+        self._write(f"* you are {status}")
 
     def _quit(self, args: str = "") -> None:
         if self._quitting:
