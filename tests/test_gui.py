@@ -328,6 +328,28 @@ def test_status_events_update_the_status_bar(gui):
         "DHT peers: 4", "External address: [2001:db8::7]:6881", "Reachability: relayed"]
 
 
+def test_my_status_menu_follows_the_backend_and_sets_it_on_a_real_click(gui):
+    gui.start()
+    menu_button = gui.window.my_status
+    assert menu_button.cget("text") == "Online"
+    gui.update()
+    gui.xdotool("mousemove", str(menu_button.winfo_rootx() + 10),
+                str(menu_button.winfo_rooty() + menu_button.winfo_height() // 2), "click", "1")
+    menu = menu_button.menu
+    gui.wait_until(menu.winfo_ismapped)
+    away = menu.index("Away")
+    gui.xdotool("mousemove", str(menu.winfo_rootx() + 20),
+                str(menu.winfo_rooty() + menu.yposition(away) + 5), "click", "1")
+    gui.wait_until(lambda: gui.backend.my_statuses)
+    assert gui.backend.my_statuses == ["away"]
+    assert menu_button.cget("text") == "Away"  # from the backend's status() call
+    assert str(menu_button.cget("image")[0]) == str(gui.window.look.dots["away"])
+    gui.shot("gui-away.png")
+    gui.backend.set_status(replace(gui.backend.status(), my_status="online"))
+    assert menu_button.cget("text") == "Online"
+    assert menu_button.choice.get() == "online"
+
+
 def test_add_contact_dialog_shows_a_bad_card_error_inline(gui):
     gui.start()
     dialog = gui.window.add_contact()
@@ -444,6 +466,10 @@ def test_screenshot_of_a_busy_window(display, size):
         # The input row and status bar must be on screen, not squeezed out.
         assert tab.send_button.winfo_ismapped() and tab.retry_button.winfo_ismapped()
         assert gui.window.status_labels[2].winfo_ismapped()
+        for widget in (*gui.window.status_labels, gui.window.refresh_button,
+                       gui.window.add_button, gui.window.card_button, gui.window.my_status):
+            # none squeezed by the others
+            assert widget.winfo_width() >= widget.winfo_reqwidth(), widget
         bottom = tab.retry_button.winfo_rooty() + tab.retry_button.winfo_height()
         assert bottom <= gui.window.status_labels[0].winfo_rooty()
     finally:

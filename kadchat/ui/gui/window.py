@@ -19,6 +19,7 @@ from kadchat.model import ChatBackend, Contact, Message, Status
 from kadchat.ui.gui.contacts import ContactList
 from kadchat.ui.gui.conversation import Conversation
 from kadchat.ui.gui.dialogs import AddContactDialog, MyCardDialog
+from kadchat.ui.gui.mystatus import MyStatusMenu
 from kadchat.ui.gui.style import Look
 from kadchat.ui.uitext import one_line, status_parts
 
@@ -52,18 +53,20 @@ class ChatWindow:
         self.notice = ttk.Label(status_bar, style="Status.TLabel")
         self.notice.pack(side="right")
 
-        panes = ttk.PanedWindow(root, orient="horizontal")
-        panes.pack(side="top", fill="both", expand=True, padx=8, pady=8)
-        left = ttk.Frame(panes)
-        toolbar = ttk.Frame(left)
-        toolbar.pack(side="top", fill="x", pady=(0, 6))
+        # The top bar spans the window: at 800 px the status bar has no room for more.
+        toolbar = ttk.Frame(root)
+        toolbar.pack(side="top", fill="x", padx=8, pady=(8, 0))
         self.add_button = ttk.Button(toolbar, text="Add contact\u2026", command=self.add_contact)
         self.card_button = ttk.Button(toolbar, text="My card", command=self.show_card)
+        self.my_status = MyStatusMenu(toolbar, self.look, backend)
         self.add_button.pack(side="left", padx=(0, 6))
         self.card_button.pack(side="left")
-        self.contacts = ContactList(left, self.look, now, self.open_conversation)
-        self.contacts.pack(side="top", fill="both", expand=True)
-        panes.add(left, weight=0)
+        self.my_status.pack(side="right")
+
+        panes = ttk.PanedWindow(root, orient="horizontal")
+        panes.pack(side="top", fill="both", expand=True, padx=8, pady=(6, 8))
+        self.contacts = ContactList(panes, self.look, now, self.open_conversation)
+        panes.add(self.contacts, weight=0)
 
         right = ttk.Frame(panes, style="Paper.TFrame", relief="solid", borderwidth=1)
         self.notebook = ttk.Notebook(right)
@@ -191,6 +194,7 @@ class ChatWindow:
         self._update_contact(name)
 
     def status(self, status: Status) -> None:
+        self.my_status.show(status.my_status)
         for label, text in zip(self.status_labels, status_parts(status)):
             label.configure(text=text)
 
