@@ -3,8 +3,9 @@
 It keeps contacts and messages in memory, records what the UI asked for, and
 lets a test play the network's part: `receive`, `set_presence`, `set_state`,
 `set_status` update the state first and then notify listeners, as the real
-service does; so does the UI's own `set_my_status`. Cards are accepted if they look like "card:<lowercase letters or
-digits>", a stand-in for the real card format.
+service does (and as `set_my_status`, a UI's call, does too). Cards are
+accepted if they look like "card:<lowercase letters or digits>", a stand-in
+for the real card format.
 """
 
 from __future__ import annotations
