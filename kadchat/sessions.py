@@ -50,6 +50,9 @@ class HandshakeStats:
     over_budget: int = 0  # initiations dropped unanswered: not even a cookie reply left
 
 
+_INITIATION_BYTE = bytes([wire.INITIATION])
+
+
 class _Session:
     def __init__(self, peer, handshake, addr, created):
         self.peer = peer
@@ -167,6 +170,10 @@ class SessionManager:
     # -- datagrams from the socket -------------------------------------------
 
     def datagram_received(self, data, addr):
+        if data[:1] == _INITIATION_BYTE and len(data) == wire.INITIATION_SIZE:
+            # The handshake budget decides before any parsing: a flood must cost little.
+            self._initiation_received(data, addr)
+            return
         try:
             packet = wire.decode(data)
         except wire.WireError:
@@ -174,8 +181,6 @@ class SessionManager:
             return
         if isinstance(packet, wire.Transport):
             self._transport_received(packet, addr)
-        elif isinstance(packet, wire.Initiation):
-            self._initiation_received(packet, data, addr)
         elif isinstance(packet, wire.Response):
             self._response_received(packet, addr)
         elif isinstance(packet, wire.CookieReply):
@@ -203,8 +208,9 @@ class SessionManager:
         if payload:
             self._on_payload(peer.key, payload)
 
-    def _initiation_received(self, packet, data, addr):
+    def _initiation_received(self, data, addr):
         verdict = self._gate.admit(data, addr)
+        packet = wire.decode(data) if verdict in (cookies.ANSWER, cookies.COOKIE) else None  # sizes checked
         if verdict is not cookies.ANSWER:
             if verdict is cookies.COOKIE:
                 self.handshake_stats.cookies_sent += 1

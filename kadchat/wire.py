@@ -54,6 +54,7 @@ MAX_FRAGMENTS = -(-MAX_TEXT_BYTES // CHUNK_SIZE)
 _INITIATION = struct.Struct(f">BI{KEY_SIZE}s{KEY_SIZE + TAG_SIZE}s{8 + TAG_SIZE}s{MAC_SIZE}s{MAC_SIZE}s")
 INITIATION_MAC1_AT = _INITIATION.size - 2 * MAC_SIZE  # mac1 covers the bytes before it
 INITIATION_MAC2_AT = _INITIATION.size - MAC_SIZE  # mac2 covers the bytes before it, mac1 included
+INITIATION_SIZE = _INITIATION.size
 NO_MAC = bytes(MAC_SIZE)
 _RESPONSE = struct.Struct(f">BII{KEY_SIZE}s{TAG_SIZE}s")
 _TRANSPORT_HEADER = struct.Struct(">BIQ")

@@ -471,3 +471,18 @@ def test_endpoint_tells_whether_a_session_is_up_and_which_route_it_takes():
     message_id = alice.endpoint.send_message(B_KEY, [("127.0.0.1", 9), B_ADDR], "hi")
     assert net.run(lambda: "delivered" in alice.recorder.states[message_id], timeout=5)
     assert alice.endpoint.has_session(B_KEY) and alice.endpoint.route_of(B_KEY) == B_ADDR
+
+
+def test_a_loss_after_a_quiet_spell_is_repaired_at_the_measured_timeout_not_the_initial_one():
+    net, alice, bob = pair()
+    first = alice.endpoint.send_message(B_KEY, [B_ADDR], "one")
+    assert net.run(lambda: "delivered" in alice.recorder.states[first], timeout=5)
+    net.run(timeout=30)  # nothing in flight for a while
+    dropped = []
+    net.filters.append(lambda data, src, dst: src == A_ADDR and data[0] == wire.TRANSPORT
+                       and len(data) > 70 and not dropped and not dropped.append(data))
+    sent_at = net.clock.seconds()
+    second = alice.endpoint.send_message(B_KEY, [B_ADDR], "two")
+    assert net.run(lambda: "delivered" in alice.recorder.states[second], timeout=5) and dropped
+    took = net.clock.seconds() - sent_at
+    assert took < 0.5, f"one lost datagram cost {took:.2f} s (the initial timeout is 1 s)"
