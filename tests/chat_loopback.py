@@ -1,7 +1,7 @@
 """ChatEndpoints on real UDP sockets on 127.0.0.1, and a probe of message latency.
 
 For the loopback tests and benchmarks: `listen(reactor, identity, contact_key)`
-gives an endpoint on its own socket (port 0), `Contacts.open(reactor)` two
+gives an endpoint on its own socket (port 0 unless given), `Contacts.open(reactor)` two
 that know each other, and `latencies(...)` sends a message every `interval`
 seconds for `duration` and gives, per message, send -> delivered in seconds.
 """
@@ -40,14 +40,14 @@ class Listening:
         self.history.close()
 
 
-def listen(reactor, identity, contact_key, history_path=":memory:", config=MessagingConfig()):
+def listen(reactor, identity, contact_key, history_path=":memory:", config=MessagingConfig(), port=0):
     udp = _UDP()
     history = History(history_path)
     udp.endpoint = ChatEndpoint(reactor, lambda data, addr: udp.transport.write(data, addr),
                                 identity, {contact_key}.__contains__, history, config)
-    port = reactor.listenUDP(0, udp, interface="127.0.0.1")
+    listening = reactor.listenUDP(port, udp, interface="127.0.0.1")
     udp.endpoint.start()
-    return Listening(udp.endpoint, port, history)
+    return Listening(udp.endpoint, listening, history)
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Contacts:
         yield self.bob.close()
 
 
-class _Deliveries:
+class Deliveries:
     """Fires a Deferred per message id when it is delivered, with the reactor's time."""
 
     def __init__(self, clock):
@@ -96,7 +96,7 @@ def latencies(reactor, contacts, duration, interval=0.02, settle=5.0, text="ping
     """Alice sends to Bob every `interval` s for `duration` s (or until `duration`, a
     Deferred, fires); returns each message's send -> delivered in seconds, in the order
     sent, waiting `settle` s more for the last ones (an undelivered one counts as inf)."""
-    deliveries = _Deliveries(reactor)
+    deliveries = Deliveries(reactor)
     contacts.alice.endpoint.subscribe(deliveries)
     over = duration if isinstance(duration, defer.Deferred) else _later(reactor, duration)
     ended = []

@@ -19,6 +19,7 @@ from kadchat.errors import UserError
 from kadchat.history import History
 from kadchat.messaging import ChatEndpoint, MessagingConfig
 from kadchat.sessions import SessionConfig
+from tests import chat_loopback
 from tests.chat_network import LossyNetwork
 
 ALICE, BOB, MALLORY = (SigningKey(bytes([c]) * 32) for c in b"abm")
@@ -300,13 +301,6 @@ def test_listeners_may_send_and_stop_from_inside_their_callbacks():
     assert alice.endpoint._outgoing == {} and not [c for c in net.clock.getDelayedCalls() if c.active()]
 
 
-class _UDPEndpoint(protocol.DatagramProtocol):
-    endpoint = None
-
-    def datagramReceived(self, data, addr):
-        self.endpoint.datagram_received(data, addr)
-
-
 class _Polling:
     @defer.inlineCallbacks
     def wait_for(self, condition, timeout=10.0):
@@ -325,25 +319,17 @@ class RealLoopbackUDPTests(_Polling, unittest.TestCase):
     timeout = 20
 
     def setUp(self):
-        self.sides = {}
+        self.sides, self.listening = {}, []
         for name, identity, peer in (("alice", ALICE, B_KEY), ("bob", BOB, A_KEY)):
-            history = History(":memory:")
-            recorder = Recorder()
-            udp = _UDPEndpoint()
-            endpoint = udp.endpoint = ChatEndpoint(
-                reactor, lambda data, addr, udp=udp: udp.transport.write(data, addr),
-                identity, {peer}.__contains__, history)
-            endpoint.subscribe(recorder)
-            port = reactor.listenUDP(0, udp, interface="127.0.0.1")
-            endpoint.start()
-            self.sides[name] = (endpoint, recorder, port, history)
+            side, recorder = chat_loopback.listen(reactor, identity, peer), Recorder()
+            side.endpoint.subscribe(recorder)
+            self.listening.append(side)
+            self.sides[name] = (side.endpoint, recorder, side.port, side.history)
 
     @defer.inlineCallbacks
     def tearDown(self):
-        for endpoint, _, port, history in self.sides.values():
-            yield endpoint.stop()
-            yield port.stopListening()
-            history.close()
+        for side in self.listening:
+            yield side.close()
 
     def addr(self, name):
         return ("127.0.0.1", self.sides[name][2].getHost().port)
@@ -430,15 +416,10 @@ class ReceiverKilledWithSIGKILLTests(_Polling, unittest.TestCase):
                     if len(delivered) == 30:
                         first.kill()
 
-        udp, history, recorder = _UDPEndpoint(), History(":memory:"), KillAfterThirty()
-        udp.endpoint = ChatEndpoint(reactor, lambda data, addr: udp.transport.write(data, addr),
-                                    ALICE, {B_KEY}.__contains__, history)
-        udp.endpoint.subscribe(recorder)
-        alice_port = reactor.listenUDP(0, udp, interface="127.0.0.1")
-        self.addCleanup(alice_port.stopListening)
-        self.addCleanup(history.close)
-        self.addCleanup(udp.endpoint.stop)
-        ids = [udp.endpoint.send_message(B_KEY, [("127.0.0.1", port)], f"line {i}") for i in range(300)]
+        alice, recorder = chat_loopback.listen(reactor, ALICE, B_KEY), KillAfterThirty()
+        alice.endpoint.subscribe(recorder)
+        self.addCleanup(alice.close)
+        ids = [alice.endpoint.send_message(B_KEY, [("127.0.0.1", port)], f"line {i}") for i in range(300)]
         yield first.ended
         acknowledged = set(delivered)
         self.assertLess(len(acknowledged), 300, "the kill came too late to test anything")
