@@ -282,6 +282,7 @@ class SessionManager:
         peer = session.peer
         session.addr = addr
         peer.first_unanswered = None
+        self._gate.vouch(addr)
         if session.handshake.state is State.RESPONDED:
             session.handshake.confirm()
             peer.machine.fire(PeerEvent.CONFIRMED, session)

@@ -14,6 +14,7 @@ from twisted.internet import defer, protocol
 from kadchat.history import History
 from kadchat.messaging import ChatEndpoint, MessagingConfig
 from kadchat.model import MessageState
+from kademlia.timers import cancel
 
 
 class _UDP(protocol.DatagramProtocol):
@@ -114,8 +115,7 @@ def latencies(reactor, contacts, duration, interval=0.02, settle=5.0, text="ping
         yield _later(reactor, interval)
     timeout = reactor.callLater(settle, lambda: [d.cancel() for d in pending if not d.called])
     results = yield defer.DeferredList(pending, consumeErrors=True)
-    if timeout.active():
-        timeout.cancel()
+    cancel(timeout)
     return [value if ok else float("inf") for ok, value in results]
 
 
