@@ -137,10 +137,10 @@ def initiation_header(sender_index):
     return struct.pack(">BI", INITIATION, sender_index)
 
 
-def encode_initiation(sender_index, ephemeral, sealed_static, sealed_timestamp, mac1=NO_MAC, mac2=NO_MAC):
-    _check_sizes(ephemeral, KEY_SIZE, sealed_static, KEY_SIZE + TAG_SIZE, sealed_timestamp, 8 + TAG_SIZE,
-                 mac1, MAC_SIZE, mac2, MAC_SIZE)
-    return _INITIATION.pack(INITIATION, sender_index, ephemeral, sealed_static, sealed_timestamp, mac1, mac2)
+def encode_initiation(sender_index, ephemeral, sealed_static, sealed_timestamp):
+    """With both macs zero: kadchat.cookies fills them in."""
+    _check_sizes(ephemeral, KEY_SIZE, sealed_static, KEY_SIZE + TAG_SIZE, sealed_timestamp, 8 + TAG_SIZE)
+    return _INITIATION.pack(INITIATION, sender_index, ephemeral, sealed_static, sealed_timestamp, NO_MAC, NO_MAC)
 
 
 def response_header(sender_index, receiver_index):
