@@ -1,6 +1,5 @@
 """kadchat.cookies: a handshake budget, and cookie replies past it."""
 
-from nacl.signing import SigningKey
 from twisted.internet.task import Clock
 
 from kadchat import cookies, wire
