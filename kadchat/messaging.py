@@ -70,12 +70,12 @@ class _Pending:
 class _Outgoing:
     """One peer's unacknowledged messages: waiting (`queue`) or in flight, in seq order."""
 
-    def __init__(self, initial_rto):
+    def __init__(self, rtt, rto):
         self.queue = deque()
         self.flight = {}  # id -> _Pending, insertion (= seq) order
         self.in_flight = 0  # fragments
-        self.rto = initial_rto
-        self.rtt = RTTEstimator()
+        self.rto = rto
+        self.rtt = rtt  # the peer's, kept while it has nothing in flight
         self.timer = None
         self.backoff = 0  # timeouts in a row without an acknowledgement
         self.last_progress = None  # when the peer last acknowledged anything
@@ -160,6 +160,7 @@ class ChatEndpoint:
         self.sessions = SessionManager(clock, send, identity, is_contact, self._payload_received,
                                        self._session_ready, config.sessions)
         self._outgoing = {}
+        self._rtt = {}  # peer -> RTTEstimator
         self._incoming = {}
         self._listeners = []
         self._events = deque()  # fn(listener), called once our own state is consistent
@@ -235,7 +236,11 @@ class ChatEndpoint:
         pending = self._history.pending_for(peer_key)
         if not pending:
             return
-        out = self._outgoing[peer_key] = _Outgoing(self._config.initial_rto)
+        # What we measured before still holds: a message after a quiet spell must
+        # not wait the initial (1 s) timeout to recover from one lost datagram.
+        rtt = self._rtt.setdefault(peer_key, RTTEstimator())
+        rto = rtt.timeout(self._config.min_rto, self._config.max_rto) or self._config.initial_rto
+        out = self._outgoing[peer_key] = _Outgoing(rtt, rto)
         out.last_progress = self._clock.seconds()
         for message in pending:
             if message.state == MessageState.FAILED:

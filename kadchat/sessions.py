@@ -8,11 +8,14 @@ something to send and no usable session, and again when a session should be
 replaced: its keys are old (rekey), the peer says it does not know the session
 (it restarted: UNKNOWN_SESSION), or it has not answered anything for a while.
 
-An attempt sends its initiation to every candidate address at once; the first
-authenticated response wins and fixes the peer's address. Later datagrams that
-authenticate from another address move it (the peer roamed).
+An attempt (kadchat.initiator) sends its initiation to every candidate address
+at once; the first authenticated response wins and fixes the peer's address.
+Later datagrams that authenticate from another address move it (the peer
+roamed). When to start and end attempts, and which session sends, is each
+peer's `PeerMachine`: its table says it all.
 """
 
+import enum
 import os
 from dataclasses import dataclass, field
 
@@ -20,9 +23,10 @@ from twisted.logger import Logger
 
 from kadchat import cookies, wire
 from kadchat.channel import DEFAULT_LIMITS, Channel, ChannelError, ChannelStats, Limits
-from kademlia.timers import Loop, cancel
 from kadchat.handshake import (
     Handshake, HandshakeError, InitiationGuard, NotAContact, StaleInitiation, State, StaticIdentity)
+from kadchat.initiator import Attempt, Initiator
+from kademlia.timers import Loop
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class HandshakeStats:
     over_budget: int = 0  # initiations dropped unanswered: not even a cookie reply left
 
 
+_INITIATION_BYTE = bytes([wire.INITIATION])
+
+
 class _Session:
     def __init__(self, peer, handshake, addr, created):
         self.peer = peer
@@ -60,21 +67,100 @@ class _Session:
         self.initiation = None  # ours, the datagram (a cookie reply makes us send it again)
 
 
-@dataclass
-class _Attempt:
-    sessions: list  # one per initiation sent: a late answer to an earlier one still counts
-    tries: int = 0
-    timer: object = None
+class _SessionIndex(dict):
+    """Our session index -> _Session, for every session and attempt of every peer."""
+
+    def fresh(self):
+        while True:
+            index = int.from_bytes(os.urandom(4), "big")
+            if index not in self:
+                return index
+
+    def register(self, peer, handshake, addr, now):
+        session = self[handshake.local_index] = _Session(peer, handshake, addr, now)
+        return session
+
+    def discard(self, session):
+        self.pop(session.handshake.local_index, None)
+
+
+class PeerState(enum.Enum):
+    IDLE = "idle"  # no keys to send with, no handshake of ours out
+    HANDSHAKING = "handshaking"  # no keys; our initiations are out
+    AWAITING_CONFIRMATION = "awaiting confirmation"  # we answered the peer's; its first datagram confirms
+    ESTABLISHED = "established"  # a current session sends
+    REKEYING = "rekeying"  # a current session sends while our new handshake is out
+
+
+class PeerEvent(enum.Enum):
+    WANTED = "new keys wanted"  # something to send and no session, old keys, a silent peer...
+    ANSWERED = "answered"  # we responded to the peer's initiation
+    CONFIRMED = "confirmed"  # the peer's first datagram under the keys we answered with
+    UNCONFIRMED = "unconfirmed"  # ... did not come within `confirm_within`
+    RESPONSE = "response"  # the answer to our initiation
+    GAVE_UP = "gave up"  # our initiations got no answer
+    LOST = "lost"  # the current session is gone: keys retired, or the peer forgot it
+
+
+class PeerMachine:
+    """One peer's session state. `fire(event, session)` looks (state, event) up in
+    TRANSITIONS: a new state and outputs, each a call `actions.<output>(peer, session)`."""
+
+    def __init__(self, peer, actions):
+        self.state = PeerState.IDLE
+        self._peer = peer
+        self._actions = actions
+
+    def fire(self, event, session=None):
+        try:
+            self.state, outputs = self.TRANSITIONS[self.state, event]
+        except KeyError:
+            raise RuntimeError(f"{event.value} cannot happen while {self.state.value}") from None
+        for output in outputs:
+            getattr(self._actions, output)(self._peer, session)
+
+    _I, _H, _A = PeerState.IDLE, PeerState.HANDSHAKING, PeerState.AWAITING_CONFIRMATION
+    _E, _R = PeerState.ESTABLISHED, PeerState.REKEYING
+    _ANSWER = ("hold_answer",)  # a newer answer replaces an older one
+    TRANSITIONS = {
+        (_I, PeerEvent.WANTED): (_H, ("start_attempt",)),
+        (_I, PeerEvent.ANSWERED): (_A, _ANSWER),
+        (_I, PeerEvent.CONFIRMED): (_E, ("promote",)),  # (answered before the session was lost)
+        (_I, PeerEvent.UNCONFIRMED): (_I, ("drop_answer",)),
+        (_H, PeerEvent.WANTED): (_H, ()),
+        (_H, PeerEvent.ANSWERED): (_H, _ANSWER),
+        (_H, PeerEvent.CONFIRMED): (_R, ("promote",)),  # ours may still finish: it replaces theirs
+        (_H, PeerEvent.UNCONFIRMED): (_H, ("drop_answer",)),
+        (_H, PeerEvent.RESPONSE): (_E, ("end_attempt", "promote")),
+        (_H, PeerEvent.GAVE_UP): (_I, ("end_attempt",)),
+        (_A, PeerEvent.WANTED): (_A, ()),  # the confirmation will make it ready
+        (_A, PeerEvent.ANSWERED): (_A, _ANSWER),
+        (_A, PeerEvent.CONFIRMED): (_E, ("promote",)),
+        (_A, PeerEvent.UNCONFIRMED): (_I, ("drop_answer",)),
+        (_E, PeerEvent.WANTED): (_R, ("start_attempt",)),
+        (_E, PeerEvent.ANSWERED): (_E, _ANSWER),
+        (_E, PeerEvent.CONFIRMED): (_E, ("promote",)),
+        (_E, PeerEvent.UNCONFIRMED): (_E, ("drop_answer",)),
+        (_E, PeerEvent.LOST): (_I, ("forget",)),
+        (_R, PeerEvent.WANTED): (_R, ()),
+        (_R, PeerEvent.ANSWERED): (_R, _ANSWER),
+        (_R, PeerEvent.CONFIRMED): (_R, ("promote",)),
+        (_R, PeerEvent.UNCONFIRMED): (_R, ("drop_answer",)),
+        (_R, PeerEvent.RESPONSE): (_E, ("end_attempt", "promote")),
+        (_R, PeerEvent.GAVE_UP): (_E, ("end_attempt",)),
+        (_R, PeerEvent.LOST): (_H, ("forget",)),
+    }
 
 
 @dataclass
 class _Peer:
     key: bytes
+    machine: PeerMachine = None
     candidates: list = field(default_factory=list)
     current: _Session = None
     previous: _Session = None
     answered: _Session = None  # we responded; waiting for the caller's first datagram
-    attempt: _Attempt = None
+    attempt: Attempt = None
     first_unanswered: float = None  # when we first sent since last hearing from the peer
     cookies: dict = field(default_factory=dict)  # addr -> (cookie, when received), from the peer
 
@@ -96,10 +182,12 @@ class SessionManager:
         self._guard = InitiationGuard()
         self._gate = cookies.InitiationGate(clock.seconds, self._identity.public_key, config.budget)
         self._peers = {}
-        self._by_index = {}  # our session index -> _Session
+        self._by_index = _SessionIndex()
         self._sweeper = Loop(clock, config.sweep_interval, self._sweep)
         self.stats = ChannelStats()
         self.handshake_stats = HandshakeStats()
+        self._initiator = Initiator(clock, send, self._identity, self._by_index, config, self.handshake_stats,
+                                    lambda peer: peer.machine.fire(PeerEvent.GAVE_UP))
 
     def start(self):
         self._sweeper.start()
@@ -107,7 +195,7 @@ class SessionManager:
     def stop(self):
         stopped = self._sweeper.stop()
         for peer in self._peers.values():
-            self._end_attempt(peer)
+            self._initiator.end(peer)
         self._peers.clear()
         self._by_index.clear()
         return stopped
@@ -121,9 +209,8 @@ class SessionManager:
         peer = self._peer(peer_key)
         added = [a for a in dict.fromkeys(addrs) if a not in peer.candidates]
         peer.candidates = list(dict.fromkeys(addrs))
-        if added and peer.attempt is not None:
-            peer.attempt.timer = cancel(peer.attempt.timer)
-            self._initiate(peer)
+        if added:
+            self._initiator.hurry(peer)
 
     def has_session(self, peer_key):
         peer = self._peers.get(peer_key)
@@ -143,23 +230,20 @@ class SessionManager:
         """
         peer = self._peer(peer_key)
         now = self._clock.seconds()
-        session = peer.current
-        if session is not None and session.channel.expired(now):
-            self._forget(session)
-            session = None
-        if session is None:
-            if not self._awaiting_confirmation(peer, now):  # that would make it ready
-                self._start_attempt(peer)
+        if peer.current is not None and peer.current.channel.expired(now):
+            peer.machine.fire(PeerEvent.LOST, peer.current)
+        if peer.current is None:
+            if peer.answered is not None and now - peer.answered.created > self._config.confirm_within:
+                peer.machine.fire(PeerEvent.UNCONFIRMED, peer.answered)
+            peer.machine.fire(PeerEvent.WANTED)
             return False
+        session = peer.current
         if session.channel.needs_rekey(now) or self._silent(peer, now):
-            self._start_attempt(peer)  # meanwhile the current session still carries traffic
+            peer.machine.fire(PeerEvent.WANTED)  # meanwhile the current session still carries traffic
         self._send(session.channel.seal(payload, now), session.addr)
         if expects_answer and peer.first_unanswered is None:
             peer.first_unanswered = now
         return True
-
-    def _awaiting_confirmation(self, peer, now):
-        return peer.answered is not None and now - peer.answered.created <= self._config.confirm_within
 
     def _silent(self, peer, now):
         return peer.first_unanswered is not None and now - peer.first_unanswered > self._config.stale_after
@@ -167,6 +251,10 @@ class SessionManager:
     # -- datagrams from the socket -------------------------------------------
 
     def datagram_received(self, data, addr):
+        if data[:1] == _INITIATION_BYTE and len(data) == wire.INITIATION_SIZE:
+            # The handshake budget decides before any parsing: a flood must cost little.
+            self._initiation_received(data, addr)
+            return
         try:
             packet = wire.decode(data)
         except wire.WireError:
@@ -174,12 +262,10 @@ class SessionManager:
             return
         if isinstance(packet, wire.Transport):
             self._transport_received(packet, addr)
-        elif isinstance(packet, wire.Initiation):
-            self._initiation_received(packet, data, addr)
         elif isinstance(packet, wire.Response):
             self._response_received(packet, addr)
         elif isinstance(packet, wire.CookieReply):
-            self._cookie_reply_received(packet, addr)
+            self._initiator.cookie_reply_received(packet, addr)
         else:
             self._unknown_session_received(packet, addr)
 
@@ -196,15 +282,16 @@ class SessionManager:
         peer = session.peer
         session.addr = addr
         peer.first_unanswered = None
+        self._gate.vouch(addr)
         if session.handshake.state is State.RESPONDED:
             session.handshake.confirm()
-            peer.answered = None
-            self._promote(session)
+            peer.machine.fire(PeerEvent.CONFIRMED, session)
         if payload:
             self._on_payload(peer.key, payload)
 
-    def _initiation_received(self, packet, data, addr):
+    def _initiation_received(self, data, addr):
         verdict = self._gate.admit(data, addr)
+        packet = wire.decode(data) if verdict in (cookies.ANSWER, cookies.COOKIE) else None  # sizes checked
         if verdict is not cookies.ANSWER:
             if verdict is cookies.COOKIE:
                 self.handshake_stats.cookies_sent += 1
@@ -221,7 +308,7 @@ class SessionManager:
                 self._send(repeated, addr)
                 return
             handshake, response = Handshake.respond(
-                self._identity, packet, self._new_index(), now, self._is_contact, self._guard, data)
+                self._identity, packet, self._by_index.fresh(), now, self._is_contact, self._guard, data)
         except NotAContact:
             self.handshake_stats.strangers += 1
             return
@@ -232,10 +319,9 @@ class SessionManager:
             self.handshake_stats.invalid += 1
             return
         peer = self._peer(handshake.peer_key)
-        if peer.answered is not None:
-            self._forget(peer.answered)
-        session = peer.answered = self._register(peer, handshake, addr, now)
+        session = self._by_index.register(peer, handshake, addr, now)
         session.channel = Channel(handshake.keys, now, self.stats, self._config.limits)
+        peer.machine.fire(PeerEvent.ANSWERED, session)
         if addr not in peer.candidates:
             peer.candidates.insert(0, addr)
         self.handshake_stats.answered += 1
@@ -251,37 +337,12 @@ class SessionManager:
             self.handshake_stats.invalid += 1
             return
         now = self._clock.seconds()
-        peer = session.peer
         session.addr = addr
         session.created = now
         session.channel = Channel(keys, now, self.stats, self._config.limits)
-        peer.attempt.sessions.remove(session)
-        self._end_attempt(peer)
         self.handshake_stats.completed += 1
         self._send(session.channel.seal(b"", now), addr)  # confirms the session to the callee
-        self._promote(session)
-
-    def _cookie_reply_received(self, packet, addr):
-        """The callee is under load: prove our address with its cookie, at once."""
-        session = self._by_index.get(packet.receiver_index)
-        if session is None or session.handshake.state is not State.INITIATED:
-            return
-        try:
-            cookie = cookies.open_cookie_reply(packet, session.peer.key, session.initiation)
-        except cookies.CookieError:
-            self.handshake_stats.invalid += 1
-            return
-        self.handshake_stats.cookies_received += 1
-        session.peer.cookies[addr] = (cookie, self._clock.seconds())
-        self._send(cookies.with_mac2(session.initiation, cookie), addr)
-
-    def _with_cookie(self, peer, initiation, addr, now):
-        """`initiation` with mac2 when the peer gave us a cookie for `addr` lately."""
-        cookie, received = peer.cookies.get(addr, (None, None))
-        if cookie is None or now - received >= self._config.budget.cookie_lifetime:
-            peer.cookies.pop(addr, None)
-            return initiation
-        return cookies.with_mac2(initiation, cookie)
+        session.peer.machine.fire(PeerEvent.RESPONSE, session)
 
     def _unknown_session_received(self, packet, addr):
         for peer in list(self._peers.values()):
@@ -289,70 +350,44 @@ class SessionManager:
                 if (session is not None and session.addr == addr
                         and session.channel.keys.remote_index == packet.receiver_index):
                     self.handshake_stats.unknown_session_notices += 1
-                    self._forget(session)
-                    self._start_attempt(peer)
+                    if session is peer.current:
+                        peer.machine.fire(PeerEvent.LOST, session)
+                    else:
+                        self.forget(peer, session)
+                    peer.machine.fire(PeerEvent.WANTED)
                     return
 
-    # -- handshakes ------------------------------------------------------------
+    # -- the outputs of the peers' machines (PeerMachine.TRANSITIONS names them) --
 
-    def _start_attempt(self, peer):
-        if peer.attempt is None:
-            peer.attempt = _Attempt(sessions=[])
-            self._initiate(peer)
+    def start_attempt(self, peer, _):
+        self._initiator.start(peer)
 
-    def _initiate(self, peer):
-        attempt = peer.attempt
-        if attempt.tries >= self._config.handshake_attempts:
-            self.log.info("no answer from {peer} after {tries} handshakes", peer=peer.key[:4].hex(),
-                          tries=attempt.tries)
-            self._end_attempt(peer)
-            return
-        now = self._clock.seconds()
-        try:
-            handshake, initiation = Handshake.initiate(self._identity, peer.key, self._new_index(), now)
-        except HandshakeError:
-            self.handshake_stats.invalid += 1
-            self._end_attempt(peer)
-            return
-        session = self._register(peer, handshake, None, now)
-        session.initiation = initiation = cookies.with_mac1(initiation, peer.key)
-        attempt.sessions.append(session)
-        attempt.tries += 1
-        self.handshake_stats.started += 1
-        addrs = list(peer.candidates)
-        for session in (peer.current, peer.previous):
-            if session is not None and session.addr not in addrs:
-                addrs.append(session.addr)
-        for addr in addrs:
-            self._send(self._with_cookie(peer, initiation, addr, now), addr)
-        delay = self._config.handshake_retry * 2 ** (attempt.tries - 1)
-        attempt.timer = self._clock.callLater(delay, self._initiate, peer)
+    def end_attempt(self, peer, answered):
+        self._initiator.end(peer, keep=answered)
 
-    def _end_attempt(self, peer):
-        attempt, peer.attempt = peer.attempt, None
-        if attempt is None:
-            return
-        cancel(attempt.timer)
-        for session in attempt.sessions:
-            session.handshake.fail()
-            self._by_index.pop(session.handshake.local_index, None)
+    def hold_answer(self, peer, session):
+        if peer.answered is not None:
+            self.forget(peer, peer.answered)
+        peer.answered = session
 
-    # -- bookkeeping -------------------------------------------------------------
+    def drop_answer(self, peer, session):
+        session.handshake.fail()
+        self.forget(peer, session)
 
-    def _promote(self, session):
+    def promote(self, peer, session):
         """`session` is confirmed: it becomes current, the current one previous."""
-        peer = session.peer
+        if peer.answered is session:
+            peer.answered = None
         if peer.previous is not None:
-            self._forget(peer.previous)
+            self.forget(peer, peer.previous)
         peer.previous, peer.current = peer.current, session
         peer.first_unanswered = None
         self.log.debug("session {index} with {peer} ready", index=session.handshake.local_index,
                        peer=peer.key[:4].hex())
         self._on_ready(peer.key)
 
-    def _forget(self, session):
-        peer = session.peer
-        self._by_index.pop(session.handshake.local_index, None)
+    def forget(self, peer, session):
+        self._by_index.discard(session)
         if peer.current is session:
             peer.current = None
         if peer.previous is session:
@@ -360,32 +395,24 @@ class SessionManager:
         if peer.answered is session:
             peer.answered = None
 
-    def _register(self, peer, handshake, addr, now):
-        session = _Session(peer, handshake, addr, now)
-        self._by_index[handshake.local_index] = session
-        return session
-
-    def _new_index(self):
-        while True:
-            index = int.from_bytes(os.urandom(4), "big")
-            if index not in self._by_index:
-                return index
+    # -- bookkeeping -------------------------------------------------------------
 
     def _peer(self, key):
         peer = self._peers.get(key)
         if peer is None:
             peer = self._peers[key] = _Peer(key)
+            peer.machine = PeerMachine(peer, self)
         return peer
 
     def _sweep(self):
         """Drop retired sessions and answered handshakes nobody confirmed."""
         now = self._clock.seconds()
         for key, peer in list(self._peers.items()):
-            for session in (peer.current, peer.previous):
-                if session is not None and session.channel.expired(now):
-                    self._forget(session)
-            if peer.answered is not None and not self._awaiting_confirmation(peer, now):
-                peer.answered.handshake.fail()
-                self._forget(peer.answered)
-            if not (peer.current or peer.previous or peer.answered or peer.attempt or peer.candidates):
+            if peer.previous is not None and peer.previous.channel.expired(now):
+                self.forget(peer, peer.previous)
+            if peer.current is not None and peer.current.channel.expired(now):
+                peer.machine.fire(PeerEvent.LOST, peer.current)
+            if peer.answered is not None and now - peer.answered.created > self._config.confirm_within:
+                peer.machine.fire(PeerEvent.UNCONFIRMED, peer.answered)
+            if peer.machine.state is PeerState.IDLE and not (peer.previous or peer.answered or peer.candidates):
                 del self._peers[key]

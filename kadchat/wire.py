@@ -54,6 +54,7 @@ MAX_FRAGMENTS = -(-MAX_TEXT_BYTES // CHUNK_SIZE)
 _INITIATION = struct.Struct(f">BI{KEY_SIZE}s{KEY_SIZE + TAG_SIZE}s{8 + TAG_SIZE}s{MAC_SIZE}s{MAC_SIZE}s")
 INITIATION_MAC1_AT = _INITIATION.size - 2 * MAC_SIZE  # mac1 covers the bytes before it
 INITIATION_MAC2_AT = _INITIATION.size - MAC_SIZE  # mac2 covers the bytes before it, mac1 included
+INITIATION_SIZE = _INITIATION.size
 NO_MAC = bytes(MAC_SIZE)
 _RESPONSE = struct.Struct(f">BII{KEY_SIZE}s{TAG_SIZE}s")
 _TRANSPORT_HEADER = struct.Struct(">BIQ")
@@ -136,10 +137,10 @@ def initiation_header(sender_index):
     return struct.pack(">BI", INITIATION, sender_index)
 
 
-def encode_initiation(sender_index, ephemeral, sealed_static, sealed_timestamp, mac1=NO_MAC, mac2=NO_MAC):
-    _check_sizes(ephemeral, KEY_SIZE, sealed_static, KEY_SIZE + TAG_SIZE, sealed_timestamp, 8 + TAG_SIZE,
-                 mac1, MAC_SIZE, mac2, MAC_SIZE)
-    return _INITIATION.pack(INITIATION, sender_index, ephemeral, sealed_static, sealed_timestamp, mac1, mac2)
+def encode_initiation(sender_index, ephemeral, sealed_static, sealed_timestamp):
+    """With both macs zero: kadchat.cookies fills them in."""
+    _check_sizes(ephemeral, KEY_SIZE, sealed_static, KEY_SIZE + TAG_SIZE, sealed_timestamp, 8 + TAG_SIZE)
+    return _INITIATION.pack(INITIATION, sender_index, ephemeral, sealed_static, sealed_timestamp, NO_MAC, NO_MAC)
 
 
 def response_header(sender_index, receiver_index):

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 from nacl.signing import SigningKey
-from twisted.internet import defer, protocol, task
+from twisted.internet import defer, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kadchat.history import History  # noqa: E402
-from kadchat.messaging import ChatEndpoint  # noqa: E402
+from tests.chat_loopback import listen  # noqa: E402
 
 
 class _Printer:
@@ -29,22 +28,10 @@ class _Printer:
         pass
 
 
-class _UDP(protocol.DatagramProtocol):
-    endpoint = None
-
-    def datagramReceived(self, data, addr):
-        self.endpoint.datagram_received(data, addr)
-
-
 def main(reactor, port, history_file, seed_hex, contact_hex):
-    udp = _UDP()
-    udp.endpoint = ChatEndpoint(
-        reactor, lambda data, addr: udp.transport.write(data, addr),
-        SigningKey(bytes.fromhex(seed_hex)), {bytes.fromhex(contact_hex)}.__contains__,
-        History(history_file))
-    udp.endpoint.subscribe(_Printer())
-    reactor.listenUDP(int(port), udp, interface="127.0.0.1")
-    udp.endpoint.start()
+    side = listen(reactor, SigningKey(bytes.fromhex(seed_hex)), bytes.fromhex(contact_hex), history_file,
+                  port=int(port))
+    side.endpoint.subscribe(_Printer())
     print("ready", flush=True)
     return defer.Deferred()  # until killed
 

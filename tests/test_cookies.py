@@ -1,6 +1,5 @@
 """kadchat.cookies: a handshake budget, and cookie replies past it."""
 
-from nacl.signing import SigningKey
 from twisted.internet.task import Clock
 
 from kadchat import cookies, wire
@@ -121,3 +120,30 @@ def test_strangers_flooding_a_peer_under_load_cost_it_a_bounded_number_of_handsh
     stats = bob.manager.handshake_stats
     assert stats.strangers <= SMALL.burst + SMALL.rate, f"{stats.strangers} stranger handshakes in 1 s"
     assert stats.cookies_sent <= 1.1 * SMALL.cookie_rate
+
+
+def test_an_address_a_session_vouched_for_needs_no_cookie_under_load():
+    clock = Clock()
+    g = gate(clock)
+    datagram = initiation()
+    g.admit(datagram, CALLER), g.admit(datagram, CALLER)  # the open budget is spent
+    assert g.admit(datagram, CALLER) == COOKIE
+    g.vouch(CALLER)
+    assert g.admit(datagram, CALLER) == ANSWER and g.admit(datagram, ("127.0.0.1", 4001)) == COOKIE
+    clock.advance(SMALL.cookie_lifetime)
+    g.admit(datagram, CALLER), g.admit(datagram, CALLER)
+    assert g.admit(datagram, CALLER) == COOKIE  # vouched for too long ago
+
+
+def test_a_contact_rekeys_under_load_without_a_cookie_round_trip():
+    budget = HandshakeBudget(rate=0.001, burst=1, cookie_rate=0.001)  # one handshake, then under load
+    net, alice, bob = setup(SessionConfig(budget=budget))
+    connect(net, alice)
+    alice.manager.send(B_KEY, b"confirmed")
+    net.run(lambda: bob.ready, timeout=1)
+    ready = len(alice.ready)
+    for _ in range(13):  # traffic for 130 s: the keys want replacing after 120
+        alice.manager.send(B_KEY, b"tick", expects_answer=False)
+        net.run(timeout=10.0)
+    assert len(alice.ready) > ready
+    assert bob.manager.handshake_stats.cookies_sent == 0  # alice's address was vouched for by her session

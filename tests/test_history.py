@@ -99,11 +99,16 @@ def test_a_file_that_is_not_a_database_is_a_user_error(tmp_path):
         History(path)
 
 
-def test_a_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "h.sqlite3"
+def sqlite_file(path, script):
+    """`path`, an SQLite file that `script` was run on."""
     db = sqlite3.connect(path)
-    db.execute("PRAGMA user_version=99")
+    db.executescript(script)
     db.close()
+    return path
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = sqlite_file(tmp_path / "h.sqlite3", "PRAGMA user_version=99")
     with pytest.raises(UserError, match="newer kadchat"):
         History(path)
 
@@ -114,11 +119,7 @@ def test_unopenable_path_is_a_user_error(tmp_path):
 
 
 def test_a_foreign_sqlite_file_is_refused_at_open_and_left_untouched(tmp_path):
-    path = tmp_path / "h.sqlite3"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE photos (name TEXT, data BLOB)")
-    db.commit()
-    db.close()
+    path = sqlite_file(tmp_path / "h.sqlite3", "CREATE TABLE photos (name TEXT, data BLOB)")
     with pytest.raises(UserError, match="not a kadchat history file"):
         History(path)
     db = sqlite3.connect(path)
@@ -129,9 +130,7 @@ def test_a_foreign_sqlite_file_is_refused_at_open_and_left_untouched(tmp_path):
 def test_a_table_missing_a_column_is_refused_at_open_not_at_first_use(tmp_path):
     path = tmp_path / "h.sqlite3"
     History(path).close()
-    db = sqlite3.connect(path)
-    db.executescript("DROP TABLE outbox; CREATE TABLE outbox (peer BLOB, id BLOB);")
-    db.close()
+    sqlite_file(path, "DROP TABLE outbox; CREATE TABLE outbox (peer BLOB, id BLOB);")
     with pytest.raises(UserError, match="table outbox lacks seq"):
         History(path)
 

@@ -119,3 +119,21 @@ def test_a_seq_beyond_what_the_history_can_store_is_a_wire_error():
     header = struct.pack(">B16sQQQHH", wire.RECORD_MESSAGE, *fragment[:6]) + fragment.chunk
     with pytest.raises(wire.WireError):
         wire.decode_record(header)
+
+
+def test_cookie_reply_round_trips_and_is_smaller_than_the_initiation_it_answers():
+    reply = wire.encode_cookie_reply(7, b"n" * 24, b"c" * 32)
+    assert wire.decode(reply) == wire.CookieReply(7, b"n" * 24, b"c" * 32)
+    assert len(reply) < wire.INITIATION_SIZE  # no amplification towards a spoofed source
+    for bad in (reply[:-1], reply + b"x"):
+        with pytest.raises(wire.WireError):
+            wire.decode(bad)
+    with pytest.raises(wire.WireError):
+        wire.encode_cookie_reply(7, b"n" * 23, b"c" * 32)
+
+
+def test_initiation_macs_sit_at_its_end_and_start_as_zeros():
+    init = wire.encode_initiation(7, b"e" * 32, b"s" * 48, b"t" * 24)
+    assert len(init) == wire.INITIATION_SIZE == wire.INITIATION_MAC2_AT + wire.MAC_SIZE
+    assert init[wire.INITIATION_MAC1_AT:] == bytes(2 * wire.MAC_SIZE)
+    assert wire.decode(init[:wire.INITIATION_MAC1_AT] + b"1" * 16 + b"2" * 16).mac2 == b"2" * 16
