@@ -128,8 +128,8 @@ class Demo:
             alice.send("/msg bob hello from alice")
 
     def bot(self, bob, line):
-        """bob greets alice when she comes online and answers what she says."""
-        if line == "* alice is online":
+        """bob greets alice when she connects and answers what she says."""
+        if line == "* alice is connected":
             bob.send(f"/msg alice {GREETING}")
         match = INCOMING.match(line)
         if match:

@@ -140,7 +140,10 @@ class EndpointListener(Protocol):
         """An outgoing message moved to `state` (sending, sent, delivered, failed)."""
 
     def session_ready(self, peer_key: bytes) -> None:
-        """A new session with the peer is usable."""
+        """A new session with the peer is usable (its outbox is on its way)."""
+
+    def presence_received(self, peer_key: bytes, status: str, their_time: float) -> None:
+        """The peer's hello, keep-alive or goodbye (kadchat.liveness) over the session."""
 
 
 class ChatEndpoint:
@@ -186,6 +189,11 @@ class ChatEndpoint:
         """The address (plain or a traversal route) the session with the peer uses, else None."""
         return self.sessions.address_of(peer_key)
 
+    def send_presence(self, peer_key, status, time):
+        """Our hello, keep-alive or goodbye over the current session; False if none is up."""
+        note = wire.encode_presence(wire.PresenceNote(status, time))
+        return self.sessions.send(peer_key, note, expects_answer=False)
+
     def datagram_received(self, data, addr):
         self.sessions.datagram_received(data, addr)
         self._tell_listeners()
@@ -210,8 +218,9 @@ class ChatEndpoint:
         return message.id
 
     def peer_available(self, peer_key, addrs):
-        """The peer's presence showed up at `addrs`: send what waits for it now."""
+        """The peer's presence showed up at `addrs`: open a session and send what waits for it."""
         self.sessions.set_candidates(peer_key, addrs)
+        self.sessions.connect(peer_key)
         self._kick(peer_key)
         self._tell_listeners()
 
@@ -319,10 +328,13 @@ class ChatEndpoint:
 
     def _session_ready(self, peer_key):
         """A new session: the peer may have restarted, losing what it held of
-        unfinished messages and what was sent under the old keys. Resend it all now."""
+        unfinished messages and what was sent under the old keys. Resend it all now,
+        and an outbox that had given up (failed) starts again."""
         self._events.append(lambda listener: listener.session_ready(peer_key))
         out = self._outgoing.get(peer_key)
-        if out is not None:
+        if out is None:
+            self._activate(peer_key)
+        else:
             self._resend_all(peer_key, out)
 
     def _resend_all(self, peer_key, out):
@@ -371,6 +383,8 @@ class ChatEndpoint:
             self._ack_received(peer_key, record)
         elif isinstance(record, wire.MessageFragment):
             self._fragment_received(peer_key, record)
+        elif isinstance(record, wire.PresenceNote):
+            self._events.append(lambda listener: listener.presence_received(peer_key, record.status, record.time))
 
     def _fragment_received(self, peer_key, fragment):
         incoming = self._incoming.get(peer_key)

@@ -60,8 +60,8 @@ class Reachability:
         found = [self.votes.external_address(), *self.traversal.observed.values(), self.lan]
         return [a for a in dict.fromkeys(found) if a is not None][:MAX_ADDRS]
 
-    def own_presence(self):
-        return Presence(status=ONLINE, addrs=self.own_addresses(), nat=self.votes.nat_class(),
+    def own_presence(self, status=ONLINE):
+        return Presence(status=status, addrs=self.own_addresses(), nat=self.votes.nat_class(),
                         introducers=self.traversal.introducers, ts=self._clock.seconds())
 
     def external_address(self):

@@ -20,14 +20,14 @@ from kadchat.files import parse_bootstrap
 from kadchat.history import History, history_path
 from kadchat.joining import Joiner
 from kadchat.messaging import ChatEndpoint, MessagingConfig
-from kadchat.model import Status
+from kadchat.model import MyStatus, Status
 from kadchat.nat.introducer import Introducer
-from kadchat.presence import AWAY, ONLINE
+from kadchat.presences import Presences
 from kadchat.publisher import PresencePublisher
 from kadchat.reachability import Reachability, lan_address
 from kadchat.seqcounter import SeqCounter
 from kadchat.sessions import SessionConfig
-from kadchat.tracker import ADDRESS_CHANGED, PresenceTracker
+from kadchat.tracker import PresenceTracker
 from kadchat.views import contact_view, message_view
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
@@ -37,7 +37,6 @@ BOOTSTRAP_FILE = "bootstrap.txt"
 DHT_STATE_FILE = "dht-state.json"
 SEQ_FILE = "presence-seq"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
-ON_DEMAND_REFRESH = 60.0  # without -r, still notice contacts within a minute
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
 # Handshakes are also hole-punching probes: start fast (DESIGN.md: ~150 ms), then back off.
 MESSAGING = MessagingConfig(sessions=SessionConfig(handshake_retry=0.15, handshake_attempts=9))
@@ -56,6 +55,7 @@ class ChatService:
         self.bootstrap_addresses = []
         self._listeners = []
         self._last_status = None
+        self._my_status = MyStatus.ONLINE
         self.book = ContactBook(self._path(CONTACTS_FILE), identity.public_key)
         settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=c.record_ttl)
         self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE))
@@ -74,14 +74,15 @@ class ChatService:
                                           self.reachability.nat_message_received, self.endpoint.datagram_received)
         self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds)
         self.publisher = PresencePublisher(
-            reactor, self.node, identity, self.reachability.own_presence, self._seq,
+            reactor, self.node, identity, self._own_presence, self._seq,
             epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval,
         )
         self.tracker = PresenceTracker(
             reactor, self.node, epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, skew=c.clock_skew,
-            interval=c.refresh_interval if c.refresh else ON_DEMAND_REFRESH,
+            interval=c.refresh_interval if c.refresh else None,  # None: back off while nothing changes
         )
-        self.tracker.subscribe(self)
+        self.presences = Presences(reactor, self.book, self.tracker, self.reachability, self.endpoint.send_presence,
+                                   lambda name, shown: self._tell("presence", name, shown))
         self._joiner = Joiner(reactor, lambda: self.node.bootstrap(self.bootstrap_addresses),
                               self._joined, self._nobody_answered, REJOIN_INTERVAL)
         self._status_loop = Loop(reactor, STATUS_INTERVAL, self._notify_status_if_changed)
@@ -112,6 +113,7 @@ class ChatService:
         self.node.set_datagram_handler(self._dispatch)
         self.reachability.lan = lan_address(self.address, next(iter(self.bootstrap_addresses), None))
         self.endpoint.start()
+        self.presences.liveness.start()
         self._joiner.start()
         self._status_loop.start()
         return warnings
@@ -138,6 +140,8 @@ class ChatService:
         leaving = self._joiner.joined
         self._joiner.stop()
         yield self._status_loop.stop()
+        self.presences.liveness.goodbye()  # contacts with a live session hear it first, at once
+        yield self.presences.liveness.stop()
         if leaving:
             yield self.publisher.go_offline()
         yield self.tracker.stop()
@@ -149,19 +153,13 @@ class ChatService:
 
     # -- what the parts tell us ------------------------------------------------------
 
+    def _own_presence(self):
+        return self.reachability.own_presence(self._my_status.value)
+
     def _addresses_changed(self):
         if self._joiner.joined:  # contacts need our new address to punch through to us
             self.publisher.publish_now()
-
-    def presence_changed(self, name, event, presence):
-        if not self.book.has(name):
-            return
-        if presence is not None:
-            self.book.seen(name, presence.ts)
-        if event in (ONLINE, AWAY, ADDRESS_CHANGED) and presence is not None:
-            self.reachability.reach(self.book.key_of(name), presence)
-        if event != ADDRESS_CHANGED:
-            self._tell("presence", name, event)
+            self.presences.liveness.announce()
 
     def message_received(self, peer_key, stored):
         name = self.book.name_of(peer_key)
@@ -174,6 +172,10 @@ class ChatService:
 
     def session_ready(self, peer_key):
         self.reachability.session_ready(peer_key)
+        self.presences.session_ready(peer_key)
+
+    def presence_received(self, peer_key, status, their_time):
+        self.presences.presence_received(peer_key, status, their_time)
 
     def _tell(self, event, *args):
         for listener in list(self._listeners):
@@ -185,7 +187,7 @@ class ChatService:
         self._listeners.append(listener)
 
     def _contact(self, name):
-        return contact_view(name, self.book, self.tracker, self._route_of)
+        return contact_view(name, self.book, self.presences.board, self._route_of)
 
     def _route_of(self, public_key):
         if not self.endpoint.has_session(public_key):
@@ -225,11 +227,22 @@ class ChatService:
             return self._joiner.join()
         return self.tracker.refresh()
 
+    def set_my_status(self, status):
+        try:
+            self._my_status = MyStatus(status)
+        except ValueError:
+            raise UserError(f"a status is {' or '.join(MyStatus)}, not {status!r}") from None
+        self.presences.liveness.set_status(self._my_status)
+        if self._joiner.joined:
+            self.publisher.publish_now()
+        self._notify_status()
+
     def status(self):
         return Status(
             dht_peers=len(self.node.routing_table),
             external_address=self.reachability.external_address(),
             reachability=self.reachability.kind() if self._joiner.joined else "unknown",
+            my_status=self._my_status,
         )
 
     def _notify_status(self):

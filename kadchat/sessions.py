@@ -230,20 +230,30 @@ class SessionManager:
         """
         peer = self._peer(peer_key)
         now = self._clock.seconds()
-        if peer.current is not None and peer.current.channel.expired(now):
-            peer.machine.fire(PeerEvent.LOST, peer.current)
-        if peer.current is None:
-            if peer.answered is not None and now - peer.answered.created > self._config.confirm_within:
-                peer.machine.fire(PeerEvent.UNCONFIRMED, peer.answered)
-            peer.machine.fire(PeerEvent.WANTED)
+        session = self._usable(peer, now)
+        if session is None:
             return False
-        session = peer.current
         if session.channel.needs_rekey(now) or self._silent(peer, now):
             peer.machine.fire(PeerEvent.WANTED)  # meanwhile the current session still carries traffic
         self._send(session.channel.seal(payload, now), session.addr)
         if expects_answer and peer.first_unanswered is None:
             peer.first_unanswered = now
         return True
+
+    def connect(self, peer_key):
+        """Make sure a session with the peer is up or on its way, with nothing to send yet
+        (live presence wants one with every contact it can reach)."""
+        self._usable(self._peer(peer_key), self._clock.seconds())
+
+    def _usable(self, peer, now):
+        """The current session, or None after making sure a handshake is under way."""
+        if peer.current is not None and peer.current.channel.expired(now):
+            peer.machine.fire(PeerEvent.LOST, peer.current)
+        if peer.current is None:
+            if peer.answered is not None and now - peer.answered.created > self._config.confirm_within:
+                peer.machine.fire(PeerEvent.UNCONFIRMED, peer.answered)
+            peer.machine.fire(PeerEvent.WANTED)
+        return peer.current
 
     def _silent(self, peer, now):
         return peer.first_unanswered is not None and now - peer.first_unanswered > self._config.stale_after

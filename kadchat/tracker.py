@@ -1,4 +1,10 @@
-"""PresenceTracker: follows our contacts' presence records (kadchat.presence) in the DHT."""
+"""PresenceTracker: follows our contacts' presence records (kadchat.presence) in the DHT.
+
+Contacts with a live session tell us themselves (kadchat.liveness): the DHT is
+looked up only for the others, at start, on demand (Refresh), and then on a
+PollSchedule: with -r every `interval` seconds, else soon after a look-up that
+found something new and less and less often while nothing changes.
+"""
 
 from typing import Protocol
 
@@ -7,7 +13,7 @@ from twisted.logger import Logger
 
 from kadchat.blinding import epoch_of
 from kadchat.presence import AWAY, OFFLINE, ONLINE, SALT, Presence, open_record, record_target
-from kademlia.timers import Loop, SingleFlight
+from kademlia.timers import SingleFlight, cancel
 
 
 UNKNOWN_STATUS = "unknown"  # before the first look-up
@@ -28,11 +34,30 @@ TRANSITIONS = {
 ADDRESS_CHANGED = "address"
 
 
+class PollSchedule:
+    """Seconds until a contact's next look-up: `fixed` if given, else `first` after a
+    look-up that found news, doubling with each one that found none, up to `longest`."""
+
+    def __init__(self, fixed=None, first=30.0, longest=300.0):
+        self.fixed = fixed
+        self.first = first
+        self.longest = longest
+
+    def delay(self, misses):
+        if self.fixed is not None:
+            return self.fixed
+        return min(self.longest, self.first * 2 ** max(misses - 1, 0))
+
+
 class _Watched:
     def __init__(self, public_key):
         self.public_key = public_key
         self.status = UNKNOWN_STATUS
         self.presence = None  # newest believable record seen, offline ones included
+        self.connected = False  # a live session speaks for the contact: no look-ups
+        self.misses = 0  # look-ups in a row that found nothing new
+        self.due = None  # clock time of the next scheduled look-up
+        self.lookup = None  # the look-up in flight
 
 
 class PresenceListener(Protocol):
@@ -53,7 +78,7 @@ class PresenceTracker:
     log = Logger()
 
     def __init__(self, clock, dht, contacts=(), epoch_seconds=300, ttl=600,
-                 skew=120.0, interval=10.0, lookup_timeout=30.0):
+                 skew=120.0, interval=None, lookup_timeout=30.0, schedule=None):
         self._clock = clock
         self._dht = dht
         self._epoch_seconds = epoch_seconds
@@ -63,9 +88,11 @@ class PresenceTracker:
         self._watched = {name: _Watched(key) for name, key in contacts}
         self._listeners = []
         self._pending = set()
-        self._loop = Loop(clock, interval, self.refresh)
+        self._schedule = schedule or PollSchedule(fixed=interval)
         self._refresh = SingleFlight(self._refresh_all)
-        self._stopped = False
+        self._timer = None
+        self._running = False  # between start() and stop(): look-ups are scheduled
+        self._stopped = False  # after stop(): results are ignored
 
     def add_contact(self, name, public_key):
         self._watched[name] = _Watched(public_key)
@@ -86,29 +113,73 @@ class PresenceTracker:
         return watched.presence if watched.status in (ONLINE, AWAY) else None
 
     def start(self):
-        """Refresh every `interval` seconds, starting now."""
-        self._stopped = False
-        self._loop.start(now=True)
+        """Look everyone up now, then each on the schedule."""
+        self._running, self._stopped = True, False
+        self.refresh()
 
     def stop(self):
-        self._stopped = True
+        self._running, self._stopped = False, True
+        self._timer = cancel(self._timer)
         for d in list(self._pending):
             d.cancel()
-        return self._loop.stop()
+        return defer.succeed(None)
 
     def refresh(self):
-        """Look everyone up; fires (never fails) when done. Joins a refresh already running."""
+        """Look up every contact without a live session; fires (never fails) when done.
+        Joins a refresh already running."""
         return self._refresh()
 
+    def set_connected(self, name, connected):
+        """A live session with the contact came up (no more look-ups) or ended (look it up now)."""
+        watched = self._watched.get(name)
+        if watched is None or watched.connected == connected:
+            return
+        watched.connected = connected
+        watched.misses = 0
+        if connected:
+            watched.due = None
+            self._reschedule()
+        elif self._running:
+            self._poll(name, watched)
+
     def _refresh_all(self):
+        polls = [self._poll(name, watched) for name, watched in list(self._watched.items()) if not watched.connected]
+        return defer.DeferredList(polls, consumeErrors=True)
+
+    def _poll(self, name, watched):
+        """Look the contact up, unless a look-up is in flight; fires when it is done."""
+        if watched.lookup is not None:
+            done = defer.Deferred()
+            watched.lookup.addBoth(lambda result: (done.callback(None), result)[1])
+            return done
         now = self._clock.seconds()
         epochs = sorted({epoch_of(t, self._epoch_seconds) for t in (now - self._skew, now, now + self._skew)})
-        lookups = []
+        watched.due = None
+        lookup = watched.lookup = defer.gatherResults([self._lookup(watched.public_key, e) for e in epochs])
+        lookup.addCallback(self._update, name, watched)
+        lookup.addBoth(self._polled, watched)
+        return lookup
+
+    def _polled(self, result, watched):
+        watched.lookup = None  # even if it ended before _poll stored it: nothing is in flight
+        if self._running and not watched.connected:
+            watched.due = self._clock.seconds() + self._schedule.delay(watched.misses)
+        self._reschedule()
+        return result
+
+    def _reschedule(self):
+        """One timer, for the earliest look-up due."""
+        self._timer = cancel(self._timer)
+        due = [w.due for w in self._watched.values() if w.due is not None]
+        if due and self._running:
+            self._timer = self._clock.callLater(max(0.0, min(due) - self._clock.seconds()), self._poll_due)
+
+    def _poll_due(self):
+        self._timer = None
+        now = self._clock.seconds()
         for name, watched in list(self._watched.items()):
-            d = defer.gatherResults([self._lookup(watched.public_key, e) for e in epochs])
-            d.addCallback(self._update, name, watched)
-            lookups.append(d)
-        return defer.DeferredList(lookups, consumeErrors=True)
+            if watched.due is not None and watched.due <= now + 1e-6:  # timers land on float sums
+                self._poll(name, watched)
 
     def _lookup(self, public_key, epoch):
         """The contact's Presence for `epoch`, or None (nothing there, or nothing valid)."""
@@ -147,6 +218,8 @@ class PresenceTracker:
         event = TRANSITIONS.get((before_status, watched.status))
         if event is None and watched.status != OFFLINE and before.route() != best.route():
             event = ADDRESS_CHANGED
+        news = event is not None or (best is not None and best != before)
+        watched.misses = 0 if news else watched.misses + 1
         if event is not None:
             for listener in list(self._listeners):
                 try:

@@ -2,7 +2,6 @@
 
 from kadchat.cards import encode_card
 from kadchat.model import Contact, Message
-from kadchat.presence import AWAY, OFFLINE, ONLINE
 
 
 def message_view(stored, book):
@@ -17,17 +16,16 @@ def message_view(stored, book):
     )
 
 
-def contact_view(name, book, tracker, route_of):
-    """`route_of(public_key)`: direct, relayed or None, how a live session reaches them."""
+def contact_view(name, book, board, route_of):
+    """`board`: a kadchat.contactpresence board; `route_of(public_key)`: direct, relayed or
+    None, how a live session reaches them."""
     public_key = book.key_of(name)
-    presence = tracker.status(name)
-    if presence not in (ONLINE, AWAY):
-        presence = OFFLINE  # "unknown" before the first look-up
+    presence = board.shown(name)
     return Contact(
         name=name,
         card=encode_card(public_key),
         presence=presence,
         last_seen=book.last_seen(name),
         unread=book.unread(name),
-        route=route_of(public_key) if presence != OFFLINE else None,  # a contact who said goodbye has no route
+        route=route_of(public_key) if board.connected(name) else None,  # a goodbye ends the route
     )

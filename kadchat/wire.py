@@ -24,6 +24,8 @@ Records, the plaintext of a TRANSPORT (empty = keepalive / handshake confirmatio
 
     MESSAGE  01 | message id 16 | seq 8 | base 8 | timestamp us 8 | index 2 | count 2 | chunk
     ACK      02 | message id 16 | count 2 | bitmap of received fragments, ceil(count / 8) bytes
+    PRESENCE 03 | status 1 (1 online, 2 away, 3 offline: goodbye) | sender's unix time ms 8
+                  (kadchat.liveness: hello, keep-alive, goodbye; never acknowledged)
 """
 
 import struct
@@ -45,6 +47,8 @@ MAX_DATAGRAM = 1200  # stays under common path MTUs, with room for a relay heade
 
 RECORD_MESSAGE = 0x01
 RECORD_ACK = 0x02
+RECORD_PRESENCE = 0x03
+PRESENCE_STATUSES = ("online", "away", "offline")  # on the wire as 1, 2, 3
 MESSAGE_ID_SIZE = 16
 MAX_SEQ = 2**63 - 1  # SQLite integers are signed 64-bit; the history stores seq
 MAX_TEXT_BYTES = 64 * 1024
@@ -62,6 +66,7 @@ _UNKNOWN_SESSION = struct.Struct(">BI")
 _COOKIE_REPLY = struct.Struct(f">BI{COOKIE_NONCE_SIZE}s{MAC_SIZE + TAG_SIZE}s")
 _MESSAGE_HEADER = struct.Struct(f">B{MESSAGE_ID_SIZE}sQQQHH")
 _ACK_HEADER = struct.Struct(f">B{MESSAGE_ID_SIZE}sH")
+_PRESENCE = struct.Struct(">BBQ")
 
 TRANSPORT_HEADER_SIZE = _TRANSPORT_HEADER.size
 TRANSPORT_OVERHEAD = TRANSPORT_HEADER_SIZE + TAG_SIZE
@@ -209,8 +214,17 @@ def encode_ack(ack):
     return _ACK_HEADER.pack(RECORD_ACK, ack.message_id, ack.count) + ack.received.to_bytes(_bitmap_size(ack.count), "little")
 
 
+class PresenceNote(NamedTuple):
+    status: str  # one of PRESENCE_STATUSES
+    time: float  # the sender's unix time
+
+
+def encode_presence(note):
+    return _PRESENCE.pack(RECORD_PRESENCE, PRESENCE_STATUSES.index(note.status) + 1, int(note.time * 1000))
+
+
 def decode_record(payload):
-    """Parse a TRANSPORT's plaintext: MessageFragment | Ack | None (keepalive)."""
+    """Parse a TRANSPORT's plaintext: MessageFragment | Ack | PresenceNote | None (keepalive)."""
     if not payload:
         return None
     kind = payload[0]
@@ -235,6 +249,13 @@ def decode_record(payload):
         if received >> count:
             raise WireError("ack bitmap names missing fragments")
         return Ack(message_id, count, received)
+    if kind == RECORD_PRESENCE:
+        if len(payload) != _PRESENCE.size:
+            raise WireError("presence record size")
+        _, status, millis = _PRESENCE.unpack(payload)
+        if not 1 <= status <= len(PRESENCE_STATUSES):
+            raise WireError("presence record status")
+        return PresenceNote(PRESENCE_STATUSES[status - 1], millis / 1000)
     raise WireError(f"unknown record type {kind:#04x}")
 
 

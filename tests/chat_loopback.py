@@ -12,7 +12,7 @@ from nacl.signing import SigningKey
 from twisted.internet import defer, protocol
 
 from kadchat.history import History
-from kadchat.messaging import ChatEndpoint, MessagingConfig
+from kadchat.messaging import ChatEndpoint, EndpointListener, MessagingConfig
 from kadchat.model import MessageState
 from kademlia.timers import cancel
 
@@ -73,7 +73,7 @@ class Contacts:
         yield self.bob.close()
 
 
-class Deliveries:
+class Deliveries(EndpointListener):
     """Fires a Deferred per message id when it is delivered, with the reactor's time."""
 
     def __init__(self, clock):

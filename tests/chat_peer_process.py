@@ -14,18 +14,14 @@ from twisted.internet import defer, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kadchat.messaging import EndpointListener  # noqa: E402
 from tests.chat_loopback import listen  # noqa: E402
 
 
-class _Printer:
+class _Printer(EndpointListener):
     def message_received(self, peer_key, message):
         print(message.id.hex(), flush=True)
 
-    def message_state(self, message_id, state):
-        pass
-
-    def session_ready(self, peer_key):
-        pass
 
 
 def main(reactor, port, history_file, seed_hex, contact_hex):

@@ -53,8 +53,8 @@ def state(state_name, name):
 def chat_both_ways(alice, bob, hello_bob="hello bob", hello_alice="hello alice", timeout=20):
     """alice and bob see each other online, write one message each way, and each
     sees the other's arrive and their own delivered."""
-    alice.expect(presence("bob", "online"), timeout=timeout)
-    bob.expect(presence("alice", "online"), timeout=timeout)
+    alice.expect(presence("bob", "connected"), timeout=timeout)
+    bob.expect(presence("alice", "connected"), timeout=timeout)
     alice.send_line(f"/msg bob {hello_bob}")
     bob.expect(received("alice", hello_bob), timeout=timeout)
     alice.expect(state("delivered", "bob"), timeout=timeout)

@@ -54,7 +54,7 @@ def test_two_people_at_terminals_add_each_other_chat_both_ways_and_keep_their_hi
     bob.expect(r"^added alice$")
     chat_both_ways(alice, bob, "hello", "hi alice, how are you?")
     alice.send_line("/contacts")
-    alice.expect(r"^bob: online, direct$")
+    alice.expect(r"^bob: connected, direct$")
 
     assert alice.quit() == 0
     assert bob.quit() == 0
@@ -113,7 +113,7 @@ def test_receiver_killed_mid_conversation_loses_nothing_acknowledged_and_shows_n
     fast_refresh(alice_dir, bob_dir)
     alice = procs.client(alice_dir, "-r", bootstrap=server)
     bob = procs.client(bob_dir, "-r", bootstrap=server, interface="127.0.0.2")
-    alice.expect(presence("bob", "online"), timeout=20)
+    alice.expect(presence("bob", "connected"), timeout=20)
 
     alice.send_line("/msg bob before 0")
     bob.expect(received("alice", "before 0"), timeout=15)
@@ -163,7 +163,7 @@ def test_clean_quit_publishes_offline_to_contacts_within_seconds(tmp_path, procs
     fast_refresh(people["alice"][0])
     alice = procs.client(people["alice"][0], "-r", bootstrap=server)
     bob = procs.client(people["bob"][0], bootstrap=server, interface="127.0.0.2")
-    alice.expect(presence("bob", "online"), timeout=20)
+    alice.expect(presence("bob", "connected"), timeout=20)
     assert bob.quit() == 0
     quit_at = time.monotonic()
     alice.expect(presence("bob", "offline"), timeout=10)
@@ -346,8 +346,8 @@ def test_both_writing_first_at_the_same_moment_deliver_both_ways(tmp_path, procs
     fast_refresh(people["alice"][0], people["bob"][0])
     alice = procs.client(people["alice"][0], "-r", bootstrap=server)
     bob = procs.client(people["bob"][0], "-r", bootstrap=server, interface="127.0.0.2")
-    alice.expect(presence("bob", "online"), timeout=20)
-    bob.expect(presence("alice", "online"), timeout=20)
+    alice.expect(presence("bob", "connected"), timeout=20)
+    bob.expect(presence("alice", "connected"), timeout=20)
     for i in range(3):  # both initiate a handshake at once: the crossing must not lose either side
         alice.send_line(f"/msg bob from alice {i}")
         bob.send_line(f"/msg alice from bob {i}")

@@ -8,7 +8,7 @@ from kadchat import wire
 from kadchat.channel import Limits
 from kadchat.errors import UserError
 from kadchat.history import History
-from kadchat.messaging import ChatEndpoint, MessagingConfig
+from kadchat.messaging import ChatEndpoint, EndpointListener, MessagingConfig
 from kadchat.sessions import SessionConfig
 from tests.chat_network import LossyNetwork
 
@@ -17,13 +17,14 @@ A_KEY, B_KEY, M_KEY = (bytes(k.verify_key) for k in (ALICE, BOB, MALLORY))
 A_ADDR, B_ADDR = ("127.0.0.1", 1001), ("127.0.0.1", 1002)
 
 
-class Recorder:
+class Recorder(EndpointListener):
     """A listener remembering what the endpoint reported."""
 
     def __init__(self):
         self.received = []
         self.states = {}
         self.sessions_ready = []
+        self.presences = []
 
     def message_received(self, peer_key, message):
         self.received.append((peer_key, message))
@@ -33,6 +34,9 @@ class Recorder:
 
     def session_ready(self, peer_key):
         self.sessions_ready.append(peer_key)
+
+    def presence_received(self, peer_key, status, their_time):
+        self.presences.append((peer_key, status, their_time))
 
     def texts(self):
         return [m.text for _, m in self.received]
@@ -93,6 +97,27 @@ def test_both_sides_hear_when_their_session_is_up_and_can_ask_where_it_goes():
     assert net.run(lambda: "delivered" in alice.recorder.states[message_id], timeout=5)
     assert alice.recorder.sessions_ready == [B_KEY] and bob.recorder.sessions_ready == [A_KEY]
     assert alice.endpoint.has_session(B_KEY) and alice.endpoint.route_of(B_KEY) == B_ADDR
+
+
+def test_presence_notes_travel_only_over_a_live_session():
+    net, alice, bob = pair()
+    assert not alice.endpoint.send_presence(B_KEY, "online", 1000.0)  # no session, nowhere to start one
+    alice.endpoint.peer_available(B_KEY, [B_ADDR])
+    assert net.run(lambda: alice.endpoint.has_session(B_KEY), timeout=5)
+    assert alice.endpoint.send_presence(B_KEY, "away", 1000.5)
+    assert net.run(lambda: bob.recorder.presences, timeout=5)
+    assert bob.recorder.presences == [(A_KEY, "away", 1000.5)]
+
+
+def test_a_new_session_sends_an_outbox_that_had_given_up():
+    net, alice, bob = pair(config=MessagingConfig(give_up_after=5.0))
+    apart = [True]
+    net.filters.append(lambda data, src, dst: apart[0])
+    message_id = alice.endpoint.send_message(B_KEY, [B_ADDR], "while apart")
+    assert net.run(lambda: "failed" in alice.recorder.states[message_id], timeout=60)
+    apart[0] = False
+    bob.endpoint.send_message(A_KEY, [A_ADDR], "back")  # bob's session to alice: alice's session_ready
+    assert net.run(lambda: "delivered" in alice.recorder.states[message_id], timeout=10)
 
 
 def test_long_text_travels_in_datagrams_under_1200_bytes():

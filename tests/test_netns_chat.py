@@ -93,8 +93,8 @@ def setup(lab, tmp_path, mode_a, mode_b):
 def test_behind_two_consistent_nats_the_chat_is_hole_punched_and_never_relayed(lab, tmp_path):
     server, alice, bob = setup(lab, tmp_path, "consistent", "consistent")
     chat_both_ways(alice, bob)
-    assert route(alice, "bob") == "online, direct"
-    assert route(bob, "alice") == "online, direct"
+    assert route(alice, "bob") == "connected, direct"
+    assert route(bob, "alice") == "connected, direct"
     registered, introduced, relayed, _ = server_counts(server)
     assert relayed == 0
     assert introduced >= 1  # a direct send alone cannot pass the other side's NAT
@@ -105,35 +105,35 @@ def test_behind_two_consistent_nats_the_chat_is_hole_punched_and_never_relayed(l
 def test_with_a_random_nat_the_chat_goes_through_the_relay(lab, tmp_path, modes):
     server, alice, bob = setup(lab, tmp_path, *modes)
     chat_both_ways(alice, bob)
-    assert route(alice, "bob") == "online, relayed"
-    assert route(bob, "alice") == "online, relayed"
+    assert route(alice, "bob") == "connected, relayed"
+    assert route(bob, "alice") == "connected, relayed"
     assert server_counts(server)[2] > 0
 
 
 def test_behind_consistent_nats_both_writing_first_at_once_still_goes_direct(lab, tmp_path):
     server, alice, bob = setup(lab, tmp_path, "consistent", "consistent")
-    alice.expect(presence("bob", "online"), timeout=20)
-    bob.expect(presence("alice", "online"), timeout=20)
+    alice.expect(presence("bob", "connected"), timeout=20)
+    bob.expect(presence("alice", "connected"), timeout=20)
     alice.send_line("/msg bob hi from alice")
     bob.send_line("/msg alice hi from bob")  # both punch at once
     bob.expect(received("alice", "hi from alice"), timeout=20)
     alice.expect(received("bob", "hi from bob"), timeout=20)
     alice.expect(state("delivered", "bob"), timeout=10)
     bob.expect(state("delivered", "alice"), timeout=10)
-    assert route(alice, "bob") == "online, direct"
-    assert route(bob, "alice") == "online, direct"
+    assert route(alice, "bob") == "connected, direct"
+    assert route(bob, "alice") == "connected, direct"
     assert server_counts(server)[2] == 0
 
 
 def test_a_killed_client_behind_a_nat_gets_what_was_sent_meanwhile_once_back(lab, tmp_path):
     server, alice, bob = setup(lab, tmp_path, "consistent", "consistent")
     chat_both_ways(alice, bob)
-    os.killpg(bob.pid, signal.SIGKILL)  # no offline record: alice still thinks bob is online
+    os.killpg(bob.pid, signal.SIGKILL)  # no goodbye, no offline record: alice still thinks bob is connected
     bob.popen.wait(5)
     alice.send_line("/msg bob are you there?")
     alice.expect(state("(?:sending|sent)", "bob"), timeout=5)
     bob = start_client(lab, lab.hosts["bob"], tmp_path / "bob", lab.hosts["server"])  # a new port and mapping
     bob.expect(received("alice", "are you there?"), timeout=30)
     alice.expect(state("delivered", "bob"), timeout=10)
-    assert route(alice, "bob") == "online, direct"
+    assert route(alice, "bob") == "connected, direct"
     assert server_counts(server)[2] == 0

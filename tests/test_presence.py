@@ -712,3 +712,51 @@ def test_presence_travels_through_a_simulated_swarm_of_real_dht_nodes(tmp_path):
     assert [e[1] for e in events.take()] == [OFFLINE]
     for node in nodes:
         node.stop()
+
+
+def _lookup_times(clock, dht, seconds, step=1.0):
+    """Clock times (from now) at which the tracker looked alice up, over `seconds`."""
+    start, seen, gets = clock.seconds(), [], dht.gets
+    while clock.seconds() - start < seconds:
+        clock.advance(step)
+        if dht.gets > gets:
+            seen.append(round(clock.seconds() - start))
+            gets = dht.gets
+    return seen
+
+
+def test_without_news_lookups_back_off_from_30_seconds_to_5_minutes():
+    clock = _clock()
+    dht = DictDHT(clock)
+    tracker, events = _tracker(clock, dht)
+    tracker.start()
+    assert _lookup_times(clock, dht, 1000) == [30, 60, 120, 240, 480, 780]  # gaps 30 30 60 120 240 300
+    tracker.stop()
+    assert clock.getDelayedCalls() == []
+
+
+def test_news_brings_the_next_lookup_back_to_30_seconds(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    tracker, events = _tracker(clock, dht)
+    tracker.start()
+    assert _lookup_times(clock, dht, 100) == [30, 60]
+    _publisher(tmp_path, clock, dht).start()  # alice comes online at +100; next look-up due at +120
+    assert _lookup_times(clock, dht, 150) == [20, 50, 80, 140]  # found at +120; then 30, 30, 60 s gaps
+    assert [e for _, e, _ in events.take()] == [OFFLINE, ONLINE]
+
+
+def test_connected_contacts_are_not_looked_up_and_a_lost_session_is_looked_up_at_once():
+    clock = _clock()
+    dht = DictDHT(clock)
+    tracker, events = _tracker(clock, dht, interval=10.0)
+    tracker.start()
+    tracker.set_connected("alice", True)
+    gets = dht.gets
+    clock.advance(100)
+    tracker.refresh()
+    assert dht.gets == gets
+    tracker.set_connected("alice", False)
+    assert dht.gets > gets
+    assert _lookup_times(clock, dht, 25) == [10, 20]
+    tracker.stop()

@@ -137,3 +137,13 @@ def test_initiation_macs_sit_at_its_end_and_start_as_zeros():
     assert len(init) == wire.INITIATION_SIZE == wire.INITIATION_MAC2_AT + wire.MAC_SIZE
     assert init[wire.INITIATION_MAC1_AT:] == bytes(2 * wire.MAC_SIZE)
     assert wire.decode(init[:wire.INITIATION_MAC1_AT] + b"1" * 16 + b"2" * 16).mac2 == b"2" * 16
+
+
+def test_presence_records_round_trip_and_refuse_bad_status_or_size():
+    for status in wire.PRESENCE_STATUSES:
+        note = wire.PresenceNote(status, 1_700_000_000.25)
+        assert wire.decode_record(wire.encode_presence(note)) == note
+    good = wire.encode_presence(wire.PresenceNote("away", 1.0))
+    for bad in (good[:-1], good + b"x", good[:1] + b"\x04" + good[2:], good[:1] + b"\x00" + good[2:]):
+        with pytest.raises(wire.WireError):
+            wire.decode_record(bad)

@@ -1,0 +1,87 @@
+"""Live presence over sessions: hello when a session comes up, keep-alives, goodbye.
+
+Both ends of a new session say hello with their status (online or away) and
+their clock's time; while the session lives each repeats it every `keepalive`
+seconds, which also keeps NAT mappings open. A contact not heard from for
+`missed` keep-alives is gone (crashed, or its network went away); a clean
+exit says goodbye (status offline) first. This is what lets a contact see us
+arrive and leave within a second or two instead of at its next DHT look-up.
+"""
+
+from kademlia.timers import Loop
+
+ONLINE, AWAY, OFFLINE = "online", "away", "offline"
+KEEPALIVE = 15.0
+MISSED = 3
+CHECKS_PER_KEEPALIVE = 3  # how finely silence is measured: gone 45 to 50 s after the last word
+GOODBYE_COPIES = 2  # datagrams get lost; a goodbye is sent once per copy, no answer awaited
+
+
+class Liveness:
+    def __init__(self, clock, send_presence, on_hello, on_gone, keepalive=KEEPALIVE, missed=MISSED):
+        """`send_presence(peer_key, status, time) -> bool` sends over the session (False: none
+        is up); `on_hello(peer_key, status, their_time)` and `on_gone(peer_key)` tell what we heard."""
+        self._clock = clock
+        self._send = send_presence
+        self._on_hello = on_hello
+        self._on_gone = on_gone
+        self._keepalive = keepalive
+        self._patience = keepalive * missed
+        self._loop = Loop(clock, keepalive / CHECKS_PER_KEEPALIVE, self._check)
+        self._heard = {}  # peer key -> when we last heard it say hello
+        self._said = {}  # peer key -> when we last told it our status
+        self.status = ONLINE
+
+    def start(self):
+        self._loop.start()
+
+    def stop(self):
+        return self._loop.stop()
+
+    def set_status(self, status):
+        """Our own status changed: every live contact hears it now."""
+        self.status = status
+        self.announce()
+
+    def announce(self):
+        """Tell every live contact our status now (say, from a new address)."""
+        for peer in list(self._heard):
+            self._tell(peer)
+
+    def session_ready(self, peer_key):
+        self._tell(peer_key)
+
+    def _tell(self, peer_key):
+        self._said[peer_key] = now = self._clock.seconds()
+        self._send(peer_key, self.status, now)
+
+    def presence_received(self, peer_key, status, their_time):
+        if status == OFFLINE:
+            self._said.pop(peer_key, None)
+            if self._heard.pop(peer_key, None) is not None:
+                self._on_gone(peer_key)
+            return
+        self._heard[peer_key] = self._clock.seconds()
+        self._on_hello(peer_key, status, their_time)
+
+    def goodbye(self):
+        """We are leaving: tell every live contact."""
+        now = self._clock.seconds()
+        for peer in list(self._heard):
+            for _ in range(GOODBYE_COPIES):
+                self._send(peer, OFFLINE, now)
+        self._heard.clear()
+        self._said.clear()
+
+    def is_live(self, peer_key):
+        return peer_key in self._heard
+
+    def _check(self):
+        now = self._clock.seconds()
+        for peer, heard in list(self._heard.items()):
+            if now - heard > self._patience:
+                del self._heard[peer]
+                self._said.pop(peer, None)
+                self._on_gone(peer)
+            elif now - self._said.get(peer, 0) >= self._keepalive - 1e-6:  # timers land on float sums
+                self._tell(peer)

@@ -1,0 +1,65 @@
+"""Live presence over sessions (kadchat.liveness), by the transcript of what it sends and reports."""
+
+from twisted.internet import task
+
+from kadchat.liveness import Liveness
+
+BOB = b"B" * 32
+
+
+def setup():
+    clock, transcript = task.Clock(), []
+    clock.advance(1000)
+    live = Liveness(
+        clock,
+        lambda peer, status, time: transcript.append(("send", peer, status, time)) or True,
+        lambda peer, status, their: transcript.append(("hello", peer, status, their)),
+        lambda peer: transcript.append(("gone", peer, clock.seconds())),
+    )
+    live.start()
+    return clock, transcript, live
+
+
+def test_a_new_session_gets_our_hello_and_their_hello_makes_them_live():
+    clock, transcript, live = setup()
+    live.session_ready(BOB)
+    live.presence_received(BOB, "online", 2000.0)
+    assert transcript == [("send", BOB, "online", 1000), ("hello", BOB, "online", 2000.0)]
+    assert live.is_live(BOB)
+
+
+def test_keepalives_every_15_seconds_and_gone_after_three_missed():
+    clock, transcript, live = setup()
+    live.session_ready(BOB)
+    live.presence_received(BOB, "online", 1000.0)
+    transcript.clear()
+    for _ in range(12):
+        clock.advance(5)
+    sends = [t[3] - 1000 for t in transcript if t[0] == "send"]
+    gone = [t[2] - 1000 for t in transcript if t[0] == "gone"]
+    assert sends == [15, 30, 45]
+    assert gone == [50]  # 45 s of silence, measured every 5 s
+    clock.advance(60)
+    assert not live.is_live(BOB) and len(transcript) == 4
+
+
+def test_goodbye_reaches_every_live_contact_twice_and_their_goodbye_is_gone_at_once():
+    clock, transcript, live = setup()
+    carol = b"C" * 32
+    for peer in (BOB, carol):
+        live.presence_received(peer, "online", 1000.0)
+    live.presence_received(carol, "offline", 1001.0)
+    assert transcript[-1] == ("gone", carol, 1000)
+    transcript.clear()
+    live.goodbye()
+    assert transcript == [("send", BOB, "offline", 1000)] * 2
+    assert not live.is_live(BOB)
+
+
+def test_our_status_change_is_told_to_live_contacts_at_once():
+    clock, transcript, live = setup()
+    live.presence_received(BOB, "online", 1000.0)
+    live.set_status("away")
+    assert transcript[-1] == ("send", BOB, "away", 1000)
+    live.stop()
+    assert clock.getDelayedCalls() == []
