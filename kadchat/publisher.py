@@ -39,8 +39,9 @@ class PresencePublisher:
         self._published = {}  # epoch -> clock time of our latest put for it
 
     def start(self):
+        """Publish now and then on the schedule; fires (never fails) when the first puts are done."""
         self._running = True
-        self._tick()
+        return self._tick()
 
     def stop(self):
         """Stop republishing and cancel puts in flight."""
@@ -72,8 +73,9 @@ class PresencePublisher:
 
     def _tick(self):
         self._call = None
-        self._publish(self._source())
+        d = self._publish(self._source())
         self._schedule()
+        return d
 
     def _next_lead_time(self, now):
         return (epoch_of(now, self._epoch_seconds) + 1) * self._epoch_seconds - self._lead

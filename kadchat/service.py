@@ -121,8 +121,7 @@ class ChatService:
     def _joined(self, size):
         self.log.info("joined the swarm: {size} nodes known", size=size)
         self.reachability.start(self.node.routing_table, self.bootstrap_addresses)
-        self.publisher.start()
-        self.tracker.start()
+        self.tracker.start(after=self.publisher.start())  # look once our record is out (see tracker.start)
         self._notify_status()
 
     def _nobody_answered(self):

@@ -112,10 +112,23 @@ class PresenceTracker:
         watched = self._watched[name]
         return watched.presence if watched.status in (ONLINE, AWAY) else None
 
-    def start(self):
-        """Look everyone up now, then each on the schedule."""
+    def start(self, after=None):
+        """Look everyone up now, or once `after` fires, then each on the schedule.
+
+        `after`: our own first record is out. Two contacts that start together
+        each look the other up before either record is stored, find nothing, and
+        would not look again for `PollSchedule.first` seconds; a look-up that
+        begins after our put ended is sure to find (or be found by) the other."""
         self._running, self._stopped = True, False
-        self.refresh()
+        if after is None:
+            self.refresh()
+        else:
+            after.addBoth(self._first_refresh)
+
+    def _first_refresh(self, result):
+        if self._running:
+            self.refresh()
+        return result
 
     def stop(self):
         self._running, self._stopped = False, True

@@ -760,3 +760,50 @@ def test_connected_contacts_are_not_looked_up_and_a_lost_session_is_looked_up_at
     assert dht.gets > gets
     assert _lookup_times(clock, dht, 25) == [10, 20]
     tracker.stop()
+
+
+class SlowPutDHT(DictDHT):
+    """A DictDHT whose puts take `delay` seconds to be stored, as on a real swarm."""
+
+    def __init__(self, clock, delay=1.0):
+        super().__init__(clock)
+        self.delay = delay
+
+    def put(self, item, ttl=None):
+        d = defer.Deferred()
+        self.clock.callLater(self.delay, lambda: super(SlowPutDHT, self).put(item, ttl).chainDeferred(d))
+        return d
+
+
+def test_two_contacts_starting_together_find_each_other_at_their_first_lookup(tmp_path):
+    # Each one's start look-up runs while both puts are still on their way; looking up
+    # only once our own record is stored, one of the two is sure to find the other.
+    clock = _clock()
+    dht = SlowPutDHT(clock)
+    trackers = []
+    for me, other in ((ALICE, BOB), (BOB, ALICE)):
+        publisher = _publisher(tmp_path, clock, dht, identity=me)
+        tracker = PresenceTracker(clock, dht, [(other.username, other.public_key)])
+        events = Events()
+        tracker.subscribe(events)
+        tracker.start(after=publisher.start())
+        trackers.append((publisher, tracker, events))
+    clock.advance(1)
+    found = [e for _, _, events in trackers for _, e, _ in events.take()]
+    assert ONLINE in found
+    for publisher, tracker, _ in trackers:
+        tracker.stop()
+        publisher.stop()
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_tracker_stopped_before_our_first_record_is_out_looks_nothing_up():
+    clock = _clock()
+    dht = DictDHT(clock)
+    tracker, events = _tracker(clock, dht)
+    first_put = defer.Deferred()
+    tracker.start(after=first_put)
+    assert dht.gets == 0
+    tracker.stop()
+    first_put.callback(1)
+    assert dht.gets == 0 and events.take() == [] and clock.getDelayedCalls() == []
