@@ -19,6 +19,8 @@ import threading
 import tty
 from pathlib import Path
 
+import pytest
+
 from kadchat.identity import load_or_create
 from tests.child_process import ChildProcess
 
@@ -185,4 +187,12 @@ class Processes:
     def stop_all(self):
         for process in reversed(self.started):
             process.stop()
+
+
+@pytest.fixture
+def procs():
+    """A `Processes` whose processes are stopped after the test (import it as a fixture)."""
+    started = Processes()
+    yield started
+    started.stop_all()
 

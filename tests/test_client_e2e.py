@@ -17,19 +17,12 @@ import pytest
 
 from kadchat.nat import natwire
 from tests.client_helpers import (
-    CARD_LINE, CHILD_ENV, CLIENT, ROOT, Processes, chat_both_ways, client_argv, friends, history_rows, make_identity,
-    presence, received, state, texts_from, write_contacts)
+    CARD_LINE, CHILD_ENV, CLIENT, ROOT, chat_both_ways, client_argv, friends, history_rows, make_identity, presence,
+    procs, received, state, texts_from, write_contacts)  # noqa: F401 (procs: a fixture)
 
 pytestmark = pytest.mark.timeout(90)
 
 FAST_REFRESH = "refresh_interval = 1\n"
-
-
-@pytest.fixture
-def procs():
-    started = Processes()
-    yield started
-    started.stop_all()
 
 
 def fast_refresh(*data_dirs):

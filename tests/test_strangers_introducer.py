@@ -9,19 +9,12 @@ import time
 import pytest
 
 from kadchat.nat import natwire
-from tests.client_helpers import Processes
+from tests.client_helpers import procs  # noqa: F401 (a fixture)
 
 ATTACKER_ADDRESSES = 313
 TAGS_PER_ADDRESS = 32  # the per-IP cap
 ATTACK_SECONDS = 20  # bound on the whole attack
 PACE = 100  # datagrams between short pauses: past a few hundred queued, loopback drops them
-
-
-@pytest.fixture
-def procs():
-    started = Processes()
-    yield started
-    started.stop_all()
 
 
 def attacker_sockets():

@@ -1,0 +1,163 @@
+"""Live presence end to end (issue 11): a dedicated server and console clients
+(client_node.py -N) as real processes on loopback, with DEFAULT settings: no
+-r, no kadchat.conf. What a contact shows must come from the session's hello,
+keep-alives and goodbye and from the look-ups at start, never from fast polling
+(without -r a contact that found nothing looks again only after 30 s).
+
+The bounds are generous functional ones; the figures (p50/p95) are
+bench/presence_latency.py's. With -s each test prints what it measured.
+"""
+
+import re
+import time
+
+import pytest
+
+from tests.client_helpers import CARD_LINE, LISTENING, client_argv, friends, presence, procs, received, state  # noqa: F401
+
+pytestmark = pytest.mark.timeout(120)
+
+CONNECTED_WITHIN = 5.0
+OFFLINE_AFTER_QUIT_WITHIN = 5.0
+OFFLINE_AFTER_KILL_WITHIN = 70.0  # 3 missed keep-alives of 15 s, checked every 5 s: 45-50 s
+RESTARTED_CONNECTED_WITHIN = 6.0
+QUEUED_DELIVERED_WITHIN = 5.0
+START_TRIALS = 5
+
+BOB_HOST = "127.0.0.2"  # each client on its own address, as on two machines
+
+
+def seconds_until(process, pattern, since, within):
+    """Wait for a line matching `pattern` from `process`; the seconds since `since`
+    (time.monotonic()) it took, which must be at most `within`."""
+    return seconds_until_all(process, [pattern], since, within)[0]
+
+
+def seconds_until_all(process, patterns, since, within):
+    """Like seconds_until, for lines matching each of `patterns`, in any order; their seconds."""
+    took = {}
+
+    def test(line):
+        for pattern in patterns:
+            if pattern not in took and re.search(pattern, line):
+                took[pattern] = time.monotonic() - since
+        return len(took) == len(patterns)
+
+    process.read_until(test, max(0.0, since + within - time.monotonic()), repr(patterns))
+    return [took[pattern] for pattern in patterns]
+
+
+def start_together(procs, people, server):
+    """alice and bob spawned at the same moment; returns (alice, bob, when)."""
+    began = time.monotonic()
+    alice = procs.spawn(client_argv(people["alice"][0], bootstrap=server), name="alice")
+    bob = procs.spawn(client_argv(people["bob"][0], bootstrap=server, interface=BOB_HOST), name="bob")
+    for client in (alice, bob):
+        client.expect(LISTENING)
+    return alice, bob, began
+
+
+def restart(procs, people, server, name, host):
+    began = time.monotonic()
+    return procs.client(people[name][0], bootstrap=server, interface=host), began
+
+
+def both_connected(alice, bob, since, within=CONNECTED_WITHIN):
+    return max(seconds_until(alice, presence("bob", "connected"), since, within),
+               seconds_until(bob, presence("alice", "connected"), since, within))
+
+
+def test_two_running_clients_that_add_each_other_are_connected_and_see_away_and_back(tmp_path, procs):
+    _, server = procs.server()
+    alice = procs.client(tmp_path / "alice", "--name", "alice", bootstrap=server)
+    bob = procs.client(tmp_path / "bob", "--name", "bob", bootstrap=server, interface=BOB_HOST)
+    cards = {name: p.seen(CARD_LINE)[0].strip() for name, p in (("alice", alice), ("bob", bob))}
+    bob.send_line(f"/add {cards['alice']} alice")
+    # His look-up finds her; she refuses his handshakes: he is not her contact yet.
+    bob.expect(presence("alice", "in the network"))
+    alice.send_line(f"/add {cards['bob']} bob")
+    added = time.monotonic()
+    took = both_connected(alice, bob, added)
+    alice.send_line("/away")
+    away = time.monotonic()
+    took_away = seconds_until(bob, presence("alice", "away"), away, CONNECTED_WITHIN)
+    alice.send_line("/back")
+    back = time.monotonic()
+    took_back = seconds_until(bob, presence("alice", "connected"), back, CONNECTED_WITHIN)
+    print(f"\nconnected {took:.2f} s after the second /add; away shown in {took_away:.2f} s, "
+          f"back in {took_back:.2f} s")
+    assert alice.quit() == 0 and bob.quit() == 0
+
+
+def test_contacts_starting_at_the_same_moment_are_connected_on_both_sides(tmp_path, procs):
+    # Their start look-ups race their first puts: each trial may lose the race.
+    _, server = procs.server()
+    took = []
+    for trial in range(START_TRIALS):
+        people = friends(tmp_path / str(trial), ["alice", "bob"])
+        alice, bob, began = start_together(procs, people, server)
+        took.append(both_connected(alice, bob, began))
+        assert alice.quit() == 0 and bob.quit() == 0
+    print(f"\nconnected on both sides after a start together (s): {[round(t, 2) for t in took]}")
+
+
+def test_a_clean_quit_shows_offline_and_the_return_is_connected_with_the_queued_message(tmp_path, procs):
+    _, server = procs.server()
+    people = friends(tmp_path, ["alice", "bob"])
+    alice, bob, began = start_together(procs, people, server)
+    both_connected(alice, bob, began)
+
+    bob.send_line("/quit")
+    quit_at = time.monotonic()
+    took_offline = seconds_until(alice, presence("bob", "offline"), quit_at, OFFLINE_AFTER_QUIT_WITHIN)
+    assert bob.wait() == 0
+    alice.send_line("/msg bob while you were out")
+    alice.expect(state("(?:sending|sent)", "bob"))
+
+    bob, back = restart(procs, people, server, "bob", BOB_HOST)
+    took_back = seconds_until(alice, presence("bob", "connected"), back, RESTARTED_CONNECTED_WITHIN)
+    took_message = seconds_until(bob, received("alice", "while you were out"), back, QUEUED_DELIVERED_WITHIN)
+    alice.expect(state("delivered", "bob"), timeout=QUEUED_DELIVERED_WITHIN)
+    print(f"\noffline {took_offline:.2f} s after /quit; connected {took_back:.2f} s after the restart, "
+          f"queued message in {took_message:.2f} s")
+    assert alice.quit() == 0 and bob.quit() == 0
+
+
+def test_a_client_killed_and_restarted_at_once_is_connected_again_and_gets_the_queued_message(tmp_path, procs):
+    # Faster than the 45 s silence: alice still holds the dead session when bob comes back.
+    _, server = procs.server()
+    people = friends(tmp_path, ["alice", "bob"])
+    alice, bob, began = start_together(procs, people, server)
+    both_connected(alice, bob, began)
+    bob.kill()
+    alice.send_line("/msg bob did you crash?")
+    alice.expect(state("(?:sending|sent)", "bob"))
+    bob, back = restart(procs, people, server, "bob", BOB_HOST)
+    took_back, took_message = seconds_until_all(
+        bob, [presence("alice", "connected"), received("alice", "did you crash?")], back, QUEUED_DELIVERED_WITHIN)
+    alice.expect(state("delivered", "bob"), timeout=QUEUED_DELIVERED_WITHIN)
+    assert not alice.seen(presence("bob", "offline"))
+    print(f"\nafter a kill and an immediate restart: connected {took_back:.2f} s, "
+          f"queued message in {took_message:.2f} s")
+    assert alice.quit() == 0 and bob.quit() == 0
+
+
+@pytest.mark.slow
+def test_a_killed_client_shows_offline_after_its_keepalives_stop_and_its_return_is_connected(tmp_path, procs):
+    _, server = procs.server()
+    people = friends(tmp_path, ["alice", "bob"])
+    alice, bob, began = start_together(procs, people, server)
+    both_connected(alice, bob, began)
+    bob.kill()  # no goodbye, no offline record: only the silence tells
+    killed = time.monotonic()
+    took_offline = seconds_until(alice, presence("bob", "offline"), killed, OFFLINE_AFTER_KILL_WITHIN)
+    alice.send_line("/msg bob are you back?")
+    alice.expect(state("(?:sending|sent)", "bob"))
+
+    bob, back = restart(procs, people, server, "bob", BOB_HOST)
+    took_back = seconds_until(alice, presence("bob", "connected"), back, RESTARTED_CONNECTED_WITHIN)
+    took_message = seconds_until(bob, received("alice", "are you back?"), back, QUEUED_DELIVERED_WITHIN)
+    alice.expect(state("delivered", "bob"), timeout=QUEUED_DELIVERED_WITHIN)
+    print(f"\noffline {took_offline:.1f} s after SIGKILL; connected {took_back:.2f} s after the restart, "
+          f"queued message in {took_message:.2f} s")
+    assert alice.quit() == 0 and bob.quit() == 0
