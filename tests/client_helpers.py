@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import tty
 from pathlib import Path
 
@@ -63,6 +64,26 @@ def chat_both_ways(alice, bob, hello_bob="hello bob", hello_alice="hello alice",
     bob.send_line(f"/msg alice {hello_alice}")
     alice.expect(received("bob", hello_alice), timeout=timeout)
     bob.expect(state("delivered", "alice"), timeout=timeout)
+
+
+def seconds_until(process, pattern, since, within):
+    """Wait for a line matching `pattern` from `process` (a ChildProcess); the seconds since `since`
+    (time.monotonic()) it took, which must be at most `within`."""
+    return seconds_until_all(process, [pattern], since, within)[0]
+
+
+def seconds_until_all(process, patterns, since, within):
+    """Like seconds_until, for lines matching each of `patterns`, in any order; their seconds."""
+    took = {}
+
+    def test(line):
+        for pattern in patterns:
+            if pattern not in took and re.search(pattern, line):
+                took[pattern] = time.monotonic() - since
+        return len(took) == len(patterns)
+
+    process.read_until(test, max(0.0, since + within - time.monotonic()), repr(patterns))
+    return [took[pattern] for pattern in patterns]
 
 
 # -- data directories -----------------------------------------------------------

@@ -8,12 +8,12 @@ The bounds are generous functional ones; the figures (p50/p95) are
 bench/presence_latency.py's. With -s each test prints what it measured.
 """
 
-import re
 import time
 
 import pytest
 
-from tests.client_helpers import CARD_LINE, LISTENING, client_argv, friends, presence, procs, received, state  # noqa: F401
+from tests.client_helpers import (  # noqa: F401 (procs: a fixture)
+    CARD_LINE, LISTENING, client_argv, friends, presence, procs, received, seconds_until, seconds_until_all, state)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,26 +25,6 @@ QUEUED_DELIVERED_WITHIN = 5.0
 START_TRIALS = 5
 
 BOB_HOST = "127.0.0.2"  # each client on its own address, as on two machines
-
-
-def seconds_until(process, pattern, since, within):
-    """Wait for a line matching `pattern` from `process`; the seconds since `since`
-    (time.monotonic()) it took, which must be at most `within`."""
-    return seconds_until_all(process, [pattern], since, within)[0]
-
-
-def seconds_until_all(process, patterns, since, within):
-    """Like seconds_until, for lines matching each of `patterns`, in any order; their seconds."""
-    took = {}
-
-    def test(line):
-        for pattern in patterns:
-            if pattern not in took and re.search(pattern, line):
-                took[pattern] = time.monotonic() - since
-        return len(took) == len(patterns)
-
-    process.read_until(test, max(0.0, since + within - time.monotonic()), repr(patterns))
-    return [took[pattern] for pattern in patterns]
 
 
 def start_together(procs, people, server):
