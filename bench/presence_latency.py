@@ -1,0 +1,348 @@
+"""Live presence (issue 11): how fast contacts see each other come and go, and the
+DHT traffic it costs, for 1, 20 and 100 contacts. Prints one JSON object.
+
+Latency, on real loopback UDP with DEFAULT settings (no -r): a dedicated_server.py
+process, and in this process a "hub" ChatService with N contacts, each contact
+a ChatService of its own (every one on its own 127.0.0.x address, as on separate
+machines; all share this process's one core, the server has the other). Per
+trial, with the contacts running: the hub starts (each side's time to show the
+other connected), quits cleanly (the contacts' time to show it offline), each
+contact writes to it while it is away, and it starts again (connected again; the
+queued messages' arrival). Times are from the hub's start() / stop() call. Once
+per size, the hub goes silent instead (a crash: its socket neither sends nor
+reads), the contacts' time to show it offline, and its restart after that.
+Samples are per contact and trial; p50/p95 over all of them.
+
+Baselines: `dht_lookup_ms` is measured in the same run (one contact's record
+looked up on this swarm: the floor of any DHT-based notice). The old polling
+(commit 44536e1: every contact's records looked up every 60 s, no sessions) is
+computed: a change shows at the next look-up, uniform over 0-60 s (p50 30 s,
+p95 57 s), and a crash only once its last record is older than the record TTL
+(600 s) plus that wait.
+
+DHT traffic per client per hour, measured on the simulator (kademlia.simswarm,
+virtual time, 500 nodes): a client's KRPC queries and bytes sent over one hour
+after its start, with N contacts, for the old polling (PresenceTracker with a
+fixed 60 s interval), the new one with every contact offline (the most
+look-ups: 30 s backing off to 5 minutes), the new one with every contact
+connected (no look-ups), and no contacts at all (publishing and the DHT's own
+upkeep only).
+
+    python3 bench/presence_latency.py [--contacts 1,20,100] [--trials 20,5,2] [--no-crash] [--no-traffic]
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nacl.signing import SigningKey
+from twisted.internet import defer, task
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import parse_client_args  # noqa: E402
+from kadchat.identity import Identity, load_or_create  # noqa: E402
+from kadchat.presence import ONLINE, Presence  # noqa: E402
+from kadchat.publisher import PresencePublisher  # noqa: E402
+from kadchat.seqcounter import SeqCounter  # noqa: E402
+from kadchat.service import ChatService  # noqa: E402
+from kadchat.tracker import PollSchedule, PresenceTracker  # noqa: E402
+from kademlia.simswarm import SimSwarm  # noqa: E402
+from tests.chat_loopback import percentile  # noqa: E402
+from tests.client_helpers import Processes, make_identity, write_contacts  # noqa: E402
+
+OLD_POLL_INTERVAL = 60.0  # commit 44536e1: ON_DEMAND_REFRESH
+RECORD_TTL = 600.0
+WAIT_LIMIT = 90.0  # seconds: a figure not seen by then counts as missing
+
+
+def figures(samples):
+    """p50/p95 (ms) of the samples (seconds), and how many there were."""
+    if not samples:
+        return {"n": 0}
+    return {"n": len(samples), "p50_ms": round(percentile(samples, 0.5) * 1000, 1),
+            "p95_ms": round(percentile(samples, 0.95) * 1000, 1), "max_ms": round(max(samples) * 1000, 1)}
+
+
+# -- latency: ChatServices on real loopback sockets --------------------------------
+
+class Watch:
+    """A ChatListener that records when each presence and message was shown, and
+    fires waiters (`until`) on them."""
+
+    def __init__(self, clock):
+        self._clock = clock
+        self.shown = {}  # (contact name, presence) -> first clock time since reset()
+        self.received = {}  # (contact name, text) -> clock time
+        self._waiters = []  # (key, Deferred)
+
+    def reset(self):
+        self.shown.clear()
+
+    def presence(self, name, presence):
+        self._seen(self.shown, (name, str(presence)))
+
+    def message(self, message):
+        if not message.outgoing:
+            self._seen(self.received, (message.contact, message.text))
+
+    def message_state(self, message_id, state):
+        pass
+
+    def status(self, status):
+        pass
+
+    def _seen(self, table, key):
+        table.setdefault(key, self._clock.seconds())
+        for waiter in [w for w in self._waiters if w[0] == key]:
+            self._waiters.remove(waiter)
+            waiter[1].callback(None)
+
+    def until(self, key, table):
+        """Fires once `key` is in `table` (at once if it is)."""
+        if key in table:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._waiters.append((key, d))
+        return d
+
+
+class Peer:
+    """One ChatService and its data directory, startable again after a stop or a crash."""
+
+    def __init__(self, reactor, data_dir, name, address, server):
+        self.reactor, self.data_dir, self.name, self.address = reactor, data_dir, name, address
+        self._argv = ["-N", "--data-dir", str(data_dir), "--interface", address,
+                      "-I", server[0], "-P", str(server[1])]
+        self.identity = None
+        self.service = None
+        self.watch = Watch(reactor)
+        self.zombies = []  # crashed services, stopped for good at the end
+
+    def start(self):
+        self.identity = self.identity or load_or_create(str(self.data_dir), self.name)
+        self.service = ChatService(self.reactor, parse_client_args(self._argv), self.identity)
+        self.service.subscribe(self.watch)
+        self.service.start()
+
+    def stop(self):
+        service, self.service = self.service, None
+        return service.stop()
+
+    def crash(self):
+        """Go silent as a killed process does: nothing sent, nothing read, no goodbye."""
+        service, self.service = self.service, None
+        service.node._listening_port.stopReading()
+        service.node.protocol.transport = None  # KRPCProtocol sends nothing without one
+        self.zombies.append(service)
+
+    def joined(self):
+        return self.service is not None and self.service._joiner.joined
+
+
+def sleep(reactor, seconds):
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+@defer.inlineCallbacks
+def wait_all(reactor, waits, limit=WAIT_LIMIT):
+    """Wait for every Deferred in `waits`, at most `limit` seconds in all."""
+    together = defer.DeferredList(list(waits), consumeErrors=True)
+    together.addTimeout(limit, reactor)
+    try:
+        yield together
+    except defer.TimeoutError:
+        pass
+
+
+def since(table, keys, began):
+    return [table[k] - began for k in keys if k in table]
+
+
+@defer.inlineCallbacks
+def until_joined(reactor, peers, limit=30.0):
+    deadline = reactor.seconds() + limit
+    while not all(p.joined() for p in peers) and reactor.seconds() < deadline:
+        yield sleep(reactor, 0.05)
+
+
+@defer.inlineCallbacks
+def latency(reactor, server, count, trials, crash, tmp):
+    names = [f"c{i}" for i in range(count)]
+    hub = Peer(reactor, tmp / "hub", "hub", "127.0.0.2", server)
+    contacts = [Peer(reactor, tmp / n, n, f"127.0.{(i + 3) // 250}.{(i + 3) % 250 + 2}", server)
+                for i, n in enumerate(names)]
+    cards = {p.name: make_identity(p.data_dir, p.name) for p in [hub, *contacts]}
+    write_contacts(hub.data_dir, {n: cards[n] for n in names})
+    for p in contacts:
+        write_contacts(p.data_dir, {"hub": cards["hub"]})
+        p.start()
+    yield until_joined(reactor, contacts)
+    yield sleep(reactor, 1.0)  # their first records are out and their first look-ups (hub: none) done
+    got = {key: [] for key in ("connected_at_hub", "connected_at_contacts", "offline_after_quit",
+                               "connected_after_restart", "queued_delivered", "lookup_ms")}
+    for trial in range(trials):
+        for p in contacts:
+            p.watch.reset()
+        hub.watch.reset()
+        began = reactor.seconds()
+        hub.start()
+        yield wait_all(reactor, [hub.watch.until((n, "connected"), hub.watch.shown) for n in names]
+                       + [p.watch.until(("hub", "connected"), p.watch.shown) for p in contacts])
+        got["connected_at_hub"] += since(hub.watch.shown, [(n, "connected") for n in names], began)
+        got["connected_at_contacts"] += [t for p in contacts for t in since(p.watch.shown, [("hub", "connected")], began)]
+
+        stopped = reactor.seconds()
+        stopping = hub.stop()
+        yield wait_all(reactor, [p.watch.until(("hub", "offline"), p.watch.shown) for p in contacts])
+        got["offline_after_quit"] += [t for p in contacts for t in since(p.watch.shown, [("hub", "offline")], stopped)]
+        yield stopping  # gone for good: what the contacts write now must wait for its return
+        for p in contacts:
+            p.watch.reset()
+            p.service.send_message("hub", f"queued {trial}")
+        yield sleep(reactor, 0.5)  # queued: sent into the old session or waiting for a new one
+
+        again = reactor.seconds()
+        hub.start()
+        yield wait_all(reactor, [p.watch.until(("hub", "connected"), p.watch.shown) for p in contacts]
+                       + [hub.watch.until((n, f"queued {trial}"), hub.watch.received) for n in names])
+        got["connected_after_restart"] += [t for p in contacts
+                                           for t in since(p.watch.shown, [("hub", "connected")], again)]
+        got["queued_delivered"] += since(hub.watch.received, [(n, f"queued {trial}") for n in names], again)
+        looked = reactor.seconds()
+        yield contacts[0].service.node.get(b"\x00" * 20)  # one DHT look-up on this swarm, for scale
+        got["lookup_ms"].append(reactor.seconds() - looked)
+        if trial < trials - 1:
+            yield hub.stop()
+    result = {key: figures(values) for key, values in got.items()}
+    result["dht_lookup_ms"] = result.pop("lookup_ms")
+    result["samples_expected_per_figure"] = count * trials
+    if crash:
+        result.update((yield crash_and_return(reactor, hub, contacts)))
+    yield hub.stop()
+    for p in contacts:
+        yield p.stop()
+    for p in [hub, *contacts]:
+        for zombie in p.zombies:
+            yield zombie.stop()
+    defer.returnValue(result)
+
+
+@defer.inlineCallbacks
+def crash_and_return(reactor, hub, contacts):
+    for p in contacts:
+        p.watch.reset()
+    crashed = reactor.seconds()
+    hub.crash()
+    yield wait_all(reactor, [p.watch.until(("hub", "offline"), p.watch.shown) for p in contacts])
+    offline = [t for p in contacts for t in since(p.watch.shown, [("hub", "offline")], crashed)]
+    for p in contacts:
+        p.watch.reset()
+    again = reactor.seconds()
+    hub.start()
+    yield wait_all(reactor, [p.watch.until(("hub", "connected"), p.watch.shown) for p in contacts])
+    back = [t for p in contacts for t in since(p.watch.shown, [("hub", "connected")], again)]
+    defer.returnValue({"offline_after_crash": figures(offline), "connected_after_crash_restart": figures(back)})
+
+
+# -- DHT traffic: the simulator, one virtual hour ---------------------------------
+
+def counted(node):
+    """Wrap `node`'s transport: {"queries", "bytes"} of the KRPC it sends from now on."""
+    count = {"queries": 0, "bytes": 0}
+    transport = node.protocol.transport
+    write = transport.write
+
+    def counting_write(data, address):
+        if data[:1] == b"d":
+            count["bytes"] += len(data)
+            count["queries"] += b"1:y1:q" in data  # keys are sorted: a query's y comes last
+        return write(data, address)
+
+    transport.write = counting_write
+    return count
+
+
+def traffic(count, tmp, nodes=500, seconds=3600.0, seed=7):
+    """KRPC queries and bytes one client sends in `seconds`, per polling mode."""
+    modes = {
+        "old_every_60s": dict(schedule=PollSchedule(fixed=OLD_POLL_INTERVAL), connected=False),
+        "new_all_offline": dict(schedule=PollSchedule(), connected=False),
+        "new_all_connected": dict(schedule=PollSchedule(), connected=True),
+    }
+    result = {}
+    baseline = None
+    for mode, options in [("no_contacts", None), *modes.items()]:
+        swarm = SimSwarm.build(nodes, seed=seed)
+        node = swarm.nodes[0]
+        me = Identity(SigningKey(bytes([9]) * 32), "hub")
+        seq = SeqCounter(str(tmp / f"seq-{mode}-{count}"), swarm.clock.seconds)
+        publisher = PresencePublisher(swarm.clock, node, me, lambda: Presence(ONLINE, addrs=[node.address]), seq)
+        keys = [] if options is None else [(f"c{i}", SigningKey((i + 1).to_bytes(32, "big")).verify_key.encode())
+                                           for i in range(count)]
+        tracker = PresenceTracker(swarm.clock, node, keys, schedule=options and options["schedule"])
+        sent = counted(node)
+        first = publisher.start()
+        if options is not None and options["connected"]:
+            for name, _ in keys:  # sessions came up at once: the hellos speak for them
+                tracker.set_connected(name, True)
+        tracker.start(after=first)
+        swarm.advance(seconds, step=1.0)
+        tracker.stop()
+        publisher.stop()
+        swarm.stop()
+        per_hour = {k: round(v * 3600.0 / seconds) for k, v in sent.items()}
+        if options is None:
+            baseline = per_hour
+        else:
+            per_hour["presence_lookups_only"] = {k: per_hour[k] - baseline[k] for k in baseline}
+        result[mode] = per_hour
+    return result
+
+
+# -- main ------------------------------------------------------------------------
+
+@defer.inlineCallbacks
+def main(reactor, *argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", default="1,20,100", help="contact counts, comma-separated")
+    parser.add_argument("--trials", default="20,5,2", help="trials per contact count, comma-separated")
+    parser.add_argument("--no-crash", action="store_true", help="skip the crash figure (about 50 s per size)")
+    parser.add_argument("--no-traffic", action="store_true", help="skip the simulated DHT traffic")
+    parser.add_argument("--no-latency", action="store_true", help="skip the loopback latencies")
+    args = parser.parse_args(argv)
+    counts = [int(c) for c in args.contacts.split(",")]
+    trials = [int(t) for t in args.trials.split(",")]
+    report = {"benchmark": "presence_latency", "settings": "defaults (no -r)",
+              "old_polling_computed": {
+                  "change_shown_after_s": {"p50": OLD_POLL_INTERVAL * 0.5, "p95": OLD_POLL_INTERVAL * 0.95},
+                  "crash_shown_after_s": {"min": RECORD_TTL, "max": RECORD_TTL + OLD_POLL_INTERVAL}},
+              "by_contacts": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        processes = Processes()
+        try:
+            if not args.no_latency:
+                _, server = processes.server()
+            for count, trial_count in zip(counts, trials + trials[-1:] * len(counts)):
+                started = time.monotonic()
+                entry = report["by_contacts"][str(count)] = {}
+                if not args.no_latency:
+                    entry["latency"] = yield latency(reactor, server, count, trial_count, not args.no_crash,
+                                                     tmp / f"latency-{count}")
+                    entry["trials"] = trial_count
+                if not args.no_traffic:
+                    entry["dht_traffic_per_client_per_hour"] = traffic(count, tmp)
+                entry["wall_seconds"] = round(time.monotonic() - started, 1)
+                print(json.dumps({str(count): entry}), file=sys.stderr, flush=True)  # progress
+        finally:
+            processes.stop_all()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    task.react(main, sys.argv[1:])
