@@ -232,7 +232,7 @@ def latency(reactor, server, count, trials, crash, tmp):
     for p in [hub, *contacts]:
         for zombie in p.zombies:
             yield zombie.stop()
-    defer.returnValue(result)
+    return result
 
 
 @defer.inlineCallbacks
@@ -249,7 +249,7 @@ def crash_and_return(reactor, hub, contacts):
     hub.start()
     yield wait_all(reactor, [p.watch.until(("hub", "connected"), p.watch.shown) for p in contacts])
     back = [t for p in contacts for t in since(p.watch.shown, [("hub", "connected")], again)]
-    defer.returnValue({"offline_after_crash": figures(offline), "connected_after_crash_restart": figures(back)})
+    return {"offline_after_crash": figures(offline), "connected_after_crash_restart": figures(back)}
 
 
 # -- DHT traffic: the simulator, one virtual hour ---------------------------------

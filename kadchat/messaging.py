@@ -189,6 +189,10 @@ class ChatEndpoint:
         """The address (plain or a traversal route) the session with the peer uses, else None."""
         return self.sessions.address_of(peer_key)
 
+    def drop_session(self, peer_key):
+        """The peer is gone (kadchat.liveness): the next message or reach needs a new session."""
+        self.sessions.drop(peer_key)
+
     def send_presence(self, peer_key, status, time):
         """Our hello, keep-alive or goodbye over the current session; False if none is up."""
         note = wire.encode_presence(wire.PresenceNote(status, time))

@@ -13,9 +13,11 @@ from kadchat.tracker import ADDRESS_CHANGED
 
 
 class Presences:
-    def __init__(self, clock, book, tracker, reachability, send_presence, on_shown):
-        """`on_shown(name, ContactPresence)` is told whenever what we show of a contact changes."""
+    def __init__(self, clock, book, tracker, reachability, send_presence, on_shown, drop_session=lambda key: None):
+        """`on_shown(name, ContactPresence)` is told whenever what we show of a contact changes;
+        `drop_session(peer_key)` when a contact has gone, so that its dead session goes too."""
         self._clock = clock
+        self._drop_session = drop_session
         self._book = book
         self._tracker = tracker
         self._reachability = reachability
@@ -50,6 +52,9 @@ class Presences:
             self.board.hello(name, status, their_time)
 
     def _gone(self, peer_key):
+        # Before the board tells the tracker: its look-up may reach the contact at once,
+        # which must start a handshake, not use the session that went silent.
+        self._drop_session(peer_key)
         name = self._book.name_of(peer_key)
         if name is not None:
             self.board.gone(name)

@@ -82,7 +82,8 @@ class ChatService:
             interval=c.refresh_interval if c.refresh else None,  # None: back off while nothing changes
         )
         self.presences = Presences(reactor, self.book, self.tracker, self.reachability, self.endpoint.send_presence,
-                                   lambda name, shown: self._tell("presence", name, shown))
+                                   lambda name, shown: self._tell("presence", name, shown),
+                                   drop_session=self.endpoint.drop_session)
         self._joiner = Joiner(reactor, lambda: self.node.bootstrap(self.bootstrap_addresses),
                               self._joined, self._nobody_answered, REJOIN_INTERVAL)
         self._status_loop = Loop(reactor, STATUS_INTERVAL, self._notify_status_if_changed)

@@ -245,6 +245,13 @@ class SessionManager:
         (live presence wants one with every contact it can reach)."""
         self._usable(self._peer(peer_key), self._clock.seconds())
 
+    def drop(self, peer_key):
+        """The peer is gone (kadchat.liveness: a goodbye, or silence): forget the current
+        session, so that reaching it again starts a handshake instead of sealing into the void."""
+        peer = self._peers.get(peer_key)
+        if peer is not None and peer.current is not None:
+            peer.machine.fire(PeerEvent.LOST, peer.current)
+
     def _usable(self, peer, now):
         """The current session, or None after making sure a handshake is under way."""
         if peer.current is not None and peer.current.channel.expired(now):

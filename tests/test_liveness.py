@@ -63,3 +63,56 @@ def test_our_status_change_is_told_to_live_contacts_at_once():
     assert transcript[-1] == ("send", BOB, "away", 1000)
     live.stop()
     assert clock.getDelayedCalls() == []
+
+
+# -- kadchat.presences: the wiring around liveness -----------------------------------
+
+class Calls:
+    """Fakes of the contact book, tracker and reachability, logging what Presences asks of them."""
+
+    def __init__(self):
+        self.log = []
+
+    # the book
+    def has(self, name):
+        return name == "bob"
+
+    def is_contact(self, key):
+        return key == BOB
+
+    def name_of(self, key):
+        return "bob" if key == BOB else None
+
+    def key_of(self, name):
+        return BOB
+
+    def seen(self, name, when):
+        pass
+
+    # the tracker
+    def subscribe(self, listener):
+        pass
+
+    def set_connected(self, name, connected):
+        self.log.append(("set_connected", name, connected))
+
+    # reachability
+    def reach(self, key, presence):
+        self.log.append(("reach", key))
+
+
+def test_a_contact_gone_silent_loses_its_session_before_the_tracker_looks_it_up_again():
+    from kadchat.presences import Presences
+
+    clock, calls = task.Clock(), Calls()
+    presences = Presences(clock, calls, calls, calls, lambda peer, status, time: True,
+                          lambda name, shown: calls.log.append(("shown", name, str(shown))),
+                          drop_session=lambda key: calls.log.append(("drop_session", key)))
+    presences.liveness.start()
+    presences.session_ready(BOB)
+    presences.presence_received(BOB, "online", 0.0)
+    clock.advance(50)  # three keep-alives missed
+    assert calls.log == [("set_connected", "bob", True), ("shown", "bob", "connected"),
+                         ("drop_session", BOB), ("set_connected", "bob", False), ("shown", "bob", "offline")]
+    presences.liveness.stop()
+    assert clock.getDelayedCalls() == []

@@ -743,7 +743,8 @@ def test_news_brings_the_next_lookup_back_to_30_seconds(tmp_path):
     assert _lookup_times(clock, dht, 100) == [30, 60]
     _publisher(tmp_path, clock, dht).start()  # alice comes online at +100; next look-up due at +120
     assert _lookup_times(clock, dht, 150) == [20, 50, 80, 140]  # found at +120; then 30, 30, 60 s gaps
-    assert [e for _, e, _ in events.take()] == [OFFLINE, ONLINE]
+    # online again: a newer record (republished), and still no session with her
+    assert [e for _, e, _ in events.take()] == [OFFLINE, ONLINE, ONLINE]
 
 
 def test_connected_contacts_are_not_looked_up_and_a_lost_session_is_looked_up_at_once():
@@ -807,3 +808,32 @@ def test_a_tracker_stopped_before_our_first_record_is_out_looks_nothing_up():
     tracker.stop()
     first_put.callback(1)
     assert dht.gets == 0 and events.take() == [] and clock.getDelayedCalls() == []
+
+
+def test_after_a_session_ends_the_unchanged_record_is_reported_again_and_so_is_each_newer_one(tmp_path):
+    # A contact that went silent and came back (a network outage, a frozen laptop) keeps
+    # the record we saw before its session: without a report nobody would reach it again.
+    clock = _clock()
+    dht = DictDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht)
+    publisher.start()
+    tracker, events = _tracker(clock, dht)
+    tracker.start()
+    assert [e for _, e, _ in events.take()] == [ONLINE]
+    tracker.set_connected("alice", True)
+    clock.advance(60)
+    tracker.set_connected("alice", False)  # looks alice up at once: the same record
+    assert [e for _, e, _ in events.take()] == [ONLINE]
+    tracker.refresh()
+    assert events.take() == []  # nothing newer
+    clock.advance(1)
+    publisher.publish_now()
+    tracker.refresh()
+    assert [e for _, e, _ in events.take()] == [ONLINE]  # newer, and still no session
+    tracker.set_connected("alice", True)
+    clock.advance(1)
+    publisher.publish_now()
+    tracker.refresh()
+    assert events.take() == []  # connected: looked up no more
+    tracker.stop()
+    publisher.stop()

@@ -253,3 +253,15 @@ def test_malformed_datagrams_are_counted_never_raised():
     for stray in (b"\x02" + bytes(56), b"\x04\0\0\0\1"):  # answers to nothing we asked
         bob.manager.datagram_received(stray, A_ADDR)
     assert bob.manager.stats.undecryptable == 3 and not bob.manager._peers
+
+
+def test_a_dropped_session_is_gone_and_the_next_connect_makes_a_new_one():
+    # Live presence drops the session of a contact that went silent: reaching it again
+    # must handshake, not seal into a session the other side may have lost.
+    net, alice, bob = setup()
+    connect(net, alice)
+    alice.manager.drop(B_KEY)
+    assert not alice.manager.has_session(B_KEY)
+    alice.manager.connect(B_KEY)
+    assert net.run(lambda: len(alice.ready) == 2, timeout=5)
+    alice.manager.drop(M_KEY)  # nobody we know: nothing to drop
