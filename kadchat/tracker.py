@@ -58,15 +58,15 @@ class _Watched:
         self.misses = 0  # look-ups in a row that found nothing new
         self.due = None  # clock time of the next scheduled look-up
         self.lookup = None  # the look-up in flight
-        self.session_ended = False  # a live session ended since the last look-up
+        self.lost = False  # its live session ended and none has come up since
 
 
 class PresenceListener(Protocol):
     def presence_changed(self, name: str, event: str, presence: Presence | None) -> None:
         """`event` is online, away, offline or ADDRESS_CHANGED; `presence` is the
-        contact's current record while online or away, else None. A contact with no
-        live session is reported online (or away) again at the first look-up after its
-        session ended and whenever a newer record shows: it was alive since."""
+        contact's current record while online or away, else None. A contact without a
+        live session is reported online (or away) again at each look-up after it lost
+        one (say to a network outage) and whenever a newer record shows: reach it again."""
 
 
 class PresenceTracker:
@@ -151,7 +151,7 @@ class PresenceTracker:
         if watched is None or watched.connected == connected:
             return
         watched.connected = connected
-        watched.session_ended = not connected
+        watched.lost = not connected
         watched.misses = 0
         if connected:
             watched.due = None
@@ -233,13 +233,12 @@ class PresenceTracker:
         watched.presence = best
         watched.status = best.status if best is not None else OFFLINE
         event = TRANSITIONS.get((before_status, watched.status))
-        if event is None and watched.status != OFFLINE:
-            if before.route() != best.route():
-                event = ADDRESS_CHANGED
-            elif not watched.connected and (watched.session_ended or best.ts > before.ts):
-                event = watched.status  # alive and no session (any more): worth reaching again
-        watched.session_ended = False
+        if event is None and watched.status != OFFLINE and before.route() != best.route():
+            event = ADDRESS_CHANGED
         news = event is not None or (best is not None and best != before)
+        if event is None and watched.status != OFFLINE and not watched.connected and (
+                watched.lost or best.ts > before.ts):
+            event = watched.status  # alive since, and no session (any more): worth reaching again
         watched.misses = 0 if news else watched.misses + 1
         if event is not None:
             for listener in list(self._listeners):

@@ -810,7 +810,7 @@ def test_a_tracker_stopped_before_our_first_record_is_out_looks_nothing_up():
     assert dht.gets == 0 and events.take() == [] and clock.getDelayedCalls() == []
 
 
-def test_after_a_session_ends_the_unchanged_record_is_reported_again_and_so_is_each_newer_one(tmp_path):
+def test_after_a_session_is_lost_each_lookup_reports_the_record_again_and_a_newer_one_always_does(tmp_path):
     # A contact that went silent and came back (a network outage, a frozen laptop) keeps
     # the record we saw before its session: without a report nobody would reach it again.
     clock = _clock()
@@ -825,15 +825,28 @@ def test_after_a_session_ends_the_unchanged_record_is_reported_again_and_so_is_e
     tracker.set_connected("alice", False)  # looks alice up at once: the same record
     assert [e for _, e, _ in events.take()] == [ONLINE]
     tracker.refresh()
-    assert events.take() == []  # nothing newer
-    clock.advance(1)
-    publisher.publish_now()
-    tracker.refresh()
-    assert [e for _, e, _ in events.take()] == [ONLINE]  # newer, and still no session
+    assert [e for _, e, _ in events.take()] == [ONLINE]  # still lost: reach it again
     tracker.set_connected("alice", True)
     clock.advance(1)
     publisher.publish_now()
     tracker.refresh()
     assert events.take() == []  # connected: looked up no more
+    tracker.stop()
+    publisher.stop()
+
+
+def test_a_contact_never_connected_is_reported_again_only_for_a_newer_record(tmp_path):
+    clock = _clock()
+    dht = DictDHT(clock)
+    publisher = _publisher(tmp_path, clock, dht)
+    publisher.start()
+    tracker, events = _tracker(clock, dht)
+    tracker.start()
+    tracker.refresh()
+    assert [e for _, e, _ in events.take()] == [ONLINE]
+    clock.advance(1)
+    publisher.publish_now()
+    tracker.refresh()
+    assert [e for _, e, _ in events.take()] == [ONLINE]
     tracker.stop()
     publisher.stop()

@@ -8,10 +8,12 @@ The bounds are generous functional ones; the figures (p50/p95) are
 bench/presence_latency.py's. With -s each test prints what it measured.
 """
 
+import signal
 import time
 
 import pytest
 
+from tests.child_process import signal_group
 from tests.client_helpers import (  # noqa: F401 (procs: a fixture)
     CARD_LINE, LISTENING, client_argv, friends, presence, procs, received, seconds_until, seconds_until_all, state)
 
@@ -27,14 +29,14 @@ START_TRIALS = 5
 BOB_HOST = "127.0.0.2"  # each client on its own address, as on two machines
 
 
-def start_together(procs, people, server):
-    """alice and bob spawned at the same moment; returns (alice, bob, when)."""
+def start_together(procs, people, server, hosts=("127.0.0.1", BOB_HOST)):
+    """The two `people` spawned at the same moment; returns (first, second, when)."""
     began = time.monotonic()
-    alice = procs.spawn(client_argv(people["alice"][0], bootstrap=server), name="alice")
-    bob = procs.spawn(client_argv(people["bob"][0], bootstrap=server, interface=BOB_HOST), name="bob")
-    for client in (alice, bob):
+    clients = [procs.spawn(client_argv(data_dir, bootstrap=server, interface=host), name=name)
+               for (name, (data_dir, _)), host in zip(people.items(), hosts)]
+    for client in clients:
         client.expect(LISTENING)
-    return alice, bob, began
+    return *clients, began
 
 
 def restart(procs, people, server, name, host):
@@ -42,9 +44,9 @@ def restart(procs, people, server, name, host):
     return procs.client(people[name][0], bootstrap=server, interface=host), began
 
 
-def both_connected(alice, bob, since, within=CONNECTED_WITHIN):
-    return max(seconds_until(alice, presence("bob", "connected"), since, within),
-               seconds_until(bob, presence("alice", "connected"), since, within))
+def both_connected(first, second, since, within=CONNECTED_WITHIN, names=("alice", "bob")):
+    return max(seconds_until(first, presence(names[1], "connected"), since, within),
+               seconds_until(second, presence(names[0], "connected"), since, within))
 
 
 def test_two_running_clients_that_add_each_other_are_connected_and_see_away_and_back(tmp_path, procs):
@@ -123,21 +125,36 @@ def test_a_client_killed_and_restarted_at_once_is_connected_again_and_gets_the_q
 
 
 @pytest.mark.slow
-def test_a_killed_client_shows_offline_after_its_keepalives_stop_and_its_return_is_connected(tmp_path, procs):
+def test_a_killed_client_and_a_frozen_one_show_offline_when_their_keepalives_stop_and_connected_on_return(
+        tmp_path, procs):
+    # Two pairs at once, to wait out the 45 s of silence once: bob is killed and restarted;
+    # dave is frozen (SIGSTOP) and thawed, as after a network outage: no restart, no new
+    # address, and for a while a session that both sides believe in.
     _, server = procs.server()
-    people = friends(tmp_path, ["alice", "bob"])
+    people = friends(tmp_path / "1", ["alice", "bob"])
+    others = friends(tmp_path / "2", ["carol", "dave"])
     alice, bob, began = start_together(procs, people, server)
+    carol, dave, _ = start_together(procs, others, server, ("127.0.0.3", "127.0.0.4"))
     both_connected(alice, bob, began)
+    both_connected(carol, dave, began, names=("carol", "dave"))
     bob.kill()  # no goodbye, no offline record: only the silence tells
-    killed = time.monotonic()
-    took_offline = seconds_until(alice, presence("bob", "offline"), killed, OFFLINE_AFTER_KILL_WITHIN)
+    signal_group(dave.popen, signal.SIGSTOP)
+    silent = time.monotonic()
+    took_offline = seconds_until(alice, presence("bob", "offline"), silent, OFFLINE_AFTER_KILL_WITHIN)
+    took_frozen = seconds_until(carol, presence("dave", "offline"), silent, OFFLINE_AFTER_KILL_WITHIN)
     alice.send_line("/msg bob are you back?")
     alice.expect(state("(?:sending|sent)", "bob"))
 
+    thawed = time.monotonic()
+    signal_group(dave.popen, signal.SIGCONT)
     bob, back = restart(procs, people, server, "bob", BOB_HOST)
     took_back = seconds_until(alice, presence("bob", "connected"), back, RESTARTED_CONNECTED_WITHIN)
     took_message = seconds_until(bob, received("alice", "are you back?"), back, QUEUED_DELIVERED_WITHIN)
     alice.expect(state("delivered", "bob"), timeout=QUEUED_DELIVERED_WITHIN)
-    print(f"\noffline {took_offline:.1f} s after SIGKILL; connected {took_back:.2f} s after the restart, "
-          f"queued message in {took_message:.2f} s")
-    assert alice.quit() == 0 and bob.quit() == 0
+    took_thawed = seconds_until(carol, presence("dave", "connected"), thawed, RESTARTED_CONNECTED_WITHIN)
+    dave.expect(presence("carol", "connected"), timeout=RESTARTED_CONNECTED_WITHIN)
+    print(f"\noffline {took_offline:.1f} s after SIGKILL, {took_frozen:.1f} s after SIGSTOP; connected "
+          f"{took_back:.2f} s after the restart (queued message in {took_message:.2f} s), "
+          f"{took_thawed:.2f} s after SIGCONT")
+    for process in (alice, bob, carol, dave):
+        assert process.quit() == 0
