@@ -343,16 +343,18 @@ class Lab:
         threshold = round(probability * 1_000_000)
         # Creating the table first makes the delete succeed whether or not it existed.
         rules = "table inet kadchat_loss {}\ndelete table inet kadchat_loss\n"
+        # numgen's values are 0..999999: a probability of 1 is a plain drop
+        chance = "" if threshold >= 1_000_000 else f"numgen random mod 1000000 < {threshold} "
         if threshold:
             rules += (
                 "table inet kadchat_loss {\n"
                 "  chain inbound {\n"
                 "    type filter hook prerouting priority raw; policy accept;\n"
-                f"    iifname != \"lo\" numgen random mod 1000000 < {threshold} drop\n"
+                f"    iifname != \"lo\" {chance}drop\n"
                 "  }\n"
                 "  chain outbound {\n"
                 "    type filter hook output priority raw; policy accept;\n"
-                f"    oifname != \"lo\" numgen random mod 1000000 < {threshold} drop\n"
+                f"    oifname != \"lo\" {chance}drop\n"
                 "  }\n"
                 "}\n"
             )

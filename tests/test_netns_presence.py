@@ -21,6 +21,8 @@ CONNECTED_WITHIN = 8.0
 OFFLINE_AFTER_QUIT_WITHIN = 5.0
 RESTARTED_CONNECTED_WITHIN = 10.0
 QUEUED_DELIVERED_WITHIN = 10.0
+OUTAGE_NOTICED_WITHIN = 70.0  # 3 missed keep-alives of 15 s
+AFTER_OUTAGE_CONNECTED_WITHIN = 45.0  # the next look-up (30 s), then a handshake
 
 
 @pytest.mark.parametrize("mode, path", [("consistent", "direct"), ("random", "relayed")],
@@ -49,3 +51,26 @@ def test_behind_nats_presence_follows_start_quit_and_return_with_the_queued_mess
     assert relayed == 0 if path == "direct" else relayed > 0
     print(f"\n{mode} NATs: connected {took:.2f} s after the start, offline {took_offline:.2f} s after /quit, "
           f"connected {took_back:.2f} s after the restart, queued message in {took_message:.2f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_after_an_outage_both_sides_saw_the_contacts_are_connected_again_without_a_restart(lab, tmp_path):
+    # bob's link drops everything for the 45 s that make each side give the other up; once
+    # it is back neither restarts, and their sessions are gone: only a look-up can bring
+    # a new one (the next is due 30 s after the one that found bob unreachable).
+    began = time.monotonic()
+    server, alice, bob = nat_lab(lab, tmp_path, "consistent", "consistent", fast_refresh=False)
+    seconds_until(alice, presence("bob", "connected"), began, CONNECTED_WITHIN)
+    seconds_until(bob, presence("alice", "connected"), began, CONNECTED_WITHIN)
+    lab.loss("bob", 1.0)
+    down = time.monotonic()
+    seconds_until(alice, presence("bob", "offline"), down, OUTAGE_NOTICED_WITHIN)
+    seconds_until(bob, presence("alice", "offline"), down, OUTAGE_NOTICED_WITHIN)
+    lab.loss("bob", 0)
+    up = time.monotonic()
+    took = max(seconds_until(alice, presence("bob", "connected"), up, AFTER_OUTAGE_CONNECTED_WITHIN),
+               seconds_until(bob, presence("alice", "connected"), up, AFTER_OUTAGE_CONNECTED_WITHIN))
+    alice.send_line("/msg bob welcome back")
+    bob.expect(received("alice", "welcome back"), timeout=QUEUED_DELIVERED_WITHIN)
+    print(f"\nafter the outage: connected again {took:.1f} s after the link came back")
