@@ -30,6 +30,7 @@ SMALL = {
     "fuzz.py": ["--inputs", "5000"],
     "hostile_sweep.py": ["--nodes", "300", "--owners", "30", "--lookups", "60", "--step", "0.25",
                          "--kinds", "mixed,lie"],
+    "presence_latency.py": ["--contacts", "1,20", "--trials", "5,2", "--no-crash"],
     "put_throughput.py": ["--duration", "1", "--puts", "5000"],
     "replication.py": ["--no-sim", "--plot", ""],
 }
