@@ -162,15 +162,23 @@ def wait_all(reactor, waits, limit=WAIT_LIMIT):
         pass
 
 
-def since(table, keys, began):
-    return [table[k] - began for k in keys if k in table]
-
-
 @defer.inlineCallbacks
 def until_joined(reactor, peers, limit=30.0):
     deadline = reactor.seconds() + limit
     while not all(p.joined() for p in peers) and reactor.seconds() < deadline:
         yield sleep(reactor, 0.05)
+
+
+@defer.inlineCallbacks
+def shown_at(reactor, peers, key, began, table="shown"):
+    """Wait until every peer's Watch has `key` in `table`; the seconds each took since `began`."""
+    yield wait_all(reactor, [p.watch.until(key, getattr(p.watch, table)) for p in peers])
+    return [getattr(p.watch, table)[key] - began for p in peers if key in getattr(p.watch, table)]
+
+
+def reset(peers):
+    for p in peers:
+        p.watch.reset()
 
 
 @defer.inlineCallbacks
@@ -189,33 +197,27 @@ def latency(reactor, server, count, trials, crash, tmp):
     got = {key: [] for key in ("connected_at_hub", "connected_at_contacts", "offline_after_quit",
                                "connected_after_restart", "queued_delivered", "lookup_ms")}
     for trial in range(trials):
-        for p in contacts:
-            p.watch.reset()
-        hub.watch.reset()
+        reset([hub, *contacts])
         began = reactor.seconds()
         hub.start()
-        yield wait_all(reactor, [hub.watch.until((n, "connected"), hub.watch.shown) for n in names]
-                       + [p.watch.until(("hub", "connected"), p.watch.shown) for p in contacts])
-        got["connected_at_hub"] += since(hub.watch.shown, [(n, "connected") for n in names], began)
-        got["connected_at_contacts"] += [t for p in contacts for t in since(p.watch.shown, [("hub", "connected")], began)]
+        for n in names:  # the samples are taken as the events come, whatever the order of waiting
+            got["connected_at_hub"] += yield shown_at(reactor, [hub], (n, "connected"), began)
+        got["connected_at_contacts"] += yield shown_at(reactor, contacts, ("hub", "connected"), began)
 
         stopped = reactor.seconds()
         stopping = hub.stop()
-        yield wait_all(reactor, [p.watch.until(("hub", "offline"), p.watch.shown) for p in contacts])
-        got["offline_after_quit"] += [t for p in contacts for t in since(p.watch.shown, [("hub", "offline")], stopped)]
+        got["offline_after_quit"] += yield shown_at(reactor, contacts, ("hub", "offline"), stopped)
         yield stopping  # gone for good: what the contacts write now must wait for its return
+        reset(contacts)
         for p in contacts:
-            p.watch.reset()
             p.service.send_message("hub", f"queued {trial}")
         yield sleep(reactor, 0.5)  # queued: sent into the old session or waiting for a new one
 
         again = reactor.seconds()
         hub.start()
-        yield wait_all(reactor, [p.watch.until(("hub", "connected"), p.watch.shown) for p in contacts]
-                       + [hub.watch.until((n, f"queued {trial}"), hub.watch.received) for n in names])
-        got["connected_after_restart"] += [t for p in contacts
-                                           for t in since(p.watch.shown, [("hub", "connected")], again)]
-        got["queued_delivered"] += since(hub.watch.received, [(n, f"queued {trial}") for n in names], again)
+        got["connected_after_restart"] += yield shown_at(reactor, contacts, ("hub", "connected"), again)
+        for n in names:
+            got["queued_delivered"] += yield shown_at(reactor, [hub], (n, f"queued {trial}"), again, "received")
         looked = reactor.seconds()
         yield contacts[0].service.node.get(b"\x00" * 20)  # one DHT look-up on this swarm, for scale
         got["lookup_ms"].append(reactor.seconds() - looked)
@@ -225,7 +227,15 @@ def latency(reactor, server, count, trials, crash, tmp):
     result["dht_lookup_ms"] = result.pop("lookup_ms")
     result["samples_expected_per_figure"] = count * trials
     if crash:
-        result.update((yield crash_and_return(reactor, hub, contacts)))
+        reset(contacts)
+        crashed = reactor.seconds()
+        hub.crash()
+        result["offline_after_crash"] = figures((yield shown_at(reactor, contacts, ("hub", "offline"), crashed)))
+        reset(contacts)
+        again = reactor.seconds()
+        hub.start()
+        result["connected_after_crash_restart"] = figures(
+            (yield shown_at(reactor, contacts, ("hub", "connected"), again)))
     yield hub.stop()
     for p in contacts:
         yield p.stop()
@@ -233,23 +243,6 @@ def latency(reactor, server, count, trials, crash, tmp):
         for zombie in p.zombies:
             yield zombie.stop()
     return result
-
-
-@defer.inlineCallbacks
-def crash_and_return(reactor, hub, contacts):
-    for p in contacts:
-        p.watch.reset()
-    crashed = reactor.seconds()
-    hub.crash()
-    yield wait_all(reactor, [p.watch.until(("hub", "offline"), p.watch.shown) for p in contacts])
-    offline = [t for p in contacts for t in since(p.watch.shown, [("hub", "offline")], crashed)]
-    for p in contacts:
-        p.watch.reset()
-    again = reactor.seconds()
-    hub.start()
-    yield wait_all(reactor, [p.watch.until(("hub", "connected"), p.watch.shown) for p in contacts])
-    back = [t for p in contacts for t in since(p.watch.shown, [("hub", "connected")], again)]
-    return {"offline_after_crash": figures(offline), "connected_after_crash_restart": figures(back)}
 
 
 # -- DHT traffic: the simulator, one virtual hour ---------------------------------

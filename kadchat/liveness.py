@@ -31,8 +31,10 @@ class Liveness:
         self._heard = {}  # peer key -> when we last heard it say hello
         self._said = {}  # peer key -> when we last told it our status
         self.status = ONLINE
+        self._leaving = False  # after goodbye() we say nothing more
 
     def start(self):
+        self._leaving = False
         self._loop.start()
 
     def stop(self):
@@ -52,6 +54,8 @@ class Liveness:
         self._tell(peer_key)
 
     def _tell(self, peer_key):
+        if self._leaving:  # a session that comes up while we stop must not undo our goodbye
+            return
         self._said[peer_key] = now = self._clock.seconds()
         self._send(peer_key, self.status, now)
 
@@ -66,6 +70,7 @@ class Liveness:
 
     def goodbye(self):
         """We are leaving: tell every live contact."""
+        self._leaving = True
         now = self._clock.seconds()
         for peer in list(self._heard):
             for _ in range(GOODBYE_COPIES):

@@ -116,3 +116,17 @@ def test_a_contact_gone_silent_loses_its_session_before_the_tracker_looks_it_up_
                          ("drop_session", BOB), ("set_connected", "bob", False), ("shown", "bob", "offline")]
     presences.liveness.stop()
     assert clock.getDelayedCalls() == []
+
+
+def test_after_goodbye_a_session_coming_up_gets_no_hello():
+    # Stopping takes a while (the offline record): a handshake finishing meanwhile
+    # must not show us connected again to a contact that has just seen us leave.
+    clock, transcript, live = setup()
+    live.session_ready(BOB)
+    live.presence_received(BOB, "online", 1000.0)
+    live.goodbye()
+    transcript.clear()
+    live.session_ready(BOB)
+    live.set_status("away")
+    assert transcript == []
+    live.stop()
