@@ -3,7 +3,7 @@ DHT traffic it costs, for 1, 20 and 100 contacts. Prints one JSON object.
 
 Latency, on real loopback UDP with DEFAULT settings (no -r): a dedicated_server.py
 process, and in this process a "hub" ChatService with N contacts, each contact
-a ChatService of its own (every one on its own 127.0.0.x address, as on separate
+a ChatService of its own (every one on a 127.x.y.2 address of its own, as on separate
 machines; all share this process's one core, the server has the other). Per
 trial, with the contacts running: the hub starts (each side's time to show the
 other connected), quits cleanly (the contacts' time to show it offline), each
@@ -185,8 +185,8 @@ def reset(peers):
 def latency(reactor, server, count, trials, crash, tmp):
     names = [f"c{i}" for i in range(count)]
     hub = Peer(reactor, tmp / "hub", "hub", "127.0.0.2", server)
-    contacts = [Peer(reactor, tmp / n, n, f"127.0.{(i + 3) // 250}.{(i + 3) % 250 + 2}", server)
-                for i, n in enumerate(names)]
+    # each contact on a /24 of its own: the introducer caps registrations per network at 128
+    contacts = [Peer(reactor, tmp / n, n, f"127.{i // 250}.{i % 250 + 1}.2", server) for i, n in enumerate(names)]
     cards = {p.name: make_identity(p.data_dir, p.name) for p in [hub, *contacts]}
     write_contacts(hub.data_dir, {n: cards[n] for n in names})
     for p in contacts:
