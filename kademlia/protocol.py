@@ -15,6 +15,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from kademlia import krpc
+from kademlia.timers import cancel
 
 
 class QueryTimeout(Exception):
@@ -74,8 +75,8 @@ class KRPCProtocol(DatagramProtocol):
 
     def _forget(self, transaction):
         entry = self._pending.pop(transaction, None)
-        if entry is not None and entry[2].active():
-            entry[2].cancel()
+        if entry is not None:
+            cancel(entry[2])
 
     def _timed_out(self, transaction):
         d, address, _ = self._pending.pop(transaction)
@@ -127,7 +128,8 @@ class KRPCProtocol(DatagramProtocol):
                 krpc.encode_error(query.transaction, krpc.SERVER_ERROR, "server error"), address
             )
             return
-        self._send(krpc.encode_response(query.transaction, values, address), address)
+        if values is not None:  # None: the handler chose not to answer
+            self._send(krpc.encode_response(query.transaction, values, address), address)
 
     def _settle(self, message, address):
         entry = self._pending.get(message.transaction)
@@ -136,7 +138,7 @@ class KRPCProtocol(DatagramProtocol):
             return
         del self._pending[message.transaction]
         d, _, timer = entry
-        timer.cancel()
+        cancel(timer)
         self.stats.responses += 1
         if isinstance(message, krpc.ErrorReply):
             d.errback(message.error)
@@ -160,7 +162,7 @@ class KRPCProtocol(DatagramProtocol):
         self.stopped = True
         for transaction in list(self._pending):
             d, _, timer = self._pending.pop(transaction)
-            timer.cancel()
+            cancel(timer)
             d.errback(NodeStopped())
         if self.transport is not None:
             return defer.maybeDeferred(self.transport.stopListening)
