@@ -119,9 +119,9 @@ class NoHandoverNode(DHTNode):
     """The model's assumption: no repair between refreshes, so no hand-over of held
     items to newly met closer nodes."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.handover.offer = lambda contact: None
+    def __init__(self, clock, node_id=None, settings=None):
+        settings = replace(settings or DHTSettings(), handover_per_second=0)
+        super().__init__(clock, node_id=node_id, settings=settings)
 
 
 def simulate(ks=(1, 2, 3), nodes=600, owners_per_k=100, shape=0.5, scale=600.0, refresh=300.0,

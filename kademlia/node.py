@@ -18,6 +18,7 @@ from kademlia.items import ItemError, MutableItem
 from kademlia.lookup import Lookup
 from kademlia.protocol import KRPCProtocol, QueryTimeout
 from kademlia.ratelimit import PerIPRateLimiter
+from kademlia.reflection import ReflectionGuard
 from kademlia.routing import RoutingTable
 from kademlia.rtt import TimeoutPolicy
 from kademlia.server import QueryServer, item_values
@@ -25,6 +26,11 @@ from kademlia.settings import DHTSettings
 from kademlia.storage import ItemStore
 from kademlia.timers import Loop
 from kademlia.tokens import TokenManager
+
+
+# The bytes of a `get` answer other than `nodes` and an item: t, y, ip, id, token
+# and the keys, with room to spare for a longer transaction id.
+ANSWER_OVERHEAD = 100
 
 
 class DHTNode:
@@ -50,13 +56,22 @@ class DHTNode:
         self.store = ItemStore(now, s.default_ttl, s.max_ttl, s.max_items, s.max_items_per_ip)
         self.tokens = TokenManager(now, s.token_rotation)
         self._accept_id = None if s.node_id_check == "off" else nodeid.acceptor(s.node_id_check)
+        self.reflection = ReflectionGuard(
+            now, self.tokens.is_valid, s.reflection_factor,
+            s.unproven_value_bytes_per_second, s.unproven_value_burst,
+        )
         self.protocol = KRPCProtocol(
             reactor, self,
             PerIPRateLimiter(now, s.queries_per_ip_per_second, s.query_burst_per_ip),
             PerIPRateLimiter(now, s.datagrams_per_ip_per_second, s.datagram_burst_per_ip),
+            self.reflection, s.max_pending_queries,
         )
         self.query_handlers = QueryServer(self.routing_table, self.store, self.tokens).handlers()
-        self.handover = Handover(self)
+        self.handover = Handover(self, reactor, s)
+        # Padding so that a full answer (k nodes, token) fits within the reflection
+        # bound even where we have not proven our address (reflection.py).
+        room = -(-(s.k * krpc.COMPACT_NODE_LENGTH + ANSWER_OVERHEAD) // s.reflection_factor)
+        self._answer_room = {b"find_node": room, b"get_peers": room, b"get": room}
         self._observers = []
         self._maintenance = Loop(reactor, s.maintenance_interval, self._maintain)
         self._republishing = Loop(reactor, s.republish_interval, self.republish)
@@ -83,6 +98,7 @@ class DHTNode:
         """Save the routing table, stop timers, fail pending queries, close the socket."""
         self._maintenance.stop()
         self._republishing.stop()
+        self.handover.stop()
         if self.state_path:
             statefile.save(self.state_path, self.node_id, self.routing_table.contacts())
         return self.protocol.stop()
@@ -105,6 +121,9 @@ class DHTNode:
             "routing_table": len(self.routing_table),
             "items": len(self.store),
             "refused_puts": self.store.refused,
+            "trimmed_answers": self.reflection.trimmed,
+            "withheld_values": self.reflection.withheld,
+            **self.handover.stats,
             **self.protocol.stats.as_dict(),
         }
 
@@ -118,10 +137,11 @@ class DHTNode:
         """One KRPC query; success and failure both update the routing table."""
         args = dict(args, id=self.node_id)
         started = self.clock.seconds()
-        d = self.protocol.query(address, method, args, self.settings.query_timeout)
+        d = self.protocol.query(address, method, args, self.settings.query_timeout,
+                                self._answer_room.get(method, 0))
 
         def answered(response):
-            self._heard_from(response.sender_id, address)
+            self._heard_from(response.sender_id, address, answered=True)
             contact = self.routing_table.get(response.sender_id)
             self.timeouts.sample(contact.rtt if contact else None, self.clock.seconds() - started)
             if response.seen_address is not None:
@@ -305,13 +325,19 @@ class DHTNode:
         values[b"id"] = self.node_id
         return values
 
-    def _heard_from(self, node_id, address):
+    def _heard_from(self, node_id, address, answered=False):
+        """A query from, or (`answered`) a reply to our query from, `node_id` at `address`."""
         if self._accept_id is not None and not self._accept_id(node_id, address):
             return  # an id its address may not have (BEP 42): never a contact
         is_new = self.routing_table.get(node_id) is None
         contact = self.routing_table.heard_from(node_id, address)
-        if is_new and contact is not None and len(self.store):
-            self.handover.offer(contact)
+        if contact is None or contact.verified:
+            return
+        if answered:
+            contact.verified = True
+            self.handover.verified(contact)
+        elif is_new:
+            self.handover.met(contact)
 
     def _maintain(self):
         self.store.expire()
