@@ -18,7 +18,7 @@ from kademlia.items import ItemError, MutableItem
 from kademlia.lookup import Lookup
 from kademlia.protocol import KRPCProtocol, QueryTimeout
 from kademlia.ratelimit import PerIPRateLimiter
-from kademlia.reflection import ReflectionGuard
+from kademlia.reflection import ReflectionGuard, padded_size
 from kademlia.routing import RoutingTable
 from kademlia.rtt import TimeoutPolicy
 from kademlia.server import QueryServer, item_values
@@ -26,11 +26,6 @@ from kademlia.settings import DHTSettings
 from kademlia.storage import ItemStore
 from kademlia.timers import Loop
 from kademlia.tokens import TokenManager
-
-
-# The bytes of a `get` answer other than `nodes` and an item: t, y, ip, id, token
-# and the keys, with room to spare for a longer transaction id.
-ANSWER_OVERHEAD = 100
 
 
 class DHTNode:
@@ -68,9 +63,7 @@ class DHTNode:
         )
         self.query_handlers = QueryServer(self.routing_table, self.store, self.tokens).handlers()
         self.handover = Handover(self, reactor, s)
-        # Padding so that a full answer (k nodes, token) fits within the reflection
-        # bound even where we have not proven our address (reflection.py).
-        room = -(-(s.k * krpc.COMPACT_NODE_LENGTH + ANSWER_OVERHEAD) // s.reflection_factor)
+        room = padded_size(s.k, s.reflection_factor)
         self._answer_room = {b"find_node": room, b"get_peers": room, b"get": room}
         self._observers = []
         self._maintenance = Loop(reactor, s.maintenance_interval, self._maintain)

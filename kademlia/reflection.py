@@ -16,6 +16,15 @@ from kademlia import krpc
 from kademlia.ratelimit import PerIPRateLimiter
 
 ITEM_FIELDS = (b"k", b"seq", b"sig", b"v", b"ttl")
+# The bytes of a `get` answer besides `nodes` and an item: t, y, ip, id, token
+# and the keys, with room to spare for a longer transaction id.
+ANSWER_OVERHEAD = 100
+
+
+def padded_size(k, factor):
+    """How long our queries that are answered with `nodes` must be, so that a full
+    answer (k nodes, a token) fits within the bound where we are unproven."""
+    return -(-(k * krpc.COMPACT_NODE_LENGTH + ANSWER_OVERHEAD) // factor)
 
 
 class ReflectionGuard:
