@@ -12,15 +12,21 @@ the figures). Each measurement is a function returning rows
 - freeze attempt: ping answer times before, during and after 900 spoofed pings
   under fresh ids next to 300 held items, and the server's CPU time;
 - CPU per stranger datagram, by type, in-process at a node holding `--items`
-  items, next to a ping from a known contact.
+  items, next to a ping from a known contact;
+- handshake flood: a contact's message latency while a stranger floods
+  spoofed handshake initiations, against no flood, and the CPU one stranger
+  initiation costs (bench/handshake_flood.py, run as a child: it has its own
+  reactor and pins the flooder to a CPU of its own).
 
 Asserts nothing.
 
-    python3 bench/strangers.py [--items 10000] [--repeat 200]
+    python3 bench/strangers.py [--items 10000] [--repeat 200] [--flood-seconds 4]
 """
 
 import argparse
+import json
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -173,7 +179,15 @@ def _cpu_each(node, datagrams, clock, sources=None):
     return f"{(time.process_time() - started) / len(datagrams) * 1e6:.0f} us"
 
 
-MEASUREMENTS = [amplification, freeze_attempt, cpu_per_datagram]
+def handshake_flood(args):
+    bench = Path(__file__).with_name("handshake_flood.py")
+    run = subprocess.run([sys.executable, str(bench), "--seconds", str(args.flood_seconds)],
+                         capture_output=True, text=True, check=True, timeout=60 + 4 * args.flood_seconds)
+    return [("handshake flood", what, f"{v['figure']:g}", f"{v['baseline']:g}")
+            for what, v in json.loads(run.stdout).items()]
+
+
+MEASUREMENTS = [amplification, freeze_attempt, cpu_per_datagram, handshake_flood]
 NEEDS_ROOT = {amplification, freeze_attempt}
 
 
@@ -188,6 +202,7 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10_000, help="items held, for the CPU figures")
     parser.add_argument("--repeat", type=int, default=200, help="datagrams per CPU figure")
+    parser.add_argument("--flood-seconds", type=float, default=4.0, help="of quiet, then of handshake flood")
     args = parser.parse_args(argv)
     rows = []
     for measure in MEASUREMENTS:
