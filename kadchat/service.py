@@ -61,7 +61,7 @@ class ChatService:
         self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE))
         self._db = History(history_path(c.data_dir, identity.public_key))
         self.reachability = Reachability(
-            reactor, self.node.send_datagram, identity.public_key, self.book.keys,
+            reactor, self.node.send_datagram, identity.signing_key, self.book.keys,
             offer=lambda key, paths: self.endpoint.peer_available(key, paths),
             has_session=lambda key: self.endpoint.has_session(key),
             on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kadchat.nat import natwire
+from tests.nat_helpers import register as signed, tag as owned_tag
 from tests.client_helpers import (
     CARD_LINE, CHILD_ENV, CLIENT, ROOT, Processes, chat_both_ways, client_argv, friends, history_rows, make_identity,
     presence, received, state, texts_from, write_contacts)
@@ -321,16 +322,16 @@ def test_bad_contact_and_bootstrap_lines_are_warnings_and_the_client_runs(tmp_pa
 
 def test_the_dedicated_server_is_an_introducer_and_reports_it_in_its_status_line(tmp_path, procs):
     server, address = procs.server(log=tmp_path / "server.log")
-    tag = b"T" * natwire.TAG_SIZE
+    tag = owned_tag(b"T")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.bind(("127.0.0.1", 0))
         client.settimeout(5)
         client.sendto(b"", address)
         client.sendto(bytes([natwire.REGISTER]) + b"short", address)  # malformed: ignored
-        client.sendto(natwire.encode(natwire.Register(tag)), address)
+        client.sendto(natwire.encode(signed(tag)), address)
         reply = natwire.decode(client.recvfrom(2048)[0])
         assert (reply.tag, reply.observed) == (tag, client.getsockname())
-        client.sendto(natwire.encode(natwire.Register(tag, reply.cookie)), address)  # the round trip
+        client.sendto(natwire.encode(signed(tag, reply.cookie)), address)  # the round trip
         assert natwire.decode(client.recvfrom(2048)[0]) == reply
     deadline = time.monotonic() + 5
     while "registered 1, introduced 0, relayed 0 bytes" not in (tmp_path / "server.log").read_text():

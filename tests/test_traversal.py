@@ -1,5 +1,6 @@
 """Client side of NAT traversal, against a real Introducer, on a Clock."""
 
+from nacl.signing import SigningKey
 from twisted.internet.task import Clock
 
 from kadchat import wire
@@ -9,7 +10,8 @@ from kadchat.nat.traversal import IntroductionRoute, RelayRoute, Traversal, rend
 
 INTRODUCER = ("127.0.0.10", 6881)
 ALICE_ADDR, BOB_ADDR = ("127.0.0.2", 4000), ("127.0.0.3", 5000)
-ALICE_KEY, BOB_KEY = b"a" * 32, b"b" * 32
+ALICE_SIGNING, BOB_SIGNING = SigningKey(b"a" * 32), SigningKey(b"b" * 32)
+ALICE_KEY, BOB_KEY = bytes(ALICE_SIGNING.verify_key), bytes(BOB_SIGNING.verify_key)
 
 
 class Wires:
@@ -37,8 +39,8 @@ def make():
     clock = Clock()
     clock.advance(1_000_000)
     wires = Wires(clock)
-    alice = Traversal(clock, wires.sender(ALICE_ADDR), ALICE_KEY, contacts=lambda: [BOB_KEY])
-    bob = Traversal(clock, wires.sender(BOB_ADDR), BOB_KEY, contacts=lambda: [ALICE_KEY])
+    alice = Traversal(clock, wires.sender(ALICE_ADDR), ALICE_SIGNING, contacts=lambda: [BOB_KEY])
+    bob = Traversal(clock, wires.sender(BOB_ADDR), BOB_SIGNING, contacts=lambda: [ALICE_KEY])
     wires.clients = {ALICE_ADDR: alice, BOB_ADDR: bob}
     return clock, wires, alice, bob
 
@@ -157,7 +159,7 @@ def test_a_peer_whose_clock_is_an_epoch_ahead_is_answered_at_its_own_tag():
 def test_relayed_datagrams_from_strangers_or_from_non_introducers_are_dropped():
     _, _, alice, bob = make()
     bob.start([INTRODUCER])
-    stranger_tag = rendezvous_tag(b"m" * 32, bob.epoch())
+    stranger_tag = rendezvous_tag(bytes(SigningKey(b"m" * 32).verify_key), bob.epoch())
     assert bob.handle(natwire.Relayed(stranger_tag, b"\x03x"), INTRODUCER) is None
     alice_tag = rendezvous_tag(ALICE_KEY, bob.epoch())
     assert bob.handle(natwire.Relayed(alice_tag, b"\x03x"), ("127.0.0.66", 6881)) is None

@@ -1,8 +1,9 @@
 """The client side of NAT traversal: rendezvous tags, introductions and relay routes.
 
-A client is known to introducers by a *tag*, derived from its identity key and
-the epoch like its presence record: contacts can compute it from the card,
-nobody else can, and one epoch's tag says nothing about the next. The client
+A client is known to introducers by a *tag*, derived from its blinded key for
+the epoch like its presence record (kadchat.nat.regproof): contacts can
+compute it from the card, nobody else can, and one epoch's tag says nothing
+about the next. Only the owner can sign its registrations. The client
 registers its current and next tags with its introducers every ~20 s, which
 also keeps its NAT mapping to them open.
 
@@ -18,14 +19,13 @@ at the time of sending (ours plus `skew`, the peer's clock being up to an epoch
 off), because a session outlives epochs and introducers forget old tags.
 """
 
-import struct
 from dataclasses import dataclass
-from hashlib import blake2b
 
 from twisted.logger import Logger
 
 from kadchat import wire
-from kadchat.nat import natwire
+from kadchat.nat import natwire, regproof
+from kadchat.nat.regproof import rendezvous_tag
 from kademlia.timers import Loop
 
 
@@ -47,22 +47,20 @@ class RelayRoute:
     skew: int = 0
 
 
-def rendezvous_tag(public_key, epoch):
-    """The tag of identity `public_key` at introducers during `epoch`."""
-    return blake2b(
-        struct.pack(">Q", epoch), digest_size=natwire.TAG_SIZE, key=public_key, person=b"kadchat-rendezv"
-    ).digest()
+__all__ = ["IntroductionRoute", "RelayRoute", "Traversal", "rendezvous_tag"]
 
 
 class Traversal:
     log = Logger()
 
-    def __init__(self, clock, send_raw, public_key, epoch_seconds=300, keepalive=20.0, contacts=tuple):
-        """`contacts()` gives our contacts' identity keys: relayed datagrams come
+    def __init__(self, clock, send_raw, signing_key, epoch_seconds=300, keepalive=20.0, contacts=tuple):
+        """`signing_key` is our identity's (it signs our registrations, blinded);
+        `contacts()` gives our contacts' identity keys: relayed datagrams come
         with their sender's tag, which only a contact's key explains."""
         self._clock = clock
         self._send_raw = send_raw
-        self._public_key = public_key
+        self._signers = regproof.Signers(signing_key)
+        self._public_key = bytes(signing_key.verify_key)
         self._contacts = contacts
         self._owners = (None, {})  # (epoch, {tag: (identity key, skew)}) for recent tags of contacts
         self.epoch_seconds = epoch_seconds
@@ -94,7 +92,7 @@ class Traversal:
         epoch = self.epoch()
         cookie = self._cookies.get(introducer, natwire.NO_COOKIE)
         for e in (epoch, epoch + 1):
-            register = natwire.Register(rendezvous_tag(self._public_key, e), cookie)
+            register = regproof.make_register(self._signers.for_epoch(e), cookie)
             self._send_raw(natwire.encode(register), introducer)
 
     def routes_to(self, peer_key, introducers, relay):
@@ -113,19 +111,20 @@ class Traversal:
 
     def send(self, data, address):
         """The session layer's `send`: plain addresses, or the routes above."""
-        if isinstance(address, IntroductionRoute):
-            if data[:1] != bytes([wire.INITIATION]):  # only initiations are introduced
+        if isinstance(address, (IntroductionRoute, RelayRoute)):
+            try:
+                tag = rendezvous_tag(address.peer, self.epoch() + address.skew)
+            except ValueError:  # not a usable key: nobody can be registered under it
                 return
-            introduce = natwire.Introduce(self._tag_of(address), data)
-            self._send_raw(natwire.encode(introduce), address.introducer)
-        elif isinstance(address, RelayRoute):
-            relay = natwire.Relay(self._tag_of(address), self.own_tag(), data)
-            self._send_raw(natwire.encode(relay), address.introducer)
+            if isinstance(address, RelayRoute):
+                message = natwire.Relay(tag, self.own_tag(), data)
+            elif data[:1] == bytes([wire.INITIATION]):  # only initiations are introduced
+                message = natwire.Introduce(tag, data)
+            else:
+                return
+            self._send_raw(natwire.encode(message), address.introducer)
         else:
             self._send_raw(data, address)
-
-    def _tag_of(self, route):
-        return rendezvous_tag(route.peer, self.epoch() + route.skew)
 
     def handle(self, message, address):
         """A NAT datagram for us as a client; returns (chat datagram, its address) or None."""
@@ -152,7 +151,12 @@ class Traversal:
         epoch = self.epoch()
         cached_epoch, owners = self._owners
         if cached_epoch != epoch or tag not in owners:  # a new epoch, or maybe a new contact
-            owners = {rendezvous_tag(key, epoch + skew): (key, skew)
-                      for key in self._contacts() for skew in (-1, 0, 1)}
+            owners = {}
+            for key in self._contacts():
+                for skew in (-1, 0, 1):
+                    try:
+                        owners[rendezvous_tag(key, epoch + skew)] = (key, skew)
+                    except ValueError:  # a key no one can hold
+                        break
             self._owners = (epoch, owners)
         return owners.get(tag)
