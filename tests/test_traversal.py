@@ -6,7 +6,7 @@ from twisted.internet.task import Clock
 from kadchat import wire
 from kadchat.nat import natwire
 from kadchat.nat.introducer import Introducer
-from kadchat.nat.traversal import IntroductionRoute, RelayRoute, Traversal, rendezvous_tag
+from kadchat.nat.traversal import EXTRA_IDLE, MAX_EXTRA, IntroductionRoute, RelayRoute, Traversal, rendezvous_tag
 
 INTRODUCER = ("127.0.0.10", 6881)
 ALICE_ADDR, BOB_ADDR = ("127.0.0.2", 4000), ("127.0.0.3", 5000)
@@ -166,3 +166,48 @@ def test_relayed_datagrams_from_strangers_or_from_non_introducers_are_dropped():
     assert bob.handle(natwire.Introduction(ALICE_ADDR, b"\x01x"), ("127.0.0.66", 6881)) is None
     assert bob.handle(natwire.Relayed(alice_tag, b"\x03x"), INTRODUCER) == (b"\x03x", RelayRoute(INTRODUCER, ALICE_KEY))
     bob.stop()
+
+
+def registered_with(sent_to):
+    return {to for data, to in sent_to if data[0] == natwire.REGISTER}
+
+
+def recording():
+    clock, sent = Clock(), []
+    clock.advance(1_000_000)
+    alice = Traversal(clock, lambda data, to: sent.append((data, to)), ALICE_SIGNING, contacts=lambda: [BOB_KEY])
+    alice.start([INTRODUCER])
+    return clock, sent, alice
+
+
+def test_a_contact_cannot_make_us_register_with_ever_more_introducers():
+    """Issue 12, 4: contacts' introducers are bounded, least recently used dropped."""
+    clock, sent, alice = recording()
+    theirs = [(f"127.0.1.{i}", 6881) for i in range(10)]
+    for introducer in theirs:
+        alice.routes_to(BOB_KEY, [introducer], relay=True)
+        clock.advance(1)
+    sent.clear()
+    clock.advance(alice.keepalive)
+    assert registered_with(sent) == {INTRODUCER, *theirs[-MAX_EXTRA:]}
+    alice.send(b"\x03x", RelayRoute(theirs[0], BOB_KEY))  # used again: back, the least recent goes
+    sent.clear()
+    clock.advance(alice.keepalive)
+    assert registered_with(sent) == {INTRODUCER, theirs[0], *theirs[-MAX_EXTRA + 1:]}
+    alice.stop()
+
+
+def test_contacts_introducers_are_dropped_when_unused_and_never_shape_our_addresses():
+    clock, sent, alice = recording()
+    theirs = ("127.0.0.11", 6881)
+    alice.handle(natwire.Registered(alice.own_tag(), ALICE_ADDR, bytes(8)), INTRODUCER)
+    alice.routes_to(BOB_KEY, [theirs], relay=True)
+    alice.handle(natwire.Registered(alice.own_tag(), ("203.0.113.66", 1), bytes(8)), theirs)
+    assert alice.observed == {INTRODUCER: ALICE_ADDR}  # what a contact's introducer says is not published
+    assert alice.introducers == [INTRODUCER]
+    assert theirs in registered_with(sent)
+    clock.advance(EXTRA_IDLE + alice.keepalive)
+    sent.clear()
+    clock.advance(alice.keepalive)
+    assert registered_with(sent) == {INTRODUCER}
+    alice.stop()

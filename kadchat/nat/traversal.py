@@ -19,6 +19,7 @@ at the time of sending (ours plus `skew`, the peer's clock being up to an epoch
 off), because a session outlives epochs and introducers forget old tags.
 """
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from twisted.logger import Logger
@@ -49,6 +50,11 @@ class RelayRoute:
 
 __all__ = ["IntroductionRoute", "RelayRoute", "Traversal", "rendezvous_tag"]
 
+# Contacts' introducers we register with so that their relays serve us: a
+# contact must not be able to make us keep registrations with ever more of them.
+MAX_EXTRA = 4
+EXTRA_IDLE = 600.0  # seconds without a relayed datagram before we stop registering there
+
 
 class Traversal:
     log = Logger()
@@ -66,8 +72,8 @@ class Traversal:
         self.epoch_seconds = epoch_seconds
         self.keepalive = keepalive
         self.introducers = []  # ours, published in our presence record
-        self._extra = set()  # peers' introducers we relay through
-        self.observed = {}  # introducer -> our address as it sees it
+        self._extra = OrderedDict()  # peers' introducers we relay through -> last use, least recent first
+        self.observed = {}  # one of our introducers -> our address as it sees it
         self._cookies = {}  # introducer -> the cookie it gave us (natwire: registration)
         self._loop = Loop(clock, keepalive, self._register_everywhere)
 
@@ -85,8 +91,26 @@ class Traversal:
         return self._loop.stop()
 
     def _register_everywhere(self):
+        idle = [i for i, used in self._extra.items() if used < self._clock.seconds() - EXTRA_IDLE]
+        for introducer in idle:
+            self._drop_extra(introducer)
         for introducer in [*self.introducers, *self._extra]:
             self._register(introducer)
+
+    def _use_extra(self, introducer):
+        """Note a use of a contact's introducer; True if it is new to us."""
+        if introducer in self.introducers:
+            return False
+        new = introducer not in self._extra
+        self._extra[introducer] = self._clock.seconds()
+        self._extra.move_to_end(introducer)
+        while len(self._extra) > MAX_EXTRA:
+            self._drop_extra(next(iter(self._extra)))
+        return new
+
+    def _drop_extra(self, introducer):
+        del self._extra[introducer]
+        self._cookies.pop(introducer, None)
 
     def _register(self, introducer):
         epoch = self.epoch()
@@ -104,9 +128,8 @@ class Traversal:
                 routes.append(IntroductionRoute(introducer, peer_key, skew))
                 if relay:
                     routes.append(RelayRoute(introducer, peer_key, skew))
-            if relay and introducer not in self._extra and introducer not in self.introducers:
-                self._extra.add(introducer)  # a relay only serves registered tags
-                self._register_everywhere()
+            if relay and self._use_extra(introducer):
+                self._register(introducer)  # a relay only serves registered tags
         return routes
 
     def send(self, data, address):
@@ -117,6 +140,8 @@ class Traversal:
             except ValueError:  # not a usable key: nobody can be registered under it
                 return
             if isinstance(address, RelayRoute):
+                if self._use_extra(address.introducer):  # dropped while idle: register again
+                    self._register(address.introducer)
                 message = natwire.Relay(tag, self.own_tag(), data)
             elif data[:1] == bytes([wire.INITIATION]):  # only initiations are introduced
                 message = natwire.Introduce(tag, data)
@@ -133,7 +158,8 @@ class Traversal:
         if address not in self.introducers and address not in self._extra:
             return None
         if isinstance(message, natwire.Registered):
-            self.observed[address] = message.observed
+            if address in self.introducers:  # a contact's introducer must not choose what we publish
+                self.observed[address] = message.observed
             if self._cookies.get(address) != message.cookie:  # first contact, or rotated
                 self._cookies[address] = message.cookie
                 self._register(address)
@@ -143,6 +169,7 @@ class Traversal:
             owner = self._owner(message.from_tag)
             if owner is None:
                 return None  # not a contact's: nothing from it could authenticate anyway
+            self._use_extra(address)
             return message.payload, RelayRoute(address, *owner)
         return None
 
