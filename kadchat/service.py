@@ -13,6 +13,7 @@ import os
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
+from kadchat.addrvote import IdRenewal
 from kadchat.contactbook import CONTACTS_FILE, ContactBook
 from kadchat.dispatch import DatagramDispatch
 from kadchat.errors import UserError
@@ -58,7 +59,7 @@ class ChatService:
         self._my_status = MyStatus.ONLINE
         self.book = ContactBook(self._path(CONTACTS_FILE), identity.public_key)
         settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=c.record_ttl)
-        self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE))
+        self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
         self._db = History(history_path(c.data_dir, identity.public_key))
         self.reachability = Reachability(
             reactor, self.node.send_datagram, identity.signing_key, self.book.keys,
@@ -67,12 +68,13 @@ class ChatService:
             on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds,
         )
         self.node.add_response_observer(self.reachability.votes.add)
+        self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
         self.endpoint = ChatEndpoint(reactor, self.reachability.traversal.send, identity.signing_key,
                                      self.book.is_contact, self._db, MESSAGING)
         self.endpoint.subscribe(self)
         self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
                                           self.reachability.nat_message_received, self.endpoint.datagram_received)
-        self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds)
+        self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds, bytes(identity.signing_key), c.epoch_seconds)
         self.publisher = PresencePublisher(
             reactor, self.node, identity, self._own_presence, self._seq,
             epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval,

@@ -263,12 +263,13 @@ def test_a_data_directory_open_to_other_users_is_one_warning_line(tmp_path):
                       f"and contacts; fix it with: chmod 700 {tmp_path}"]
 
 
-def test_a_presence_seq_file_at_the_bep44_limit_stops_the_start_with_one_error_line(tmp_path):
+def test_a_presence_seq_file_of_the_former_format_is_taken_over_silently(tmp_path):
+    """A lone number (seq was the publish time before issue 12): per-epoch values are above it."""
     make_identity(tmp_path, "alice")
     (tmp_path / "presence-seq").write_text(f"{2**63 - 1}\n")
     code, stderr = run_client(tmp_path)
-    assert_one_error_line(code, stderr, f"{tmp_path / 'presence-seq'} has reached BEP 44's largest", "delete it")
-    assert code == 1
+    assert code == 0
+    assert [line for line in stderr if "presence-seq" in line] == []
 
 
 def test_a_corrupted_presence_seq_file_is_reset_with_one_warning_line(tmp_path):
@@ -277,8 +278,9 @@ def test_a_corrupted_presence_seq_file_is_reset_with_one_warning_line(tmp_path):
     code, stderr = run_client(tmp_path)
     assert code == 0
     assert [line for line in stderr if "presence-seq" in line] == [
-        f"warning: {tmp_path / 'presence-seq'} did not hold a sequence number; it starts again from the clock"]
-    assert (tmp_path / "presence-seq").read_text().strip().isdigit()
+        f"warning: {tmp_path / 'presence-seq'} did not hold sequence numbers; they start again from the clock"]
+    rows = [line.split() for line in (tmp_path / "presence-seq").read_text().splitlines()]
+    assert all(len(row) == 2 and all(field.isdigit() for field in row) for row in rows)
 
 
 def test_a_garbage_key_file_is_refused(tmp_path):

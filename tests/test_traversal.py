@@ -142,9 +142,11 @@ def test_a_relayed_conversation_outlives_epochs_and_the_introducer_forgetting_ol
 
 
 def test_a_peer_whose_clock_is_an_epoch_ahead_is_answered_at_its_own_tag():
-    _, wires, alice, bob = make()
-    alice.start([INTRODUCER])  # registers this epoch's tag and the next one's
+    clock, wires, alice, bob = make()
+    alice.start([INTRODUCER])
     bob.start([INTRODUCER])
+    for _ in range(8):  # into the last minute of the epoch: alice registers the next epoch's tag too
+        clock.advance(20)
     from_ahead = natwire.Relay(rendezvous_tag(BOB_KEY, bob.epoch()), rendezvous_tag(ALICE_KEY, bob.epoch() + 1),
                                b"\x03x")
     wires.deliver(natwire.encode(from_ahead), INTRODUCER, ALICE_ADDR)
@@ -211,3 +213,21 @@ def test_contacts_introducers_are_dropped_when_unused_and_never_shape_our_addres
     clock.advance(alice.keepalive)
     assert registered_with(sent) == {INTRODUCER}
     alice.stop()
+
+
+def test_the_next_epochs_tag_is_registered_late_and_never_in_the_same_burst():
+    """Issue 12, 3: registrations came in pairs (tag_e, tag_e+1)."""
+    clock, sent, alice = recording()
+    boundary = (alice.epoch() + 1) * alice.epoch_seconds
+    current, ahead = rendezvous_tag(ALICE_KEY, alice.epoch()), rendezvous_tag(ALICE_KEY, alice.epoch() + 1)
+    times = {current: [], ahead: []}
+    log = []
+    alice._send_raw = lambda data, to: log.append((clock.seconds(), natwire.decode(data).tag))
+    while clock.seconds() < boundary - 1:
+        clock.advance(0.5)
+    for when, registered in log:
+        times[registered].append(when)
+    assert times[ahead] and min(times[ahead]) >= boundary - alice.lead
+    assert min(abs(a - c) for a in times[ahead] for c in times[current]) >= 2.0
+    alice.stop()
+    assert not clock.getDelayedCalls()

@@ -4,8 +4,12 @@ A client is known to introducers by a *tag*, derived from its blinded key for
 the epoch like its presence record (kadchat.nat.regproof): contacts can
 compute it from the card, nobody else can, and one epoch's tag says nothing
 about the next. Only the owner can sign its registrations. The client
-registers its current and next tags with its introducers every ~20 s, which
-also keeps its NAT mapping to them open.
+registers its current tag with its introducers every ~20 s, which also keeps
+its NAT mapping to them open; in the last `lead` seconds of an epoch, the
+next epoch's tag too, on a schedule of its own (a random phase, never in the
+same burst), so that registrations do not come in pairs. They still come
+from the same address: an introducer sees the two tags of one address for
+those seconds (docs/privacy.md).
 
 The session layer sees two kinds of virtual address next to plain `(host, port)`
 ones; `send` turns them into NAT datagrams:
@@ -19,6 +23,7 @@ at the time of sending (ours plus `skew`, the peer's clock being up to an epoch
 off), because a session outlives epochs and introducers forget old tags.
 """
 
+import random
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -27,7 +32,7 @@ from twisted.logger import Logger
 from kadchat import wire
 from kadchat.nat import natwire, regproof
 from kadchat.nat.regproof import rendezvous_tag
-from kademlia.timers import Loop
+from kademlia.timers import Loop, cancel
 
 
 # Dataclasses, not NamedTuples: routes are dict keys and list members next to
@@ -54,12 +59,14 @@ __all__ = ["IntroductionRoute", "RelayRoute", "Traversal", "rendezvous_tag"]
 # contact must not be able to make us keep registrations with ever more of them.
 MAX_EXTRA = 4
 EXTRA_IDLE = 600.0  # seconds without a relayed datagram before we stop registering there
+GAP = 2.0  # seconds, at least, between registrations of two epochs' tags
 
 
 class Traversal:
     log = Logger()
 
-    def __init__(self, clock, send_raw, signing_key, epoch_seconds=300, keepalive=20.0, contacts=tuple):
+    def __init__(self, clock, send_raw, signing_key, epoch_seconds=300, keepalive=20.0, contacts=tuple,
+                 lead=60.0, rng=None):
         """`signing_key` is our identity's (it signs our registrations, blinded);
         `contacts()` gives our contacts' identity keys: relayed datagrams come
         with their sender's tag, which only a contact's key explains."""
@@ -71,6 +78,9 @@ class Traversal:
         self._owners = (None, {})  # (epoch, {tag: (identity key, skew)}) for recent tags of contacts
         self.epoch_seconds = epoch_seconds
         self.keepalive = keepalive
+        self.lead = lead
+        self._rng = rng or random.SystemRandom()
+        self._ahead = None  # the timer of the next epoch's registrations
         self.introducers = []  # ours, published in our presence record
         self._extra = OrderedDict()  # peers' introducers we relay through -> last use, least recent first
         self.observed = {}  # one of our introducers -> our address as it sees it
@@ -88,6 +98,7 @@ class Traversal:
         self._loop.start(now=True)
 
     def stop(self):
+        self._ahead = cancel(self._ahead)
         return self._loop.stop()
 
     def _register_everywhere(self):
@@ -95,7 +106,20 @@ class Traversal:
         for introducer in idle:
             self._drop_extra(introducer)
         for introducer in [*self.introducers, *self._extra]:
-            self._register(introducer)
+            self._register(introducer, self.epoch())
+        boundary = (self.epoch() + 1) * self.epoch_seconds
+        if self._ahead is None and self._clock.seconds() >= boundary - self.lead:
+            # Between two keep-alive ticks, at least GAP from either.
+            delay = self._rng.uniform(GAP, self.keepalive - GAP)
+            self._ahead = self._clock.callLater(delay, self._register_ahead, self.epoch() + 1)
+
+    def _register_ahead(self, epoch):
+        self._ahead = None
+        if epoch <= self.epoch():
+            return  # it has begun: the keep-alives register its tag now
+        for introducer in [*self.introducers, *self._extra]:
+            self._register(introducer, epoch)
+        self._ahead = self._clock.callLater(self.keepalive, self._register_ahead, epoch)
 
     def _use_extra(self, introducer):
         """Note a use of a contact's introducer; True if it is new to us."""
@@ -112,12 +136,10 @@ class Traversal:
         del self._extra[introducer]
         self._cookies.pop(introducer, None)
 
-    def _register(self, introducer):
-        epoch = self.epoch()
+    def _register(self, introducer, epoch):
         cookie = self._cookies.get(introducer, natwire.NO_COOKIE)
-        for e in (epoch, epoch + 1):
-            register = regproof.make_register(self._signers.for_epoch(e), cookie)
-            self._send_raw(natwire.encode(register), introducer)
+        register = regproof.make_register(self._signers.for_epoch(epoch), cookie)
+        self._send_raw(natwire.encode(register), introducer)
 
     def routes_to(self, peer_key, introducers, relay):
         """Virtual addresses for reaching `peer_key` through its introducers."""
@@ -129,7 +151,7 @@ class Traversal:
                 if relay:
                     routes.append(RelayRoute(introducer, peer_key, skew))
             if relay and self._use_extra(introducer):
-                self._register(introducer)  # a relay only serves registered tags
+                self._register(introducer, self.epoch())  # a relay only serves registered tags
         return routes
 
     def send(self, data, address):
@@ -141,7 +163,7 @@ class Traversal:
                 return
             if isinstance(address, RelayRoute):
                 if self._use_extra(address.introducer):  # dropped while idle: register again
-                    self._register(address.introducer)
+                    self._register(address.introducer, self.epoch())
                 message = natwire.Relay(tag, self.own_tag(), data)
             elif data[:1] == bytes([wire.INITIATION]):  # only initiations are introduced
                 message = natwire.Introduce(tag, data)
@@ -162,7 +184,9 @@ class Traversal:
                 self.observed[address] = message.observed
             if self._cookies.get(address) != message.cookie:  # first contact, or rotated
                 self._cookies[address] = message.cookie
-                self._register(address)
+                # Again with the cookie, for the tag it answers only: no pair.
+                ahead = message.tag == rendezvous_tag(self._public_key, self.epoch() + 1)
+                self._register(address, self.epoch() + ahead)
         elif isinstance(message, natwire.Introduction):
             return message.payload, message.caller
         elif isinstance(message, natwire.Relayed):
