@@ -9,6 +9,7 @@ book and the join life cycle.
 """
 
 import os
+from dataclasses import replace
 
 from twisted.internet import defer, error
 from twisted.logger import Logger
@@ -37,6 +38,7 @@ from kademlia.timers import Loop
 BOOTSTRAP_FILE = "bootstrap.txt"
 DHT_STATE_FILE = "dht-state.json"
 SEQ_FILE = "presence-seq"
+REPLAY_FILE = "answered-initiations"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
 # Handshakes are also hole-punching probes: start fast (DESIGN.md: ~150 ms), then back off.
@@ -69,8 +71,10 @@ class ChatService:
         )
         self.node.add_response_observer(self.reachability.votes.add)
         self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
+        # The replay guard on disk: a captured initiation is not answered after a restart either.
+        messaging = replace(MESSAGING, sessions=replace(MESSAGING.sessions, replay_path=self._path(REPLAY_FILE)))
         self.endpoint = ChatEndpoint(reactor, self.reachability.traversal.send, identity.signing_key,
-                                     self.book.is_contact, self._db, MESSAGING)
+                                     self.book.is_contact, self._db, messaging)
         self.endpoint.subscribe(self)
         self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
                                           self.reachability.nat_message_received, self.endpoint.datagram_received)
