@@ -2,6 +2,7 @@
 (issue 10, finding 5: 313 addresses filled the 10,000 registrations in 1.6 s, and then a
 legitimate client got no answer)."""
 
+import re
 import select
 import socket
 import time
@@ -104,10 +105,11 @@ def test_a_table_filling_attempt_leaves_room_for_a_legitimate_registration_and_i
     assert confirmed <= 2 * 128, f"{confirmed} registrations from two /24 networks"
 
 
-def test_a_stranger_with_the_card_re_registering_the_tag_receives_no_introduction(procs):
+def test_a_stranger_with_the_card_re_registering_the_tag_receives_no_introduction(procs, tmp_path):
     """Issue 12, 1, as it was found: the victim's tag re-registered from another
     address every 0.5 s, while a caller asks the introducer to introduce it."""
-    _, server = procs.server()
+    log = tmp_path / "server.log"
+    _, server = procs.server(log=log)
     victim_key = SigningKey(b"v" * 32)
     epoch = int(time.time() // 300)
     card_tag = regproof.rendezvous_tag(bytes(victim_key.verify_key), epoch)  # all the card gives
@@ -139,3 +141,7 @@ def test_a_stranger_with_the_card_re_registering_the_tag_receives_no_introductio
             stolen.append(attacker.recv(2048))
     assert stolen == [], "the attacker received datagrams meant for the victim"
     assert len(introductions) >= 5, introductions  # loopback may drop one
+    deadline = time.monotonic() + 5
+    while not re.search(r", bad proofs [1-6]$", log.read_text(), re.M):  # the status line counts them
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.2)
