@@ -31,7 +31,7 @@ def _first(pair):
 
 
 class Contact:
-    __slots__ = ("node_id", "key", "address", "last_seen", "failures", "rtt")
+    __slots__ = ("node_id", "key", "address", "last_seen", "failures", "rtt", "verified")
 
     def __init__(self, node_id, address, last_seen):
         self.node_id = node_id
@@ -40,6 +40,7 @@ class Contact:
         self.last_seen = last_seen
         self.failures = 0
         self.rtt = RTTEstimator()
+        self.verified = False  # answered one of our queries at this address
 
     def is_bad(self):
         return self.failures >= BAD_AFTER_FAILURES
@@ -90,6 +91,16 @@ class RoutingTable:
     def __len__(self):
         return sum(len(b.contacts) for b in self.buckets)
 
+    def rekey(self, own_id):
+        """Take a new own id: the contacts we know are sorted into buckets around it again."""
+        known = self.contacts()
+        self.own_id, self.own_key = own_id, id_to_int(own_id)
+        self.buckets = [Bucket(0, 2**ID_BITS, self.k, self._now())]
+        self._by_address = {}
+        for contact in known:
+            if contact.node_id != own_id:
+                self._insert(contact, contact.key)
+
     def _bucket_index(self, key):
         low, high = 0, len(self.buckets) - 1
         while low < high:  # buckets are sorted by range
@@ -122,6 +133,7 @@ class RoutingTable:
             if contact.address != address:  # the node moved: keep its place, new address
                 self._by_address.pop(contact.address, None)
                 contact.address = address
+                contact.verified = False
                 self._by_address[address] = contact
             contact.last_seen, contact.failures = now, 0
             bucket.contacts.move_to_end(node_id)

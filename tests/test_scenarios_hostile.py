@@ -1,6 +1,6 @@
 """Hostile nodes and poisoning at 2,000 nodes on the simulated network (seeded,
 virtual clock). Hostile nodes drop queries, serve stale items or serve forged
-items and garbage contacts (tests/scenario_helpers.py); an attacker address
+items and garbage contacts (tests/hostile_nodes.py); an attacker address
 floods storage nodes with forged, replayed, inflated and oversized puts; a
 Sybil coalition forges node ids next to every key."""
 
@@ -10,9 +10,10 @@ from kademlia.items import (ERROR_INVALID_SIGNATURE, ERROR_SALT_TOO_BIG,
                             ERROR_SEQ_LESS_THAN_CURRENT, ERROR_V_TOO_BIG)
 from kademlia.krpc import SERVER_ERROR
 from kademlia.settings import DHTSettings
-from tests.scenario_helpers import hostile, poisoning
+from tests.scenario_recipes import hostile, poisoning
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fraction, target", [(0.2, 0.99), (0.3, 0.95)])
 def test_lookups_find_the_newest_record_despite_hostile_nodes(fraction, target):
     figures = hostile(fraction, kinds=("drop", "stale", "forge"), seed=15, nodes=2000,
@@ -52,6 +53,7 @@ def test_poisoning_from_one_address_is_refused_and_bounded_by_quotas():
     assert figures["timers_left"] == []
 
 
+@pytest.mark.slow
 def test_node_id_check_defeats_a_coalition_forging_ids_next_to_every_key():
     # 20% of the nodes name each other under made-up ids a hair from any target.
     # Unchecked, they capture nearly every lookup; with BEP 42 ids checked

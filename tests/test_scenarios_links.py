@@ -6,7 +6,7 @@ later. Seeded, virtual clock; each assertion message states the figures."""
 
 import pytest
 
-from tests.scenario_helpers import link_faults
+from tests.scenario_recipes import link_faults
 
 CASES = {
     # every uplink 1 kB/s (8 kbit/s) with a 2 kB buffer: queues build, datagrams drop
@@ -29,6 +29,7 @@ def describe(name, figures):
             f"later: {figures['one_refresh_later'].describe()}; drops {figures['drops']}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_lookups_succeed_over_faulty_links(name):
     figures = link_faults(seed=14, nodes=2000, owners=200, lookups=600, **CASES[name])
