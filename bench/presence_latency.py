@@ -281,7 +281,7 @@ def traffic(count, tmp, nodes=200, seconds=3600.0, seed=7):
         [node] = swarm.add(1)
         swarm.seed_routing_tables()
         me = Identity(SigningKey(bytes([9]) * 32), "hub")
-        seq = SeqCounter(str(tmp / f"seq-{mode}-{count}"), swarm.clock.seconds)
+        seq = SeqCounter(str(tmp / f"seq-{mode}-{count}"), swarm.clock.seconds, bytes(me.signing_key))
         publisher = PresencePublisher(swarm.clock, node, me, lambda: Presence(ONLINE, addrs=[node.address]), seq)
         keys = [] if options is None else [(f"c{i}", SigningKey((i + 1).to_bytes(32, "big")).verify_key.encode())
                                            for i in range(count)]
