@@ -1,0 +1,272 @@
+"""Mailbox: offline delivery through dead drops (kadchat.deaddrop), both directions.
+
+Writing (`DropWriter`): a message waiting in the outbox for a contact who is
+not connected (or whose direct attempt failed) gets drops at our next free
+positions for that contact; the drops are put with a 50-hour `ttl`, checked
+every pass and put again every `republish` seconds (plain BEP 44 nodes ignore
+our `ttl` and keep items for their own time), until the contact's
+acknowledgement shows at a drop's position, the message is delivered directly,
+or the drops are older than RETENTION. Message states: `queued` once it waits
+for drops, `stored` once a node accepted each of its drops (the sender may now
+quit), `delivered` on the receipt; expired drops make it `queued` again (the
+outbox still has it for a direct session).
+
+Reading (`DropReader`): each pass reads a contact's slots from where the last
+pass left off (at most RETENTION back) up to the next slot (clock skew), each
+slot from index 0 until the first empty position, and every slot in parallel.
+Complete messages are handed to `deliver` in seq order (it stores them, de-
+duplicated by message id), and only then acknowledged. The next pass starts a
+slot back (drops still coming in the current one) or at the oldest incomplete
+message.
+
+Bounds: per contact at most `budget` of our drops outstanding (64 x 944 bytes),
+new messages never start past the next slot, so a contact gets at most
+PER_SLOT drops an hour from us beyond a burst; a reader looks at no more than
+PER_SLOT positions per slot of a contact's, RETENTION back.
+"""
+
+from collections import defaultdict
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from kadchat.deaddrop import (
+    ACK_SEQ, DROP_TTL, PER_SLOT, RETENTION, DropError, Fragment, Pair, Position,
+    Receipt, slot_of, split,
+)
+from kadchat.history import StoredMessage
+from kadchat.model import MessageState
+from kademlia.timers import Loop, SingleFlight
+
+LOOKUP_TIMEOUT = 30.0
+MAX_CHAIN_SLOTS = 4  # slots read past the window while a contact's chain runs on
+
+
+class _Net:
+    """The DHT calls of one part: each with a timeout, all cancelled by `stop()`; counted."""
+
+    log = Logger()
+
+    def __init__(self, clock, dht, timeout=LOOKUP_TIMEOUT):
+        self._clock = clock
+        self._dht = dht
+        self._timeout = timeout
+        self._pending = set()
+        self.stats = defaultdict(int)  # gets, puts, put_bytes
+
+    def _track(self, d, default):
+        d.addTimeout(self._timeout, self._clock)
+        self._pending.add(d)
+
+        def done(result):
+            self._pending.discard(d)
+            if isinstance(result, Failure):
+                if not result.check(defer.CancelledError, defer.TimeoutError):
+                    self.log.warn("dead drop query failed: {error}", error=result.value)
+                return default
+            return result
+        return d.addBoth(done)
+
+    def get(self, target):
+        self.stats["gets"] += 1
+        return self._track(defer.maybeDeferred(self._dht.get, target), None)
+
+    def put(self, item):
+        self.stats["puts"] += 1
+        self.stats["put_bytes"] += len(item.encoded_v)
+        return self._track(defer.maybeDeferred(self._dht.put, item, ttl=DROP_TTL), 0)
+
+    def cancel_all(self):
+        for d in list(self._pending):
+            d.cancel()
+
+
+class DropWriter:
+    def __init__(self, clock, net, pairs, store, history, has_session, set_state,
+                 budget=64, republish=1800.0):
+        self._clock = clock
+        self._net = net
+        self._pairs = pairs  # peer key -> deaddrop.Pair
+        self._store = store
+        self._history = history
+        self._has_session = has_session
+        self._set_state = set_state  # (peer, message id, MessageState) -> None
+        self._budget = budget
+        self._republish = republish
+
+    def peers(self):
+        return set(self._history.peers_with_pending()) | {d.peer for d in self._store.drops()}
+
+    @defer.inlineCallbacks
+    def write(self, peer):
+        """Check and republish our drops for `peer`, then place drops for what still waits."""
+        yield defer.gatherResults([self._tend(drop, self._clock.seconds()) for drop in self._store.drops(peer)])
+        now = self._clock.seconds()
+        pending = self._history.pending_for(peer)
+        placed = self._store.message_ids(peer)
+        for message_id in placed - {m.id for m in pending}:
+            self._store.forget(peer, message_id)  # delivered directly meanwhile
+        for message in pending:
+            if message.id in placed or (self._has_session(peer) and message.state != MessageState.FAILED):
+                continue
+            if now - message.timestamp > RETENTION:
+                continue  # its drops (if any) expired: only a direct session takes it now
+            if not self._place(peer, message, pending[0].seq, now):
+                break  # over budget or rate: the next pass, in order
+        fresh = [drop for drop in self._store.drops(peer) if drop.last_put is None]
+        yield defer.gatherResults([self._tend(drop, now) for drop in fresh])
+        stored = defaultdict(list)
+        for drop in self._store.drops(peer):
+            stored[drop.message_id].append(drop.last_put is not None)
+        for message_id, accepted in stored.items():
+            if all(accepted):
+                self._set_state(peer, message_id, MessageState.STORED)
+
+    def _place(self, peer, message, base, now):
+        chunks = split(message.text)
+        if self._store.count(peer) + len(chunks) > self._budget:
+            return False
+        first = max(self._store.next_position(peer) or Position(0, 0), Position(slot_of(now), 0))
+        if first.slot > slot_of(now) + 1:
+            return False
+        placed, position = [], first
+        for i, chunk in enumerate(chunks):
+            fragment = Fragment(message.id, message.seq, base, int(message.timestamp * 1e6), int(now * 1e6),
+                                i, len(chunks), chunk)
+            placed.append((position, self._pairs(peer).outgoing(position).data(fragment)))
+            position = position.next()
+        self._store.add(peer, message.id, placed, now, position)
+        self._set_state(peer, message.id, MessageState.QUEUED)
+        return True
+
+    @defer.inlineCallbacks
+    def _tend(self, drop, now):
+        if now - drop.created > RETENTION:
+            self._store.forget(drop.peer, drop.message_id)
+            self._set_state(drop.peer, drop.message_id, MessageState.QUEUED)
+            return
+        slot = self._pairs(drop.peer).outgoing(drop.position)
+        held = yield self._net.get(slot.target)
+        if held is not None and held.seq >= ACK_SEQ:
+            try:
+                receipt = slot.open(held)
+            except DropError:
+                receipt = None
+            if isinstance(receipt, Receipt) and receipt.message_id == drop.message_id:
+                self._store.forget(drop.peer, drop.message_id)
+                self._set_state(drop.peer, drop.message_id, MessageState.DELIVERED)
+            return
+        if held is None or drop.last_put is None or now - drop.last_put >= self._republish:
+            accepted = yield self._net.put(drop.item)
+            if accepted:
+                self._store.put_accepted(drop.peer, drop.position, now)
+
+
+class DropReader:
+    def __init__(self, clock, net, pairs, store, deliver):
+        self._clock = clock
+        self._net = net
+        self._pairs = pairs
+        self._store = store
+        self._deliver = deliver  # (peer, StoredMessage, base) -> None; stores it once per id
+
+    @defer.inlineCallbacks
+    def read(self, peer):
+        """Read `peer`'s drops to us since the last pass; deliver and acknowledge them."""
+        now = self._clock.seconds()
+        current, oldest = slot_of(now), slot_of(now - RETENTION)
+        last = self._store.read_slot(peer)
+        start = oldest if last is None else max(last, oldest)
+        slots = list(range(start, current + 2))
+        found = yield defer.gatherResults([self._scan(peer, s) for s in slots])
+        while len(found[-1]) == PER_SLOT and len(slots) < current + 2 - start + MAX_CHAIN_SLOTS:
+            slots.append(slots[-1] + 1)  # a full slot: the chain may go on in the next
+            found.append((yield self._scan(peer, slots[-1])))
+        messages = defaultdict(dict)  # id -> {fragment index: (position, Fragment)}
+        for position, content in (pair for slot in found for pair in slot):
+            if isinstance(content, Fragment) and now - content.stored_us / 1e6 <= RETENTION:
+                messages[content.message_id][content.index] = (position, content)
+        done = {i for i, m in messages.items() if set(m) == set(range(next(iter(m.values()))[1].count))}
+        for message_id in sorted(done, key=lambda i: messages[i][0][1].seq):
+            yield self._take(peer, messages[message_id])
+        waiting = [min(p for p, _ in m.values()).slot for i, m in messages.items() if i not in done]
+        self._store.set_read_slot(peer, min([current - 1] + waiting))
+
+    @defer.inlineCallbacks
+    def _scan(self, peer, slot):
+        """[(position, Fragment | Receipt)] from index 0 of `slot` up to its first empty position."""
+        found = []
+        for index in range(PER_SLOT):
+            position = Position(slot, index)
+            drop = self._pairs(peer).incoming(position)
+            item = yield self._net.get(drop.target)
+            if item is None:
+                break
+            try:
+                found.append((position, drop.open(item)))
+            except DropError:
+                continue  # (only the two of us can sign here: a bug, not an attack)
+        return found
+
+    def _take(self, peer, parts):
+        first = parts[0][1]
+        text = b"".join(parts[i][1].chunk for i in range(first.count)).decode("utf-8", errors="replace")
+        message = StoredMessage(first.message_id, peer, False, first.seq, text, first.sent_us / 1e6,
+                                MessageState.HELD)
+        self._deliver(peer, message, first.base)  # stored before any acknowledgement
+        receipts = [self._net.put(self._pairs(peer).incoming(p).ack(Receipt(f.message_id, f.index, f.count)))
+                    for p, f in parts.values()]
+        return defer.gatherResults(receipts)
+
+
+class Mailbox:
+    """Both directions for every contact, on a loop; `check()` runs a pass now."""
+
+    log = Logger()
+
+    def __init__(self, clock, dht, signing_key, contacts, store, history, has_session, deliver, set_state,
+                 interval=300.0, republish=1800.0, budget=64):
+        self._signing_key = signing_key
+        self._contacts = contacts  # () -> [contact key]
+        self._store = store
+        self._pair_cache = {}
+        self.net = _Net(clock, dht)
+        self.writer = DropWriter(clock, self.net, self._pair, store, history, has_session, set_state,
+                                 budget, republish)
+        self.reader = DropReader(clock, self.net, self._pair, store, deliver)
+        self._pass = SingleFlight(self._run)
+        self._loop = Loop(clock, interval, self.check)
+
+    def _pair(self, peer):
+        pair = self._pair_cache.get(peer)
+        if pair is None:
+            pair = self._pair_cache[peer] = Pair(self._signing_key, peer)
+        return pair
+
+    def start(self):
+        self._loop.start(now=True)
+
+    def stop(self):
+        self._loop.stop()
+        self.net.cancel_all()
+        return defer.succeed(None)
+
+    def check(self):
+        """One pass (shared with one in flight): read every contact's drops, tend ours."""
+        return self._pass()
+
+    def send_soon(self, peer):
+        """A message now waits for `peer`, who is not connected: place its drops now."""
+        return self.writer.write(peer).addErrback(self._failed)
+
+    def _run(self):
+        contacts = set(self._contacts())
+        reads = [self.reader.read(peer) for peer in contacts]
+        writes = [self.writer.write(peer) for peer in self.writer.peers() if peer in contacts]
+        d = defer.gatherResults(reads + writes, consumeErrors=True)
+        return d.addCallbacks(lambda _: None, self._failed)
+
+    def _failed(self, failure):
+        if not failure.check(defer.CancelledError):
+            self.log.failure("dead drop pass failed", failure)
