@@ -1,6 +1,6 @@
 """What our dead drops need to remember across restarts, in a small SQLite file.
 
-`drops.sqlite3` in the data directory (mode 0600): the drops we made for each
+`drops.db` in the data directory (mode 0600): the drops we made for each
 contact (the signed item, so a republication is byte for byte the same and
 needs no new nonce), where our next drop for a contact goes, and from which
 slot on we still read a contact's drops to us. Kept apart from the history
@@ -15,7 +15,7 @@ from kadchat.deaddrop import DATA_SEQ, Position
 from kadchat.errors import UserError
 from kademlia.items import MutableItem
 
-DROPS_FILE = "drops.sqlite3"
+DROPS_FILE = "drops.db"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS drops (

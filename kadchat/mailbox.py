@@ -37,7 +37,7 @@ from kadchat.deaddrop import (
 )
 from kadchat.history import StoredMessage
 from kadchat.model import MessageState
-from kademlia.timers import Loop, SingleFlight
+from kademlia.timers import Loop, SingleFlight, cancel
 
 LOOKUP_TIMEOUT = 30.0
 MAX_CHAIN_SLOTS = 4  # slots read past the window while a contact's chain runs on
@@ -227,6 +227,7 @@ class Mailbox:
 
     def __init__(self, clock, dht, signing_key, contacts, store, history, has_session, deliver, set_state,
                  interval=300.0, republish=1800.0, budget=64):
+        self._clock = clock
         self._signing_key = signing_key
         self._contacts = contacts  # () -> [contact key]
         self._store = store
@@ -247,10 +248,13 @@ class Mailbox:
     def start(self):
         self._loop.start(now=True)
 
-    def stop(self):
+    def stop(self, grace=5.0):
+        """Stop; a pass in flight (receipts we owe) gets `grace` seconds to end, then is cancelled."""
         self._loop.stop()
-        self.net.cancel_all()
-        return defer.succeed(None)
+        if not self._pass.in_flight:
+            return defer.succeed(None)
+        late = self._clock.callLater(grace, self.net.cancel_all)
+        return self._pass().addBoth(lambda _: cancel(late))
 
     def check(self):
         """One pass (shared with one in flight): read every contact's drops, tend ours."""
