@@ -175,7 +175,7 @@ class DropReader:
     def read(self, peer):
         """Read `peer`'s drops to us since the last pass; deliver and acknowledge them."""
         now = self._clock.seconds()
-        current, oldest = slot_of(now), slot_of(now - RETENTION)
+        current, oldest = slot_of(now), max(0, slot_of(now - RETENTION))
         last = self._store.read_slot(peer)
         start = oldest if last is None else max(last, oldest)
         slots = list(range(start, current + 2))
