@@ -34,7 +34,7 @@ from nacl.signing import SigningKey  # noqa: E402
 from kadchat.deaddrop import DROP_TTL, Pair, slot_of  # noqa: E402
 from kadchat.dropstore import DropStore  # noqa: E402
 from kadchat.history import History  # noqa: E402
-from kadchat.mailbox import DropReader, DropWriter, _Net  # noqa: E402
+from kadchat.mailbox import DropReader, DropWriter, DHTCalls  # noqa: E402
 from kadchat.model import MessageState  # noqa: E402
 from kademlia.settings import DHTSettings  # noqa: E402
 from kademlia.simswarm import SimSwarm  # noqa: E402
@@ -123,7 +123,7 @@ def run(args):
         for n in range(args.messages):
             history.add_outgoing(b_key, (i * 1000 + n).to_bytes(16, "big"), f"message {n} of pair {i}",
                                  wall.seconds())
-        net = _Net(wall, node)
+        net = DHTCalls(wall, node)
         pair = Pair(a, b_key)
 
         def set_state(peer, message_id, state, history=history):
@@ -193,7 +193,7 @@ def _recipient_returns(swarm, wall, traffic, sender, i, tmp, args, result, span)
         if message.id in seen:
             result["duplicates"] += 1
         seen.setdefault(message.id, swarm.clock.seconds() - start)
-    net = _Net(wall, node)
+    net = DHTCalls(wall, node)
     pair = Pair(sender["b"], sender["a_key"])
     store = DropStore(tmp / f"b{i}.db")
     store.set_read_slot(sender["a_key"], slot_of(wall.seconds() - span * 3600) - 1)  # last online: then

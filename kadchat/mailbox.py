@@ -13,7 +13,7 @@ outbox still has it for a direct session).
 
 Reading (`DropReader`): each pass reads a contact's slots from where the last
 pass left off (at most RETENTION back) up to the next slot (clock skew), each
-slot from index 0 until the first empty position, and every slot in parallel.
+slot from index 0 until the first empty position, three slots at a time.
 Complete messages are handed to `deliver` in seq order (it stores them, de-
 duplicated by message id), and only then acknowledged. The next pass starts a
 slot back (drops still coming in the current one) or at the oldest incomplete
@@ -43,7 +43,7 @@ LOOKUP_TIMEOUT = 30.0
 MAX_CHAIN_SLOTS = 4  # slots read past the window while a contact's chain runs on
 
 
-class _Net:
+class DHTCalls:
     """The DHT calls of one part: each with a timeout, all cancelled by `stop()`; counted."""
 
     log = Logger()
@@ -164,9 +164,10 @@ class DropWriter:
 
 
 class DropReader:
-    def __init__(self, clock, net, pairs, store, deliver):
+    def __init__(self, clock, net, pairs, store, deliver, parallel=3):
         self._clock = clock
         self._net = net
+        self._paced = defer.DeferredSemaphore(parallel)  # slots read at once: foreign nodes rate-limit us
         self._pairs = pairs
         self._store = store
         self._deliver = deliver  # (peer, StoredMessage, base) -> None; stores it once per id
@@ -179,7 +180,7 @@ class DropReader:
         last = self._store.read_slot(peer)
         start = oldest if last is None else max(last, oldest)
         slots = list(range(start, current + 2))
-        found = yield defer.gatherResults([self._scan(peer, s) for s in slots])
+        found = yield defer.gatherResults([self._paced.run(self._scan, peer, s) for s in slots])
         while len(found[-1]) == PER_SLOT and len(slots) < current + 2 - start + MAX_CHAIN_SLOTS:
             slots.append(slots[-1] + 1)  # a full slot: the chain may go on in the next
             found.append((yield self._scan(peer, slots[-1])))
@@ -232,7 +233,7 @@ class Mailbox:
         self._contacts = contacts  # () -> [contact key]
         self._store = store
         self._pair_cache = {}
-        self.net = _Net(clock, dht)
+        self.net = DHTCalls(clock, dht)
         self.writer = DropWriter(clock, self.net, self._pair, store, history, has_session, set_state,
                                  budget, republish)
         self.reader = DropReader(clock, self.net, self._pair, store, deliver)
