@@ -40,6 +40,7 @@ from kadchat.model import MessageState
 from kademlia.timers import Loop, SingleFlight, cancel
 
 LOOKUP_TIMEOUT = 30.0
+FAILED = object()  # what DHTCalls.get gives for a lookup that failed, timed out or was cancelled
 MAX_CHAIN_SLOTS = 4  # slots read past the window while a contact's chain runs on
 
 
@@ -53,9 +54,13 @@ class DHTCalls:
         self._dht = dht
         self._timeout = timeout
         self._pending = set()
+        self._closed = False
         self.stats = defaultdict(int)  # gets, puts, put_bytes
 
-    def _track(self, d, default):
+    def _track(self, call, default, *args, **kw):
+        if self._closed:  # stopping: what is left of a pass ends without the network
+            return defer.succeed(default)
+        d = defer.maybeDeferred(call, *args, **kw)
         d.addTimeout(self._timeout, self._clock)
         self._pending.add(d)
 
@@ -69,15 +74,17 @@ class DHTCalls:
         return d.addBoth(done)
 
     def get(self, target):
+        """The item, None if nobody holds one, FAILED if the lookup did not finish."""
         self.stats["gets"] += 1
-        return self._track(defer.maybeDeferred(self._dht.get, target), None)
+        return self._track(self._dht.get, FAILED, target)
 
     def put(self, item):
         self.stats["puts"] += 1
         self.stats["put_bytes"] += len(item.encoded_v)
-        return self._track(defer.maybeDeferred(self._dht.put, item, ttl=DROP_TTL), 0)
+        return self._track(self._dht.put, 0, item, ttl=DROP_TTL)
 
     def cancel_all(self):
+        self._closed = True
         for d in list(self._pending):
             d.cancel()
 
@@ -148,6 +155,8 @@ class DropWriter:
             return
         slot = self._pairs(drop.peer).outgoing(drop.position)
         held = yield self._net.get(slot.target)
+        if held is FAILED:
+            held = None  # unknown: put it again, in case it is gone
         if held is not None and held.seq >= ACK_SEQ:
             try:
                 receipt = slot.open(held)
@@ -180,10 +189,12 @@ class DropReader:
         last = self._store.read_slot(peer)
         start = oldest if last is None else max(last, oldest)
         slots = list(range(start, current + 2))
-        found = yield defer.gatherResults([self._paced.run(self._scan, peer, s) for s in slots])
-        while len(found[-1]) == PER_SLOT and len(slots) < current + 2 - start + MAX_CHAIN_SLOTS:
+        scans = yield defer.gatherResults([self._paced.run(self._scan, peer, s) for s in slots])
+        while len(scans[-1][0]) == PER_SLOT and len(slots) < current + 2 - start + MAX_CHAIN_SLOTS:
             slots.append(slots[-1] + 1)  # a full slot: the chain may go on in the next
-            found.append((yield self._scan(peer, slots[-1])))
+            scans.append((yield self._scan(peer, slots[-1])))
+        found = [f for f, _ in scans]
+        unfinished = [slot for slot, (_, finished) in zip(slots, scans) if not finished]
         messages = defaultdict(dict)  # id -> {fragment index: (position, Fragment)}
         for position, content in (pair for slot in found for pair in slot):
             if isinstance(content, Fragment) and now - content.stored_us / 1e6 <= RETENTION:
@@ -192,23 +203,26 @@ class DropReader:
         for message_id in sorted(done, key=lambda i: messages[i][0][1].seq):
             yield self._take(peer, messages[message_id])
         waiting = [min(p for p, _ in m.values()).slot for i, m in messages.items() if i not in done]
-        self._store.set_read_slot(peer, min([current - 1] + waiting))
+        self._store.set_read_slot(peer, min([current - 1] + waiting + unfinished))
 
     @defer.inlineCallbacks
     def _scan(self, peer, slot):
-        """[(position, Fragment | Receipt)] from index 0 of `slot` up to its first empty position."""
+        """([(position, Fragment | Receipt)] from index 0 of `slot` up to its first empty
+        position, whether the scan got there: False if a lookup failed on the way)."""
         found = []
         for index in range(PER_SLOT):
             position = Position(slot, index)
             drop = self._pairs(peer).incoming(position)
             item = yield self._net.get(drop.target)
+            if item is FAILED:
+                return found, False
             if item is None:
                 break
             try:
                 found.append((position, drop.open(item)))
             except DropError:
                 continue  # (only the two of us can sign here: a bug, not an attack)
-        return found
+        return found, True
 
     def _take(self, peer, parts):
         first = parts[0][1]
@@ -253,6 +267,7 @@ class Mailbox:
         """Stop; a pass in flight (receipts we owe) gets `grace` seconds to end, then is cancelled."""
         self._loop.stop()
         if not self._pass.in_flight:
+            self.net.cancel_all()
             return defer.succeed(None)
         late = self._clock.callLater(grace, self.net.cancel_all)
         return self._pass().addBoth(lambda _: cancel(late))

@@ -184,3 +184,31 @@ def test_the_mailbox_loop_stops_cleanly(world):
     a.endpoint.stop()
     b.endpoint.stop()
     assert clock.getDelayedCalls() == []
+
+
+def test_a_slot_whose_lookup_failed_is_read_again_next_pass(world):
+    clock, dht, a, b = world
+    a.send(b.public_key, "patient")
+    a.mailbox.writer.write(b.public_key)
+    clock.advance(5 * SLOT_SECONDS)
+    working = dht.get
+    dht.get = lambda target, salt=b"": defer.fail(RuntimeError("network down"))
+    b.mailbox.reader.read(a.public_key)
+    assert b.received == []
+    dht.get = working
+    b.mailbox.reader.read(a.public_key)
+    assert [m.text for m in b.received] == ["patient"]
+
+
+def test_stop_waits_for_a_pass_in_flight_then_cancels_it(tmp_path):
+    from tests.test_presence import HangingDHT
+    clock = Clock()
+    clock.advance(T0)
+    side = Side(tmp_path, "a", 1, bytes(SigningKey(bytes([2]) * 32).verify_key), clock, HangingDHT())
+    side.mailbox.start()
+    stopped = side.mailbox.stop(grace=5.0)
+    assert not stopped.called
+    clock.advance(5.0)
+    assert stopped.called
+    side.endpoint.stop()
+    assert clock.getDelayedCalls() == []
