@@ -151,6 +151,7 @@ def run(args):
         if wait > 0:
             swarm.advance(wait, step=60.0)
         _recipient_returns(swarm, wall, traffic, senders[i], i, tmp, args, results[span], span)
+        print(f"{span:g} h: {results[span]['refresh']}/{results[span]['drops']} read", file=sys.stderr)
     out = dict(nodes=args.nodes, pairs=args.pairs, messages=args.messages, replaced_per_hour=args.replaced,
                seed=args.seed, stored=f"{stored}/{args.pairs * args.messages}",
                replicas_at_write=statistics.mean(held) if held else 0,
