@@ -58,11 +58,13 @@ class StatusReporter:
         nat = self._introducer.stats
         log.info(
             "status: routing table {table}, items {items}, queries/s {rate:.1f}, "
-            "dropped malformed {malformed}, rate-limited {limited}; "
+            "dropped malformed {malformed}, rate-limited {limited}, trimmed answers {trimmed}, "
+            "withheld values {withheld}; "
             "registered {registered}, introduced {introduced}, relayed {relayed} bytes, refused {refused}, "
             "evicted {evicted}",
             table=stats["routing_table"], items=stats["items"], rate=rate,
             malformed=stats["malformed"], limited=stats["rate_limited"],
+            trimmed=stats["trimmed_answers"], withheld=stats["withheld_values"],
             registered=self._introducer.registered, introduced=nat["introduced"],
             relayed=nat["relayed_bytes"], refused=nat["refused"], evicted=nat["evicted"],
         )

@@ -2,7 +2,7 @@
 
     python3 bench/hostile_sweep.py [--nodes 2000] [--lookups 300] [--step 0.1] [--kinds mixed,lie]
 
-Kinds (tests/scenario_helpers.py): "drop" answers pings only; "stale" serves the
+Kinds (tests/hostile_nodes.py): "drop" answers pings only; "stale" serves the
 first version it saw of each record forever; "forge" serves forged items and
 garbage contacts; "mixed" is those three in equal shares (the scenario tests
 assert on it at 20% and 30%); "lie" is a Sybil coalition that names its members
@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kademlia.settings import DHTSettings  # noqa: E402
-from tests.scenario_helpers import hostile  # noqa: E402
+from tests.scenario_recipes import hostile  # noqa: E402
 
 KINDS = {"mixed": ("drop", "stale", "forge"), "drop": ("drop",), "stale": ("stale",),
          "forge": ("forge",), "lie": ("lie",), "lie42": ("lie42",)}

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kademlia.node import DHTNode  # noqa: E402
 from kademlia.settings import DHTSettings  # noqa: E402
 from kademlia.simswarm import Churn, SimSwarm, weibull, weibull_median  # noqa: E402
-from tests.scenario_helpers import Owner, ReadOnlyNode  # noqa: E402
+from tests.scenario_recipes import Owner, ReadOnlyNode  # noqa: E402
 
 # Weibull fits of session lengths (shape, scale in minutes) as reported for
 # three BitTorrent swarms in Stutzbach & Rejaie (IMC 2006); Kad and Gnutella
@@ -119,8 +119,9 @@ class NoHandoverNode(DHTNode):
     """The model's assumption: no repair between refreshes, so no hand-over of held
     items to newly met closer nodes."""
 
-    def _offer_items(self, contact):
-        pass
+    def __init__(self, clock, node_id=None, settings=None):
+        settings = replace(settings or DHTSettings(), handover_per_second=0)
+        super().__init__(clock, node_id=node_id, settings=settings)
 
 
 def simulate(ks=(1, 2, 3), nodes=600, owners_per_k=100, shape=0.5, scale=600.0, refresh=300.0,

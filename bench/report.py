@@ -4,7 +4,7 @@
 
 Every other bench/*.py runs as its own process with small arguments and its JSON
 is flattened into rows (numbers only). The scenario figures (churn, partition,
-link faults, hostile nodes, poisoning) come from tests/scenario_helpers.py, at
+link faults, hostile nodes, poisoning) come from tests/scenario_recipes.py, at
 `--nodes` nodes instead of the tests' 2,000. `--full` runs the benchmarks with
 their own default sizes. Asserts nothing: a benchmark that fails shows its
 error in the table.
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import scenario_helpers as scenarios  # noqa: E402
+from tests import scenario_recipes as scenarios  # noqa: E402
 
 # Small arguments per benchmark (the default sizes take minutes).
 SMALL = {

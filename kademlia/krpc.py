@@ -64,8 +64,18 @@ class ErrorReply:
         self.error = error
 
 
-def encode_query(transaction, method, args):
-    return bencode.encode({b"t": transaction, b"y": b"q", b"q": method, b"a": args})
+def encode_query(transaction, method, args, min_size=0):
+    """A query of at least `min_size` bytes: short ones get a `pad` argument, which
+    other nodes ignore. A node answers a source that has not proven its address
+    with at most 3 times the query's bytes (as QUIC does, RFC 9000 section 8.1),
+    so a query that expects a long answer pays for it in advance."""
+    data = bencode.encode({b"t": transaction, b"y": b"q", b"q": method, b"a": args})
+    short = min_size - len(data)
+    if short <= 0:
+        return data
+    # `3:pad` and the length prefix take 7 or 8 bytes: never shorter than min_size.
+    padded = dict(args, pad=b"\0" * max(0, short - 7))
+    return bencode.encode({b"t": transaction, b"y": b"q", b"q": method, b"a": padded})
 
 
 def encode_response(transaction, values, requester_address):

@@ -11,13 +11,25 @@ still comes before the hard timeout, is used all the same.
 """
 
 import bisect
+import enum
 
 from twisted.internet import defer
 
 from kademlia import krpc
 from kademlia.protocol import NodeStopped
+from kademlia.timers import cancel
 
-WAITING, IN_FLIGHT, STALLED, ANSWERED, FAILED = "waiting", "in-flight", "stalled", "answered", "failed"
+
+class State(enum.Enum):
+    """A candidate's state: WAITING -> IN_FLIGHT -> ANSWERED or FAILED; IN_FLIGHT ->
+    STALLED when its adaptive timeout passes, and on to ANSWERED or FAILED still."""
+
+    WAITING = "waiting"
+    IN_FLIGHT = "in-flight"
+    STALLED = "stalled"
+    ANSWERED = "answered"
+    FAILED = "failed"
+
 
 
 class Candidate:
@@ -27,7 +39,7 @@ class Candidate:
         self.node_id = node_id
         self.address = address
         self.distance = distance
-        self.state = WAITING
+        self.state = State.WAITING
         self.values = None
         self.stall_timer = None
 
@@ -73,7 +85,7 @@ class Lookup:
         """The k closest candidates not known or suspected to be dead."""
         window = []
         for candidate in self._shortlist:
-            if candidate.state not in (FAILED, STALLED):
+            if candidate.state not in (State.FAILED, State.STALLED):
                 window.append(candidate)
                 if len(window) == self.k:
                     break
@@ -83,23 +95,23 @@ class Lookup:
         if self._done.called:
             return
         window = self._window()
-        if all(c.state == ANSWERED for c in window):
+        if all(c.state is State.ANSWERED for c in window):
             self._finish(window)
             return
-        active = sum(1 for c in self._shortlist if c.state == IN_FLIGHT)
+        active = sum(1 for c in self._shortlist if c.state is State.IN_FLIGHT)
         for candidate in window:
             if active >= self.alpha:
                 break
-            if candidate.state == WAITING:
+            if candidate.state is State.WAITING:
                 self._ask(candidate)
                 if self._done.called:  # our node stopped as we asked
                     return
                 active += 1
-        if active == 0 and not any(c.state == STALLED for c in self._shortlist):
+        if active == 0 and not any(c.state is State.STALLED for c in self._shortlist):
             self._finish(window)  # nothing left to ask and nobody to wait for
 
     def _ask(self, candidate):
-        candidate.state = IN_FLIGHT
+        candidate.state = State.IN_FLIGHT
         self.queries_sent += 1
         stall_after = self._node.stall_timeout(candidate.node_id)
         candidate.stall_timer = self._node.clock.callLater(stall_after, self._stalled, candidate)
@@ -108,25 +120,23 @@ class Lookup:
 
     def _stalled(self, candidate):
         candidate.stall_timer = None
-        if candidate.state == IN_FLIGHT:
-            candidate.state = STALLED
+        if candidate.state is State.IN_FLIGHT:
+            candidate.state = State.STALLED
             self._step()
 
     def _cancel_stall_timer(self, candidate):
-        if candidate.stall_timer is not None:
-            candidate.stall_timer.cancel()
-            candidate.stall_timer = None
+        candidate.stall_timer = cancel(candidate.stall_timer)
 
     def _answered(self, response, candidate):
         self._cancel_stall_timer(candidate)
         if self._accept is not None and not self._accept(response.sender_id, candidate.address):
-            candidate.state = FAILED  # answers under an id its address may not have
+            candidate.state = State.FAILED  # answers under an id its address may not have
             self._step()
             return
         if response.sender_id != candidate.node_id:
             # Someone else answers at that address now: trust the answer, not the old id.
             candidate.node_id = response.sender_id
-        candidate.state = ANSWERED
+        candidate.state = State.ANSWERED
         candidate.values = response.values
         try:
             nodes = krpc.decode_nodes(response.values.get(b"nodes", b""))
@@ -138,7 +148,7 @@ class Lookup:
 
     def _failed(self, failure, candidate):
         self._cancel_stall_timer(candidate)
-        candidate.state = FAILED
+        candidate.state = State.FAILED
         if failure.check(NodeStopped):
             # Our own node stopped: end now with what has answered, asking nobody else.
             if not self._done.called:
@@ -156,4 +166,4 @@ class Lookup:
     def _finish(self, window):
         for candidate in self._shortlist:
             self._cancel_stall_timer(candidate)
-        self._done.callback([c for c in window if c.state == ANSWERED])
+        self._done.callback([c for c in window if c.state is State.ANSWERED])

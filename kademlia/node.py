@@ -1,139 +1,100 @@
 """DHTNode: the facade the rest of kadchat uses (listen, bootstrap, get, put, stop).
 
-The server side answers BEP 5 `ping`, `find_node`, `get_peers` (with `nodes`
-only) and BEP 44 `get`/`put`; unknown methods get error 204. The client side
-runs iterative lookups (`lookup.py`), then `get` keeps the newest item found and
-pushes it to the closest nodes that answered with an older one or none
-(read-repair). Items travel with their remaining TTL, never more.
+The server side (`server.py`) answers BEP 5 `ping`, `find_node`, `get_peers`
+(with `nodes` only) and BEP 44 `get`/`put`; unknown methods get error 204. The
+client side runs iterative lookups (`lookup.py`), then `get` keeps the newest
+item found and pushes it to the closest nodes that answered with an older one
+or none (read-repair). Items travel with their remaining TTL, never more.
 """
 
-import json
 import os
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 
-from kademlia import krpc, nodeid
+from kademlia import krpc, nodeid, statefile
+from kademlia.handover import Handover
 from kademlia.items import ItemError, MutableItem
 from kademlia.lookup import Lookup
 from kademlia.protocol import KRPCProtocol, QueryTimeout
 from kademlia.ratelimit import PerIPRateLimiter
+from kademlia.reflection import ReflectionGuard, padded_size
 from kademlia.routing import RoutingTable
 from kademlia.rtt import TimeoutPolicy
+from kademlia.server import QueryServer, item_values
 from kademlia.settings import DHTSettings
 from kademlia.storage import ItemStore
+from kademlia.timers import Loop
 from kademlia.tokens import TokenManager
 
 
 class DHTNode:
+    """`reactor` is the clock of every timer and, for `listen`, the socket factory.
+
+    `query_handlers` maps a KRPC method to `fn(args, address) -> values`: the
+    public seam for nodes that answer differently (tests' hostile nodes). A
+    handler returning None sends no answer at all."""
+
     log = Logger()
 
     def __init__(self, reactor, node_id=None, settings=None, state_path=None):
         self.clock = reactor
-        self._reactor = reactor
-        self.settings = settings or DHTSettings()
+        self.settings = s = settings or DHTSettings()
         self.state_path = state_path
-        self.node_id = node_id
+        saved = statefile.load(state_path)
+        self.node_id = node_id or saved.get("node_id") or os.urandom(krpc.ID_LENGTH)
+        self._saved_contacts = saved.get("contacts", [])
         self.address = None
-        self.routing_table = None
-        self.protocol = None
-        self._listening_port = None
+        now = reactor.seconds
+        self.routing_table = RoutingTable(self.node_id, now, k=s.k)
+        self.timeouts = TimeoutPolicy(floor=s.stall_floor, ceiling=s.query_timeout)
+        self.store = ItemStore(now, s.default_ttl, s.max_ttl, s.max_items, s.max_items_per_ip)
+        self.tokens = TokenManager(now, s.token_rotation)
+        self._accept_id = None if s.node_id_check == "off" else nodeid.acceptor(s.node_id_check)
+        self.reflection = ReflectionGuard(
+            now, self.tokens.is_valid, s.reflection_factor,
+            s.unproven_value_bytes_per_second, s.unproven_value_burst,
+        )
+        self.protocol = KRPCProtocol(
+            reactor, self,
+            PerIPRateLimiter(now, s.queries_per_ip_per_second, s.query_burst_per_ip),
+            PerIPRateLimiter(now, s.datagrams_per_ip_per_second, s.datagram_burst_per_ip),
+            self.reflection, s.max_pending_queries,
+        )
+        self.query_handlers = QueryServer(self.routing_table, self.store, self.tokens).handlers()
+        self.handover = Handover(self, reactor, s)
+        room = padded_size(s.k, s.reflection_factor)
+        self._answer_room = {b"find_node": room, b"get_peers": room, b"get": room}
         self._observers = []
-        self._maintenance = None
-        self._republishing = None
-        self._saved_contacts = []
+        self._maintenance = Loop(reactor, s.maintenance_interval, self._maintain)
+        self._republishing = Loop(reactor, s.republish_interval, self.republish)
 
     # -- life cycle ----------------------------------------------------------
 
-    def _prepare(self):
-        now = self.clock.seconds
-        s = self.settings
-        saved = self._load_state()
-        self.node_id = self.node_id or saved.get("node_id") or os.urandom(krpc.ID_LENGTH)
-        self._saved_contacts = saved.get("contacts", [])
-        self.routing_table = RoutingTable(self.node_id, now, k=s.k)
-        self.timeouts = TimeoutPolicy(floor=s.stall_floor, ceiling=s.query_timeout)
-        self.store = ItemStore(
-            now, s.default_ttl, s.max_ttl, s.max_items, s.max_items_per_ip
-        )
-        self.tokens = TokenManager(now, s.token_rotation)
-        self._accept_id = None if s.node_id_check == "off" else nodeid.acceptor(s.node_id_check)
-        self.protocol = KRPCProtocol(
-            self.clock, self,
-            PerIPRateLimiter(now, s.queries_per_ip_per_second, s.query_burst_per_ip),
-            PerIPRateLimiter(now, s.datagrams_per_ip_per_second, s.datagram_burst_per_ip),
-        )
-        self._handlers = {
-            b"ping": self._on_ping,
-            b"find_node": self._on_find_node,
-            b"get_peers": self._on_get_peers,
-            b"get": self._on_get,
-            b"put": self._on_put,
-        }
-        return self.protocol
-
     def listen(self, port, interface="127.0.0.1"):
         """Bind a real UDP socket; raises twisted's CannotListenError if busy."""
-        self._listening_port = self._reactor.listenUDP(port, self._prepare(), interface=interface)
-        self.address = (interface, self._listening_port.getHost().port)
-        self._start_timers()
-        return self.address
+        listening = self.clock.listenUDP(port, self.protocol, interface=interface)
+        return self._started((interface, listening.getHost().port))
 
     def attach(self, network, address):
         """Join an in-memory `kademlia.sim.SimNetwork` instead of a real socket."""
-        network.listen(address, self._prepare())
-        self.address = address
-        self._start_timers()
-        return self.address
+        network.listen(address, self.protocol)
+        return self._started(address)
 
-    def _start_timers(self):
-        s = self.settings
-        self._maintenance = task.LoopingCall(self._maintain)
-        self._maintenance.clock = self.clock
-        self._maintenance.start(s.maintenance_interval, now=False)
-        self._republishing = task.LoopingCall(self.republish)
-        self._republishing.clock = self.clock
-        self._republishing.start(s.republish_interval, now=False)
+    def _started(self, address):
+        self.address = address
+        self._maintenance.start()
+        self._republishing.start()
+        return address
 
     def stop(self):
         """Save the routing table, stop timers, fail pending queries, close the socket."""
-        for loop in (self._maintenance, self._republishing):
-            if loop is not None and loop.running:
-                loop.stop()
-        self._save_state()
-        return self.protocol.stop() if self.protocol else defer.succeed(None)
-
-    # -- state file ----------------------------------------------------------
-
-    def _load_state(self):
-        if not self.state_path or not os.path.exists(self.state_path):
-            return {}
-        try:
-            with open(self.state_path) as f:
-                raw = json.load(f)
-            if not isinstance(raw, dict):
-                raise ValueError("not a JSON object")
-            contacts = [(bytes.fromhex(i), (h, int(p))) for i, h, p in raw.get("contacts", [])]
-            node_id = bytes.fromhex(raw["node_id"])
-            if len(node_id) != krpc.ID_LENGTH:
-                raise ValueError("bad node id length")
-            contacts = [(i, a) for i, a in contacts if len(i) == krpc.ID_LENGTH and krpc.is_routable(a)]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            self.log.warn("ignoring unreadable state file {path}: {error}", path=self.state_path, error=e)
-            return {}
-        return {"node_id": node_id, "contacts": contacts}
-
-    def _save_state(self):
-        if not self.state_path or self.routing_table is None:
-            return
-        contacts = [[c.node_id.hex(), *c.address] for c in self.routing_table.contacts()]
-        temporary = self.state_path + ".tmp"
-        try:
-            with open(temporary, "w") as f:
-                json.dump({"node_id": self.node_id.hex(), "contacts": contacts}, f)
-            os.replace(temporary, self.state_path)
-        except OSError as e:  # losing the table only costs a bootstrap next time
-            self.log.warn("cannot save state file {path}: {error}", path=self.state_path, error=e)
+        self._maintenance.stop()
+        self._republishing.stop()
+        self.handover.stop()
+        if self.state_path:
+            statefile.save(self.state_path, self.node_id, self.routing_table.contacts())
+        return self.protocol.stop()
 
     # -- non-KRPC datagrams and observers -------------------------------------
 
@@ -153,6 +114,9 @@ class DHTNode:
             "routing_table": len(self.routing_table),
             "items": len(self.store),
             "refused_puts": self.store.refused,
+            "trimmed_answers": self.reflection.trimmed,
+            "withheld_values": self.reflection.withheld,
+            **self.handover.stats,
             **self.protocol.stats.as_dict(),
         }
 
@@ -166,10 +130,11 @@ class DHTNode:
         """One KRPC query; success and failure both update the routing table."""
         args = dict(args, id=self.node_id)
         started = self.clock.seconds()
-        d = self.protocol.query(address, method, args, self.settings.query_timeout)
+        d = self.protocol.query(address, method, args, self.settings.query_timeout,
+                                self._answer_room.get(method, 0))
 
         def answered(response):
-            self._heard_from(response.sender_id, address)
+            self._heard_from(response.sender_id, address, answered=True)
             contact = self.routing_table.get(response.sender_id)
             self.timeouts.sample(contact.rtt if contact else None, self.clock.seconds() - started)
             if response.seen_address is not None:
@@ -231,9 +196,9 @@ class DHTNode:
         that does not resolve is logged and left out."""
         resolved = []
         for host, port in addresses:
-            if not krpc.is_routable((host, port)) and hasattr(self._reactor, "resolve"):
+            if not krpc.is_routable((host, port)) and hasattr(self.clock, "resolve"):
                 try:
-                    host = yield self._reactor.resolve(host, timeout=(2,))
+                    host = yield self.clock.resolve(host, timeout=(2,))
                 except Exception as e:
                     self.log.warn("cannot resolve {host}: {error}", host=host, error=e)
                     continue
@@ -296,11 +261,11 @@ class DHTNode:
                 continue
             token = candidate.values.get(b"token")
             if isinstance(token, bytes):
-                self._send_put(candidate, token, item, ttl).addErrback(lambda _: None)
+                self.send_put(candidate, token, item, ttl).addErrback(lambda _: None)
 
-    def _send_put(self, contact, token, item, ttl):
+    def send_put(self, contact, token, item, ttl):
         """A BEP 44 put to one node (a lookup Candidate or a routing Contact)."""
-        args = {**_item_values(item), b"token": token}
+        args = {**item_values(item), b"token": token}
         if item.salt:
             args[b"salt"] = item.salt
         if ttl is not None:
@@ -313,9 +278,9 @@ class DHTNode:
         each way, one try stores on 49% of the k closest, two on 74%)."""
         def again(failure):
             failure.trap(QueryTimeout)
-            return self._send_put(candidate, token, item, ttl)
+            return self.send_put(candidate, token, item, ttl)
 
-        return self._send_put(candidate, token, item, ttl).addErrback(again)
+        return self.send_put(candidate, token, item, ttl).addErrback(again)
 
     @defer.inlineCallbacks
     def put(self, item, ttl=None):
@@ -342,89 +307,30 @@ class DHTNode:
     # -- server side ---------------------------------------------------------
 
     def handle_query(self, query, address):
-        handler = self._handlers.get(query.method)
+        handler = self.query_handlers.get(query.method)
         if handler is None:
             raise krpc.KRPCError(krpc.METHOD_UNKNOWN, "method unknown")
         values = handler(query.args, address)
+        if values is None:
+            return None
         if not query.read_only:
             self._heard_from(query.sender_id, address)
         values[b"id"] = self.node_id
         return values
 
-    def _heard_from(self, node_id, address):
+    def _heard_from(self, node_id, address, answered=False):
+        """A query from, or (`answered`) a reply to our query from, `node_id` at `address`."""
         if self._accept_id is not None and not self._accept_id(node_id, address):
             return  # an id its address may not have (BEP 42): never a contact
         is_new = self.routing_table.get(node_id) is None
         contact = self.routing_table.heard_from(node_id, address)
-        if is_new and contact is not None and len(self.store):
-            self._offer_items(contact)
-
-    def _offer_items(self, contact):
-        """A newly known node that is among the k closest to an item we hold gets it
-        (Kademlia 2.5), via a get for its token and current seq, then a put."""
-        for item, _ in self.store.items():
-            if contact in self.routing_table.closest(item.target):
-                self._hand_over(contact, item).addErrback(lambda _: None)
-
-    @defer.inlineCallbacks
-    def _hand_over(self, contact, item):
-        response = yield self.query_contact(
-            contact.node_id, contact.address, b"get", {b"target": item.target}
-        )
-        seq, token = response.values.get(b"seq"), response.values.get(b"token")
-        held = self.store.get(item.target)
-        if held is None or not isinstance(token, bytes):
+        if contact is None or contact.verified:
             return
-        if isinstance(seq, int) and seq >= held[0].seq:
-            return
-        yield self._send_put(contact, token, *held)
-
-    def _closest_nodes(self, args):
-        target = args.get(b"target")
-        if not isinstance(target, bytes) or len(target) != krpc.ID_LENGTH:
-            raise krpc.KRPCError(krpc.PROTOCOL_ERROR, "bad target")
-        return target, krpc.encode_nodes(self.routing_table.closest(target))
-
-    def _on_ping(self, args, address):
-        return {}
-
-    def _on_find_node(self, args, address):
-        return {b"nodes": self._closest_nodes(args)[1]}
-
-    def _on_get_peers(self, args, address):
-        info_hash = args.get(b"info_hash")
-        target, nodes = self._closest_nodes({b"target": info_hash})
-        return {b"nodes": nodes, b"token": self.tokens.issue(address[0])}
-
-    def _on_get(self, args, address):
-        target, nodes = self._closest_nodes(args)
-        values = {b"nodes": nodes, b"token": self.tokens.issue(address[0])}
-        held = self.store.get(target)
-        if held is not None:
-            item, remaining = held
-            values.update(_item_values(item))
-            values[b"ttl"] = max(1, int(remaining))
-        return values
-
-    def _on_put(self, args, address):
-        if not self.tokens.is_valid(address[0], args.get(b"token")):
-            raise krpc.KRPCError(krpc.PROTOCOL_ERROR, "bad token")
-        ttl, cas = args.get(b"ttl"), args.get(b"cas")
-        try:
-            item = MutableItem(
-                k=args[b"k"], salt=args.get(b"salt", b""), seq=args[b"seq"], v=args[b"v"], sig=args[b"sig"]
-            )
-        except KeyError:
-            raise krpc.KRPCError(krpc.PROTOCOL_ERROR, "put without k, seq, v or sig") from None
-        except ItemError as e:
-            raise krpc.KRPCError(e.code, e.message) from None
-        self.store.put(
-            item,
-            ttl if isinstance(ttl, int) else None,
-            address[0],
-            cas if isinstance(cas, int) else None,
-        )
-        return {}
+        if answered:
+            contact.verified = True
+            self.handover.verified(contact)
+        elif is_new:
+            self.handover.met(contact)
 
     def _maintain(self):
         self.store.expire()
@@ -435,7 +341,3 @@ class DHTNode:
                 lambda _: None
             )
 
-
-def _item_values(item):
-    """The fields of a BEP 44 item as `get` answers and `put` sends them."""
-    return {b"k": item.k, b"seq": item.seq, b"sig": item.sig, b"v": item.v}

@@ -1,7 +1,10 @@
 """KRPCProtocol: one UDP socket carrying KRPC queries, responses and other datagrams.
 
 The client side (`query`) keeps a table of outstanding transactions, each a
-Deferred with a timeout and a canceller. The server side hands each incoming
+Deferred with a timeout and a canceller. The table is bounded: past
+`max_pending` a new query is refused at once (and counted), so nothing a
+remote does can make it fill up. Transaction ids are random, so an off-path
+sender cannot guess one to forge a response. The server side hands each incoming
 query to a `QueryHandler` (the node) and sends back what it returns. Datagrams
 that do not start with `d` (a bencoded dict) are not KRPC: they go to the
 non-KRPC handler (the chat layer). Malformed or rate-limited datagrams are
@@ -15,6 +18,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from kademlia import krpc
+from kademlia.timers import cancel
 
 
 class QueryTimeout(Exception):
@@ -25,8 +29,13 @@ class NodeStopped(Exception):
     """Our own node has stopped: its queries fail at once and nothing more is sent."""
 
 
+class TooManyQueries(Exception):
+    """Our own queries in flight are at the cap: this one was not sent."""
+
+
 class Stats:
-    __slots__ = ("received", "queries", "responses", "malformed", "rate_limited", "timeouts", "sent")
+    __slots__ = ("received", "queries", "responses", "malformed", "rate_limited", "timeouts", "sent",
+                 "refused")
 
     def __init__(self):
         for name in self.__slots__:
@@ -40,42 +49,50 @@ class KRPCProtocol(DatagramProtocol):
     log = Logger()
     noisy = False  # no "starting protocol" lines in the log
 
-    def __init__(self, clock, handler, rate_limiter=None, other_rate_limiter=None):
+    TRANSACTION_LENGTH = 4
+
+    def __init__(self, clock, handler, rate_limiter=None, other_rate_limiter=None, guard=None,
+                 max_pending=4096):
         self._clock = clock
         self._handler = handler
         self._rate_limiter = rate_limiter
         self._other_rate_limiter = other_rate_limiter  # non-KRPC datagrams have their own budget
+        self._guard = guard  # a reflection.ReflectionGuard: bounds answers to unproven sources
+        self.max_pending = max_pending
         self._pending = {}  # transaction id -> (Deferred, address, timer)
-        self._next_transaction = int.from_bytes(os.urandom(2), "big")
         self.datagram_handler = None
         self.stats = Stats()
         self.stopped = False
 
     # -- client side --------------------------------------------------------
 
-    def query(self, address, method, args, timeout):
-        """Send a query; the Deferred fires with a krpc.Response or fails with
-        KRPCError (the remote's error reply), QueryTimeout, or NodeStopped."""
+    def query(self, address, method, args, timeout, min_size=0):
+        """Send a query, padded to `min_size` bytes; the Deferred fires with a
+        krpc.Response or fails with KRPCError (the remote's error reply),
+        QueryTimeout, NodeStopped or TooManyQueries."""
         if self.stopped:  # e.g. a lookup stepping on while the node stops
             return defer.fail(NodeStopped())
+        if len(self._pending) >= self.max_pending:
+            self.stats.refused += 1
+            return defer.fail(TooManyQueries(f"{len(self._pending)} queries in flight"))
         transaction = self._new_transaction()
         d = defer.Deferred(lambda _: self._forget(transaction))
         timer = self._clock.callLater(timeout, self._timed_out, transaction)
         self._pending[transaction] = (d, address, timer)
-        self._send(krpc.encode_query(transaction, method, args), address)
+        self._send(krpc.encode_query(transaction, method, args, min_size), address)
         return d
 
     def _new_transaction(self):
+        # With at most max_pending of 2**32 ids taken, a retry is all but never needed.
         while True:
-            self._next_transaction = (self._next_transaction + 1) & 0xFFFF
-            transaction = self._next_transaction.to_bytes(2, "big")
+            transaction = os.urandom(self.TRANSACTION_LENGTH)
             if transaction not in self._pending:
                 return transaction
 
     def _forget(self, transaction):
         entry = self._pending.pop(transaction, None)
-        if entry is not None and entry[2].active():
-            entry[2].cancel()
+        if entry is not None:
+            cancel(entry[2])
 
     def _timed_out(self, transaction):
         d, address, _ = self._pending.pop(transaction)
@@ -104,7 +121,7 @@ class KRPCProtocol(DatagramProtocol):
             self.stats.malformed += 1
             return
         if isinstance(message, krpc.Query):
-            self._answer(message, address)
+            self._answer(message, address, len(data))
         else:
             self._settle(message, address)
 
@@ -114,7 +131,7 @@ class KRPCProtocol(DatagramProtocol):
         except Exception:
             self.log.failure("non-KRPC datagram handler failed")
 
-    def _answer(self, query, address):
+    def _answer(self, query, address, request_size):
         self.stats.queries += 1
         try:
             values = self._handler.handle_query(query, address)
@@ -127,7 +144,12 @@ class KRPCProtocol(DatagramProtocol):
                 krpc.encode_error(query.transaction, krpc.SERVER_ERROR, "server error"), address
             )
             return
-        self._send(krpc.encode_response(query.transaction, values, address), address)
+        if values is None:  # the handler chose not to answer
+            return
+        if self._guard is None:
+            self._send(krpc.encode_response(query.transaction, values, address), address)
+        else:
+            self._send(self._guard.encode_response(query, values, address, request_size), address)
 
     def _settle(self, message, address):
         entry = self._pending.get(message.transaction)
@@ -136,8 +158,10 @@ class KRPCProtocol(DatagramProtocol):
             return
         del self._pending[message.transaction]
         d, _, timer = entry
-        timer.cancel()
+        cancel(timer)
         self.stats.responses += 1
+        if self._guard is not None:
+            self._guard.answered_us(address)
         if isinstance(message, krpc.ErrorReply):
             d.errback(message.error)
         else:
@@ -160,7 +184,7 @@ class KRPCProtocol(DatagramProtocol):
         self.stopped = True
         for transaction in list(self._pending):
             d, _, timer = self._pending.pop(transaction)
-            timer.cancel()
+            cancel(timer)
             d.errback(NodeStopped())
         if self.transport is not None:
             return defer.maybeDeferred(self.transport.stopListening)

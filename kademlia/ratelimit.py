@@ -1,10 +1,33 @@
-"""Per-IP token buckets: bound what one address can make a node do."""
+"""Token buckets: bound what one address, or everyone together, can make a node do."""
 
 from collections import OrderedDict
 
 
+class TokenBucket:
+    """`allow(cost)` spends `cost` tokens if there are that many (`rate` per second
+    come back, up to `burst`)."""
+
+    __slots__ = ("_now", "rate", "burst", "_tokens", "_refilled_at")
+
+    def __init__(self, now, rate, burst):
+        self._now = now
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._refilled_at = now()
+
+    def allow(self, cost=1):
+        now = self._now()
+        self._tokens = min(self.burst, self._tokens + (now - self._refilled_at) * self.rate)
+        self._refilled_at = now
+        if self._tokens < cost:
+            return False
+        self._tokens -= cost
+        return True
+
+
 class PerIPRateLimiter:
-    """`allow(ip)` spends one token from that IP's bucket (rate/s, up to burst).
+    """`allow(ip, cost)` spends from that IP's own TokenBucket.
 
     Tracks at most `max_tracked` IPs, forgetting the least recently seen, so a
     flood from many spoofed sources cannot grow memory without bound.
@@ -15,21 +38,14 @@ class PerIPRateLimiter:
         self.rate = rate
         self.burst = burst
         self.max_tracked = max_tracked
-        self._buckets = OrderedDict()  # ip -> [tokens, last refill time]
+        self._buckets = OrderedDict()  # ip -> TokenBucket
 
-    def allow(self, ip):
-        now = self._now()
+    def allow(self, ip, cost=1):
         bucket = self._buckets.get(ip)
         if bucket is None:
             if len(self._buckets) >= self.max_tracked:
                 self._buckets.popitem(last=False)
-            self._buckets[ip] = [self.burst - 1, now]
-            return True
-        self._buckets.move_to_end(ip)
-        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
-        bucket[1] = now
-        if tokens < 1:
-            bucket[0] = tokens
-            return False
-        bucket[0] = tokens - 1
-        return True
+            bucket = self._buckets[ip] = TokenBucket(self._now, self.rate, self.burst)
+        else:
+            self._buckets.move_to_end(ip)
+        return bucket.allow(cost)

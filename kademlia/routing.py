@@ -31,7 +31,7 @@ def _first(pair):
 
 
 class Contact:
-    __slots__ = ("node_id", "key", "address", "last_seen", "failures", "rtt")
+    __slots__ = ("node_id", "key", "address", "last_seen", "failures", "rtt", "verified")
 
     def __init__(self, node_id, address, last_seen):
         self.node_id = node_id
@@ -40,6 +40,7 @@ class Contact:
         self.last_seen = last_seen
         self.failures = 0
         self.rtt = RTTEstimator()
+        self.verified = False  # answered one of our queries at this address
 
     def is_bad(self):
         return self.failures >= BAD_AFTER_FAILURES
@@ -122,6 +123,7 @@ class RoutingTable:
             if contact.address != address:  # the node moved: keep its place, new address
                 self._by_address.pop(contact.address, None)
                 contact.address = address
+                contact.verified = False
                 self._by_address[address] = contact
             contact.last_seen, contact.failures = now, 0
             bucket.contacts.move_to_end(node_id)

@@ -24,3 +24,13 @@ class DHTSettings:
     # exempt, as the BEP says; "all": checked too, for the simulator's 10/8 swarm).
     # Our own id must fit: kademlia.nodeid.node_id_for(external_ip, os.urandom).
     node_id_check: str = "off"
+    # What a stranger (a source that has not proven its address) can make us do.
+    max_pending_queries: int = 4096  # our queries in flight; past this new ones are refused
+    reflection_factor: int = 3  # answers to unproven sources: at most this times the query's bytes
+    unproven_value_bytes_per_second: float = 3000.0  # BEP 44 values to one unproven IP
+    unproven_value_burst: int = 6000
+    verify_per_second: float = 10.0  # pings to newly met nodes, before any hand-over
+    verify_burst: int = 20
+    handover_per_second: float = 20.0  # items handed over, all contacts together (0: none)
+    handover_burst: int = 40
+    handover_per_contact: int = 16  # items looked at and handed to one newly met node

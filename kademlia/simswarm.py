@@ -23,6 +23,7 @@ from kademlia import nodeid
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
 from kademlia.sim import SimClock, SimNetwork
+from kademlia.timers import cancel
 
 ID_BITS = 160
 
@@ -215,8 +216,7 @@ class Churn:
 
     def stop(self):
         for timer in self._timers:
-            if timer.active():
-                timer.cancel()
+            cancel(timer)
         self._timers = []
 
     def _schedule(self, delay, fn, *args):

@@ -8,6 +8,8 @@ Cheap checks come before the signature check, and an item identical to the one
 held is never verified twice: a flood of stale or repeated puts costs little.
 """
 
+import bisect
+
 from kademlia.items import (
     ERROR_CAS_MISMATCH,
     ERROR_INVALID_SIGNATURE,
@@ -34,6 +36,7 @@ class ItemStore:
         self.max_items = max_items
         self.max_per_ip = max_per_ip
         self._items = {}  # target -> StoredItem
+        self._keys = []  # the targets as integers, sorted: items near an id without a scan
         self._per_ip = {}  # source ip -> number of items it placed here
         self.refused = 0
 
@@ -50,6 +53,14 @@ class ItemStore:
             self._drop(target)
             return None
         return stored.item, remaining
+
+    def targets_near(self, node_id, count):
+        """Up to `count` held targets on each side of `node_id` in id order, nearest
+        (XOR) first: those sharing the longest prefixes with it."""
+        key = int.from_bytes(node_id, "big")
+        at = bisect.bisect_left(self._keys, key)
+        near = sorted(self._keys[max(0, at - count) : at + count], key=lambda k: k ^ key)
+        return [k.to_bytes(len(node_id), "big") for k in near]
 
     def items(self):
         """(item, remaining ttl) for every live item."""
@@ -90,6 +101,7 @@ class ItemStore:
             self._check_quota(source_ip)
             self._per_ip[source_ip] = self._per_ip.get(source_ip, 0) + 1
             self._items[item.target] = StoredItem(item, deadline, source_ip)
+            bisect.insort(self._keys, int.from_bytes(item.target, "big"))
         else:
             stored = self._items[item.target]
             stored.item, stored.deadline = item, deadline
@@ -109,6 +121,7 @@ class ItemStore:
 
     def _drop(self, target):
         stored = self._items.pop(target)
+        del self._keys[bisect.bisect_left(self._keys, int.from_bytes(target, "big"))]
         left = self._per_ip[stored.source_ip] - 1
         if left:
             self._per_ip[stored.source_ip] = left

@@ -41,7 +41,6 @@ def test_public_check_exempts_local_networks_and_all_checks_them():
 
 def test_checking_node_never_adds_a_contact_whose_id_does_not_fit():
     node = DHTNode(Clock(), node_id=bytes(20), settings=DHTSettings(node_id_check="all"))
-    node._prepare()
     node._heard_from(bytes(range(20)), ("10.0.0.5", 6881))
     good = nodeid.node_id_for("10.0.0.6", lambda n: bytes(range(n)))
     node._heard_from(good, ("10.0.0.6", 6881))

@@ -6,7 +6,7 @@ presence records are), seeded, virtual clock. Each assertion message states
 the figure measured.
 """
 
-from tests.scenario_helpers import half_dies, session_churn
+from tests.scenario_recipes import half_dies, session_churn
 
 
 def test_half_the_swarm_dying_silently_keeps_records_and_newest_seq_after_one_refresh():

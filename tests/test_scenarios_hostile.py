@@ -1,6 +1,6 @@
 """Hostile nodes and poisoning at 2,000 nodes on the simulated network (seeded,
 virtual clock). Hostile nodes drop queries, serve stale items or serve forged
-items and garbage contacts (tests/scenario_helpers.py); an attacker address
+items and garbage contacts (tests/hostile_nodes.py); an attacker address
 floods storage nodes with forged, replayed, inflated and oversized puts; a
 Sybil coalition forges node ids next to every key."""
 
@@ -10,7 +10,7 @@ from kademlia.items import (ERROR_INVALID_SIGNATURE, ERROR_SALT_TOO_BIG,
                             ERROR_SEQ_LESS_THAN_CURRENT, ERROR_V_TOO_BIG)
 from kademlia.krpc import SERVER_ERROR
 from kademlia.settings import DHTSettings
-from tests.scenario_helpers import hostile, poisoning
+from tests.scenario_recipes import hostile, poisoning
 
 
 @pytest.mark.parametrize("fraction, target", [(0.2, 0.99), (0.3, 0.95)])

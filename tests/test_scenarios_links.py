@@ -6,7 +6,7 @@ later. Seeded, virtual clock; each assertion message states the figures."""
 
 import pytest
 
-from tests.scenario_helpers import link_faults
+from tests.scenario_recipes import link_faults
 
 CASES = {
     # every uplink 1 kB/s (8 kbit/s) with a 2 kB buffer: queues build, datagrams drop

@@ -4,7 +4,7 @@ refreshing every REFRESH seconds, seeded, virtual clock)."""
 from twisted.internet.task import Clock
 
 from kademlia.routing import BAD_AFTER_FAILURES, RoutingTable
-from tests.scenario_helpers import replica_state, running, split
+from tests.scenario_recipes import replica_state, running, split
 
 
 def test_ten_minute_split_converges_to_newest_seq_within_one_refresh_of_healing():
