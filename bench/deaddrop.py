@@ -10,7 +10,8 @@ joins through three random live nodes). `--pairs` senders (read-only clients,
 so they store nothing for others) each write `--messages` messages for an
 offline contact with kadchat.mailbox's DropWriter, wait until every drop is
 stored, and leave for good. Each recipient returns after one of `--spans`
-hours: a new client joins, runs one DropReader pass at once and one more
+hours: a new client joins, runs one DropReader pass at once (lookups paced
+as the client paces them, kadchat.service.DROPS_RATE) and one more
 `--refresh` seconds later. Printed per span: drops read in the first pass and
 within one refresh, duplicates, delivery time from the recipient's start, and
 the DHT bytes per message (datagrams sent and received by sender and recipient,
@@ -36,9 +37,10 @@ from kadchat.dropstore import DropStore  # noqa: E402
 from kadchat.history import History  # noqa: E402
 from kadchat.mailbox import DropReader, DropWriter, DHTCalls  # noqa: E402
 from kadchat.model import MessageState  # noqa: E402
+from kadchat.service import DROPS_RATE  # noqa: E402
 from kademlia.settings import DHTSettings  # noqa: E402
 from kademlia.simswarm import SimSwarm  # noqa: E402
-from tests.scenario_helpers import ReadOnlyNode  # noqa: E402
+from tests.scenario_recipes import ReadOnlyNode  # noqa: E402
 
 T0 = 1_800_000_000.0  # the wall clock the clients read at simulated time 0
 
@@ -123,7 +125,7 @@ def run(args):
         for n in range(args.messages):
             history.add_outgoing(b_key, (i * 1000 + n).to_bytes(16, "big"), f"message {n} of pair {i}",
                                  wall.seconds())
-        net = DHTCalls(wall, node)
+        net = DHTCalls(wall, node, rate=DROPS_RATE)
         pair = Pair(a, b_key)
 
         def set_state(peer, message_id, state, history=history):
@@ -194,7 +196,7 @@ def _recipient_returns(swarm, wall, traffic, sender, i, tmp, args, result, span)
         if message.id in seen:
             result["duplicates"] += 1
         seen.setdefault(message.id, swarm.clock.seconds() - start)
-    net = DHTCalls(wall, node)
+    net = DHTCalls(wall, node, rate=DROPS_RATE)
     pair = Pair(sender["b"], sender["a_key"])
     store = DropStore(tmp / f"b{i}.db")
     store.set_read_slot(sender["a_key"], slot_of(wall.seconds() - span * 3600) - 1)  # last online: then

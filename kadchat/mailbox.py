@@ -27,7 +27,7 @@ PER_SLOT positions per slot of a contact's, RETENTION back.
 
 from collections import defaultdict
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -45,14 +45,22 @@ MAX_CHAIN_SLOTS = 4  # slots read past the window while a contact's chain runs o
 
 
 class DHTCalls:
-    """The DHT calls of one part: each with a timeout, all cancelled by `stop()`; counted."""
+    """The DHT calls of one part: each with a timeout, all cancelled by `stop()`; counted.
+
+    With `rate`, lookups start at most that many a second: storage nodes send
+    values to an address that has not proven itself within a byte budget
+    (kademlia.reflection: 3,000 bytes a second) and withhold them past it, which
+    looks like an empty drop; libtorrent blocks an IP past 5 queries a second.
+    """
 
     log = Logger()
 
-    def __init__(self, clock, dht, timeout=LOOKUP_TIMEOUT):
+    def __init__(self, clock, dht, timeout=LOOKUP_TIMEOUT, rate=None):
         self._clock = clock
         self._dht = dht
         self._timeout = timeout
+        self._gap = 1.0 / rate if rate else 0.0
+        self._next_start = 0.0
         self._pending = set()
         self._closed = False
         self.stats = defaultdict(int)  # gets, puts, put_bytes
@@ -60,8 +68,13 @@ class DHTCalls:
     def _track(self, call, default, *args, **kw):
         if self._closed:  # stopping: what is left of a pass ends without the network
             return defer.succeed(default)
-        d = defer.maybeDeferred(call, *args, **kw)
-        d.addTimeout(self._timeout, self._clock)
+        now = self._clock.seconds()
+        wait, self._next_start = max(0.0, self._next_start - now), max(now, self._next_start) + self._gap
+        if wait:
+            d = task.deferLater(self._clock, wait, call, *args, **kw)
+        else:
+            d = defer.maybeDeferred(call, *args, **kw)
+        d.addTimeout(self._timeout + wait, self._clock)
         self._pending.add(d)
 
         def done(result):
@@ -241,13 +254,13 @@ class Mailbox:
     log = Logger()
 
     def __init__(self, clock, dht, signing_key, contacts, store, history, has_session, deliver, set_state,
-                 interval=300.0, republish=1800.0, budget=64):
+                 interval=300.0, republish=1800.0, budget=64, rate=None):
         self._clock = clock
         self._signing_key = signing_key
         self._contacts = contacts  # () -> [contact key]
         self._store = store
         self._pair_cache = {}
-        self.net = DHTCalls(clock, dht)
+        self.net = DHTCalls(clock, dht, rate=rate)
         self.writer = DropWriter(clock, self.net, self._pair, store, history, has_session, set_state,
                                  budget, republish)
         self.reader = DropReader(clock, self.net, self._pair, store, deliver)

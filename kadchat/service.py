@@ -42,6 +42,7 @@ SEQ_FILE = "presence-seq"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
 DROPS_INTERVAL = 300.0  # dead drops: read contacts' and tend ours this often (and on refresh)
+DROPS_RATE = 2.0  # dead drop lookups a second: within what storage nodes send an unproven address
 # Handshakes are also hole-punching probes: start fast (DESIGN.md: ~150 ms), then back off.
 MESSAGING = MessagingConfig(sessions=SessionConfig(handshake_retry=0.15, handshake_attempts=9))
 
@@ -91,7 +92,7 @@ class ChatService:
         self._drops = DropStore(self._path(DROPS_FILE))
         self.mailbox = Mailbox(reactor, self.node, identity.signing_key, self.book.keys, self._drops, self._db,
                                self.endpoint.has_session, self.endpoint.deliver_stored, self.endpoint.set_state,
-                               interval=DROPS_INTERVAL)
+                               interval=DROPS_INTERVAL, rate=DROPS_RATE)
         self._joiner = Joiner(reactor, lambda: self.node.bootstrap(self.bootstrap_addresses),
                               self._joined, self._nobody_answered, REJOIN_INTERVAL)
         self._status_loop = Loop(reactor, STATUS_INTERVAL, self._notify_status_if_changed)

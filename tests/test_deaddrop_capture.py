@@ -16,7 +16,7 @@ from kadchat.identity import Identity
 from kadchat.mailbox import DropReader, DropWriter, DHTCalls
 from kademlia.settings import DHTSettings
 from kademlia.simswarm import SimSwarm
-from tests.scenario_helpers import ReadOnlyNode
+from tests.scenario_recipes import ReadOnlyNode
 
 T0 = 1_800_000_000.0
 

@@ -1,7 +1,7 @@
 """Dead drops on plain BEP 44 nodes: libtorrent sessions (its Python bindings) are the
 only other DHT nodes on loopback. They know nothing of our `ttl` key; a writes two
 messages for b and leaves, b reads and acknowledges them, a comes back and sees the
-receipts. (libtorrent settings as in wt-dht's tests/test_dht_libtorrent.py.)
+receipts. (The sessions are tests/test_dht_libtorrent.py's.)
 
 b reads from an hour before: a reader with no cursor asks for 50 slots, and
 libtorrent blocks an IP past 5 queries a second (`dht_block_ratelimit`), which
@@ -20,23 +20,9 @@ from kadchat.mailbox import DropReader, DropWriter, DHTCalls
 from kadchat.model import MessageState
 from kademlia.node import DHTNode
 
-try:
-    import libtorrent as lt
-except ImportError:  # pragma: no cover - the bindings are in requirements-dev
-    lt = None
+from tests.test_dht_libtorrent import lt, lt_session
 
 SESSIONS = 6
-
-
-def lt_session(n):
-    return lt.session({
-        "listen_interfaces": f"127.0.22.{n + 1}:0", "outgoing_interfaces": f"127.0.22.{n + 1}",
-        "enable_dht": True, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-        "dht_bootstrap_nodes": "",
-        "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False,
-        "dht_prefer_verified_node_ids": False, "dht_ignore_dark_internet": False,
-        "alert_mask": lt.alert.category_t.dht_notification,
-    })
 
 
 class DropsOnLibtorrentTests(unittest.TestCase):
@@ -45,8 +31,8 @@ class DropsOnLibtorrentTests(unittest.TestCase):
     def setUp(self):
         if lt is None:
             raise unittest.SkipTest("libtorrent's Python bindings are not installed")
-        self.sessions = [lt_session(n) for n in range(SESSIONS)]
-        self.addresses = [(f"127.0.22.{n + 1}", s.listen_port()) for n, s in enumerate(self.sessions)]
+        self.sessions = [lt_session() for _ in range(SESSIONS)]
+        self.addresses = [("127.0.0.1", s.listen_port()) for s in self.sessions]
         for s in self.sessions:
             for address in self.addresses:
                 s.add_dht_node(address)

@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from kadchat.deaddrop import PER_SLOT, RETENTION, SLOT_SECONDS, Position, slot_of
 from kadchat.dropstore import DropStore
 from kadchat.history import History
-from kadchat.mailbox import Mailbox
+from kadchat.mailbox import DHTCalls, Mailbox
 from kadchat.messaging import ChatEndpoint
 from kadchat.model import MessageState
 from tests.test_presence import DictDHT
@@ -211,4 +211,17 @@ def test_stop_waits_for_a_pass_in_flight_then_cancels_it(tmp_path):
     clock.advance(5.0)
     assert stopped.called
     side.endpoint.stop()
+    assert clock.getDelayedCalls() == []
+
+
+def test_paced_calls_start_at_most_rate_a_second():
+    clock = Clock()
+    dht = DictDHT(clock)
+    calls = DHTCalls(clock, dht, rate=2.0)
+    results = [calls.get(bytes(20)) for _ in range(4)]
+    assert [d.called for d in results] == [True, False, False, False]
+    clock.advance(0.5)
+    assert [d.called for d in results] == [True, True, False, False]
+    clock.advance(1.0)
+    assert all(d.called for d in results) and dht.gets == 4
     assert clock.getDelayedCalls() == []
