@@ -41,6 +41,7 @@ from kademlia.timers import Loop, SingleFlight, cancel
 
 LOOKUP_TIMEOUT = 30.0
 FAILED = object()  # what DHTCalls.get gives for a lookup that failed, timed out or was cancelled
+SEND_DELAY = 5.0  # seconds a new message waits for a session before it goes into drops
 MAX_CHAIN_SLOTS = 4  # slots read past the window while a contact's chain runs on
 
 
@@ -260,6 +261,7 @@ class Mailbox:
         self._contacts = contacts  # () -> [contact key]
         self._store = store
         self._pair_cache = {}
+        self._soon = {}  # peer -> the delayed write send_soon scheduled
         self.net = DHTCalls(clock, dht, rate=rate)
         self.writer = DropWriter(clock, self.net, self._pair, store, history, has_session, set_state,
                                  budget, republish)
@@ -279,6 +281,9 @@ class Mailbox:
     def stop(self, grace=5.0):
         """Stop; a pass in flight (receipts we owe) gets `grace` seconds to end, then is cancelled."""
         self._loop.stop()
+        for call in self._soon.values():
+            cancel(call)
+        self._soon.clear()
         if not self._pass.in_flight:
             self.net.cancel_all()
             return defer.succeed(None)
@@ -290,8 +295,15 @@ class Mailbox:
         return self._pass()
 
     def send_soon(self, peer):
-        """A message now waits for `peer`, who is not connected: place its drops now."""
-        return self.writer.write(peer).addErrback(self._failed)
+        """A message now waits for `peer`, who is not connected: place its drops in
+        `SEND_DELAY` seconds, unless a session comes up first (the writer skips
+        messages going out over one), so a contact about to connect costs no drops."""
+        if peer not in self._soon:
+            self._soon[peer] = self._clock.callLater(SEND_DELAY, self._send_now, peer)
+
+    def _send_now(self, peer):
+        del self._soon[peer]
+        self.writer.write(peer).addErrback(self._failed)
 
     def _run(self):
         contacts = set(self._contacts())

@@ -225,3 +225,17 @@ def test_paced_calls_start_at_most_rate_a_second():
     clock.advance(1.0)
     assert all(d.called for d in results) and dht.gets == 4
     assert clock.getDelayedCalls() == []
+
+
+def test_send_soon_waits_a_moment_for_a_session_then_places_the_drops(world):
+    clock, dht, a, b = world
+    message_id = a.send(b.public_key, "soon")
+    a.mailbox.send_soon(b.public_key)
+    a.mailbox.send_soon(b.public_key)  # one write for both calls
+    assert a.store.drops() == []
+    clock.advance(5.0)
+    assert a.state(message_id) == MessageState.STORED and dht.puts == 1
+    a.mailbox.send_soon(b.public_key)
+    a.mailbox.stop()
+    a.endpoint.stop()
+    assert clock.getDelayedCalls() == []
