@@ -10,7 +10,8 @@ joins through three random live nodes). `--pairs` senders (read-only clients,
 so they store nothing for others) each write `--messages` messages for an
 offline contact with kadchat.mailbox's DropWriter, wait until every drop is
 stored, and leave for good. Each recipient returns after one of `--spans`
-hours: a new client joins, runs one DropReader pass at once (lookups paced
+hours (all recipients on the one virtual clock, each at its own time): a
+new client joins, runs one DropReader pass at once (lookups paced
 as the client paces them, kadchat.service.DROPS_RATE) and one more
 `--refresh` seconds later. Printed per span: drops read in the first pass and
 within one refresh, duplicates, delivery time from the recipient's start, and
@@ -21,6 +22,7 @@ Prints one JSON document.
 """
 
 import argparse
+from collections import defaultdict
 import json
 import statistics
 import sys
@@ -31,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nacl.signing import SigningKey  # noqa: E402
+from twisted.internet import defer, task  # noqa: E402
 
 from kadchat.deaddrop import DROP_TTL, Pair, slot_of  # noqa: E402
 from kadchat.dropstore import DropStore  # noqa: E402
@@ -91,15 +94,19 @@ class Traffic:
     """Bytes of datagrams to and from the clients' addresses (a hook on the simulated network)."""
 
     def __init__(self, network):
+        self.by_address = defaultdict(int)
         self.watched = set()
-        self.bytes = 0
         send = network._send
 
         def counting(src, data, dst):
-            if src in self.watched or dst in self.watched:
-                self.bytes += len(data)
+            for end in (src, dst):
+                if end in self.watched:
+                    self.by_address[end] += len(data)
             return send(src, data, dst)
         network._send = counting
+
+    def watch(self, address):
+        self.watched.add(address)
 
 
 def run(args):
@@ -117,7 +124,8 @@ def run(args):
     senders, writes, stored_at = [], [], {}
     clients, _ = swarm.join(args.pairs, factory=ReadOnlyNode)
     swarm.run_all([c.bootstrap(swarm.entry_points(3)) for c in clients], limit=60)
-    traffic.watched |= {c.address for c in clients}
+    for c in clients:
+        traffic.watch(c.address)
     for i, node in enumerate(clients):
         a, b = SigningKey(i.to_bytes(4, "big") * 8), SigningKey((10**6 + i).to_bytes(4, "big") * 8)
         a_key, b_key = bytes(a.verify_key), bytes(b.verify_key)
@@ -139,21 +147,20 @@ def run(args):
     stored = len(stored_at)
     held = [len(swarm.holders(item.target)) for i, s in enumerate(senders)
             for item in _items(tmp / f"a{i}.db")]
-    write_bytes = traffic.bytes
+    write_bytes = sum(traffic.by_address[c.address] for c in clients)
     for s in senders:
         swarm.kill(s["node"])  # senders quit for good
 
     # -- recipients come back after their span -------------------------------------
     results = {span: dict(drops=0, first=0, refresh=0, duplicates=0, times=[], bytes=0) for span in spans}
     t_written = swarm.clock.seconds()
-    order = sorted(range(len(senders)), key=lambda i: spans[i % len(spans)])
-    for i in order:
+    returns = []
+    for i, sender in enumerate(senders):
         span = spans[i % len(spans)]
-        wait = t_written + span * 3600 - swarm.clock.seconds()
-        if wait > 0:
-            swarm.advance(wait, step=60.0)
-        _recipient_returns(swarm, wall, traffic, senders[i], i, tmp, args, results[span], span)
-        print(f"{span:g} h: {results[span]['refresh']}/{results[span]['drops']} read", file=sys.stderr)
+        d = task.deferLater(swarm.clock, span * 3600 + swarm.rng.uniform(0, 60), _recipient_returns,
+                            swarm, wall, traffic, sender, i, tmp, args, results[span], span)
+        returns.append(d)
+    swarm.run_all(returns, limit=max(spans) * 3600 + 60 + 2 * args.refresh + 600, step=60.0)
     out = dict(nodes=args.nodes, pairs=args.pairs, messages=args.messages, replaced_per_hour=args.replaced,
                seed=args.seed, stored=f"{stored}/{args.pairs * args.messages}",
                replicas_at_write=statistics.mean(held) if held else 0,
@@ -185,33 +192,34 @@ def _items(path):
         store.close()
 
 
+@defer.inlineCallbacks
 def _recipient_returns(swarm, wall, traffic, sender, i, tmp, args, result, span):
+    """b starts `span` hours after a left: joins, reads at once and once more a refresh later."""
     start = swarm.clock.seconds()
     [node], joined = swarm.join(1, factory=ReadOnlyNode)
-    traffic.watched.add(node.address)
-    before = traffic.bytes
+    traffic.watch(node.address)
     seen = {}
 
     def deliver(peer, message, base):
         if message.id in seen:
             result["duplicates"] += 1
         seen.setdefault(message.id, swarm.clock.seconds() - start)
-    net = DHTCalls(wall, node, rate=DROPS_RATE)
     pair = Pair(sender["b"], sender["a_key"])
     store = DropStore(tmp / f"b{i}.db")
     store.set_read_slot(sender["a_key"], slot_of(wall.seconds() - span * 3600) - 1)  # last online: then
-    reader = DropReader(wall, net, lambda peer: pair, store, deliver)
-    swarm.run_all([joined], limit=60)
-    swarm.run_all([reader.read(sender["a_key"])], limit=300)
+    reader = DropReader(wall, DHTCalls(wall, node, rate=DROPS_RATE), lambda peer: pair, store, deliver)
+    yield joined
+    yield reader.read(sender["a_key"])
     first = len(seen)
-    swarm.advance(args.refresh, step=10.0)
-    swarm.run_all([reader.read(sender["a_key"])], limit=300)
+    yield task.deferLater(swarm.clock, args.refresh, lambda: None)
+    yield reader.read(sender["a_key"])
     result["drops"] += args.messages
     result["first"] += first
     result["refresh"] += len(seen)
     result["times"] += list(seen.values())
-    result["bytes"] += traffic.bytes - before
+    result["bytes"] += traffic.by_address[node.address]
     swarm.kill(node)
+    print(f"{span:g} h: {result['refresh']}/{result['drops']} read", file=sys.stderr)
 
 
 def main():
