@@ -61,12 +61,13 @@ class StatusReporter:
             "dropped malformed {malformed}, rate-limited {limited}, trimmed answers {trimmed}, "
             "withheld values {withheld}; "
             "registered {registered}, introduced {introduced}, relayed {relayed} bytes, refused {refused}, "
-            "evicted {evicted}",
+            "evicted {evicted}, bad proofs {bad_proof}",
             table=stats["routing_table"], items=stats["items"], rate=rate,
             malformed=stats["malformed"], limited=stats["rate_limited"],
             trimmed=stats["trimmed_answers"], withheld=stats["withheld_values"],
             registered=self._introducer.registered, introduced=nat["introduced"],
             relayed=nat["relayed_bytes"], refused=nat["refused"], evicted=nat["evicted"],
+            bad_proof=nat["bad_proof"],
         )
 
 

@@ -80,3 +80,22 @@ class AddressVotes:
         if len(ports) >= self._min_voters and top * 2 <= len(votes):
             return RANDOM
         return UNKNOWN
+
+
+class IdRenewal:
+    """A DHT response observer, after `votes.add`: a new node id when the voted
+    external address moves, since an id kept across addresses would link them
+    (issue 12, 3). `node` has `renew_id(external_ip)`."""
+
+    def __init__(self, node, votes):
+        self._node = node
+        self._votes = votes
+        self._last = None
+
+    def __call__(self, *_response):
+        address = self._votes.external_address()
+        if address is None or address == self._last:
+            return
+        if self._last is not None:
+            self._node.renew_id(address[0])
+        self._last = address

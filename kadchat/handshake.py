@@ -29,6 +29,7 @@ from nacl import bindings
 from nacl.exceptions import CryptoError
 
 from kadchat import wire
+from kadchat.replaystore import LatestInitiations
 
 PROTOCOL_NAME = b"kadchat IK 25519 ChaChaPoly BLAKE2b v1"
 INITIATION_WINDOW = 120.0  # seconds an initiation stays acceptable (either side of now)
@@ -100,16 +101,19 @@ class SessionKeys:
 
 
 class InitiationGuard:
-    """Refuses initiations outside the time window or already answered.
+    """Refuses initiations outside the time window or already answered, and a
+    peer's initiation no newer than the last one answered (`latest`, a
+    kadchat.replaystore.LatestInitiations: on disk, that survives restarts).
 
     An exact duplicate (the same initiation sent to several of our addresses)
     gets the same answer again: that creates no session and reveals nothing.
     (Duplicates may differ in mac2, which is outside the handshake: kadchat.cookies.)
     """
 
-    def __init__(self, window=INITIATION_WINDOW, capacity=4096):
+    def __init__(self, window=INITIATION_WINDOW, capacity=4096, latest=None):
         self._window = window
         self._capacity = capacity
+        self._latest = latest or LatestInitiations(keep_seconds=2 * window)
         self._answered = {}  # ephemeral -> (forget at, initiation digest, response), oldest first
 
     def repeated_answer(self, datagram, initiation, now):
@@ -127,9 +131,13 @@ class InitiationGuard:
     def check_fresh(self, timestamp, now):
         if abs(now - timestamp) > self._window:
             raise StaleInitiation("initiation timestamp outside the window")
-        # (a replay inside the window is caught by repeated_answer)
+        # (a replay inside the window is caught by repeated_answer, or check_newer)
 
-    def remember(self, datagram, initiation, response, now):
+    def check_newer(self, peer_key, timestamp_us):
+        if not self._latest.is_newer(peer_key, timestamp_us):
+            raise StaleInitiation("initiation no newer than one already answered")
+
+    def remember(self, datagram, initiation, response, now, peer_key=None, timestamp_us=None):
         # Entries all live the same time, so the oldest are first in the dict.
         while self._answered:
             ephemeral, (forget_at, _, _) = next(iter(self._answered.items()))
@@ -139,6 +147,8 @@ class InitiationGuard:
         # Kept until the timestamp check alone would refuse the initiation.
         self._answered[initiation.ephemeral] = (
             now + 2 * self._window, _digest(datagram[:wire.INITIATION_MAC1_AT]), response)
+        if peer_key is not None:
+            self._latest.record(peer_key, timestamp_us, now)
 
 
 class Handshake:
@@ -220,6 +230,7 @@ class Handshake:
         t.mix_key(identity.dh(_to_dh_public(peer_key)))  # ss
         (timestamp_us,) = _TIMESTAMP.unpack(t.open(initiation.sealed_timestamp))
         guard.check_fresh(timestamp_us / 1_000_000, now)
+        guard.check_newer(peer_key, timestamp_us)
 
         hs = cls(peer_key, local_index, initiator=False)
         hs._fire(Event.RESPOND)
@@ -234,7 +245,7 @@ class Handshake:
         hs.keys = SessionKeys(send_key, receive_key, local_index, initiation.sender_index,
                               peer_key, initiator=False)
         response = wire.encode_response(local_index, initiation.sender_index, ephemeral, sealed_empty)
-        guard.remember(datagram, initiation, response, now)
+        guard.remember(datagram, initiation, response, now, peer_key, timestamp_us)
         return hs, response
 
     def confirm(self):

@@ -2,7 +2,7 @@
 
 Record for epoch e (DESIGN.md, "Identity, contacts and private presence"): a BEP 44
 mutable item with k = A_e (the identity key blinded for e, kadchat.blinding),
-salt = SALT, seq = publish time in microseconds (`SeqCounter`), and v = nonce ||
+salt = SALT, seq growing within the epoch only (`SeqCounter`), and v = nonce ||
 XChaCha20-Poly1305(key_e, payload, ad=A_e), where key_e = BLAKE2b keyed with A
 and personalised "kadchat-presence" over e (a domain apart from the blinding
 hash). The payload is a bencoded dict, length-prefixed and zero-padded to a

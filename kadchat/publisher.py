@@ -1,5 +1,6 @@
 """PresencePublisher: keeps our own presence records (kadchat.presence) in the DHT."""
 
+import random
 from dataclasses import replace
 
 from twisted.internet import defer
@@ -9,20 +10,25 @@ from kadchat.blinding import epoch_of
 from kadchat.presence import OFFLINE, Presence, make_record
 from kademlia.timers import cancel
 
+GAP = 2.0  # seconds, at least, between the puts of two epochs' records (issue 12, 3)
+
 
 class PresencePublisher:
     """Keeps our presence records in the DHT.
 
-    Each publication puts the current epoch's record and, within `lead` seconds
-    of the next epoch, that epoch's record too, so contacts whose clocks run a
-    little ahead find us. It republishes every `refresh` seconds while running,
-    and `publish_now()` when the status or addresses change.
+    Each publication puts the current epoch's record. Within `lead` seconds of
+    the next epoch, that epoch's record goes out too, so that contacts whose
+    clocks run a little ahead find us; on its own, at a random moment of the
+    window and at least `GAP` seconds from other puts, so that a storage node
+    or an observer cannot pair the two records by their timing. It
+    republishes every `refresh` seconds while running, and `publish_now()`
+    when the status or addresses change.
     """
 
     log = Logger()
 
     def __init__(self, clock, dht, identity, presence_source, seq_counter,
-                 epoch_seconds=300, ttl=600, refresh=120.0, lead=60.0, offline_timeout=5.0):
+                 epoch_seconds=300, ttl=600, refresh=120.0, lead=60.0, offline_timeout=5.0, rng=None):
         self._clock = clock
         self._dht = dht
         self._identity = identity
@@ -33,8 +39,11 @@ class PresencePublisher:
         self._refresh = refresh
         self._lead = lead
         self._offline_timeout = offline_timeout
+        self._rng = rng or random.SystemRandom()
         self._running = False
         self._call = None
+        self._ahead_call = None
+        self._ahead_done = None  # (epoch, presence without ts) last published ahead of its epoch
         self._pending = set()
         self._published = {}  # epoch -> clock time of our latest put for it
 
@@ -46,6 +55,7 @@ class PresencePublisher:
         """Stop republishing and cancel puts in flight."""
         self._running = False
         self._call = cancel(self._call)
+        self._ahead_call = cancel(self._ahead_call)
         for d in list(self._pending):
             d.cancel()
         return defer.succeed(None)
@@ -54,6 +64,7 @@ class PresencePublisher:
         """Publish at once; fires (never fails) when the puts are done."""
         self._call = cancel(self._call)
         d = self._publish(self._source())
+        self._plan_ahead()
         self._schedule()
         return d
 
@@ -61,6 +72,7 @@ class PresencePublisher:
         """Stop, and replace every record still alive with an "offline" one; fires when done or timed out."""
         self._running = False
         self._call = cancel(self._call)
+        self._ahead_call = cancel(self._ahead_call)
         now = self._clock.seconds()
         current = epoch_of(now, self._epoch_seconds)
         live = {e for e, when in self._published.items() if when > now - self._ttl and e >= current - 1}
@@ -72,7 +84,11 @@ class PresencePublisher:
 
     def _tick(self):
         self._call = None
+        if self._too_close(epoch_of(self._clock.seconds(), self._epoch_seconds), self._ahead_call):
+            self._call = self._clock.callLater(2 * GAP, self._tick)
+            return
         self._publish(self._source())
+        self._plan_ahead()
         self._schedule()
 
     def _next_lead_time(self, now):
@@ -84,22 +100,48 @@ class PresencePublisher:
         now = self._clock.seconds()
         until_lead = self._next_lead_time(now) - now
         delay = min(self._refresh, until_lead) if until_lead > 0 else self._refresh
-        self._call = self._clock.callLater(delay, self._tick)
+        next_epoch = epoch_of(now, self._epoch_seconds) + 1
+        if self._ahead_call is None and (self._ahead_done or (None,))[0] != next_epoch:
+            # Too late to publish ahead: publish as soon as the epoch begins.
+            delay = min(delay, until_lead + self._lead + self._rng.uniform(0, GAP))
+        self._call = self._clock.callLater(max(delay, 0), self._tick)
 
     def _publish(self, presence):
         now = self._clock.seconds()
-        current = epoch_of(now, self._epoch_seconds)
-        epochs = [current]
-        if now >= self._next_lead_time(now) - 1e-6:  # tolerance: timers land on float sums
-            epochs.append(current + 1)
-        presence = replace(presence, ts=now)
-        return defer.gatherResults([self._put(e, presence) for e in epochs])
+        return self._put(epoch_of(now, self._epoch_seconds), replace(presence, ts=now)).addCallback(lambda n: [n])
+
+    def _plan_ahead(self):
+        """In the lead window, plan the next epoch's put unless it is out with this presence already."""
+        now = self._clock.seconds()
+        if not self._running or self._ahead_call is not None or now < self._next_lead_time(now) - 1e-6:
+            return  # tolerance: timers land on float sums
+        next_epoch = epoch_of(now, self._epoch_seconds) + 1
+        if self._ahead_done == (next_epoch, replace(self._source(), ts=0)):
+            return
+        start, end = now + GAP, next_epoch * self._epoch_seconds - GAP
+        if start < end:
+            self._ahead_call = self._clock.callLater(self._rng.uniform(start, end) - now, self._put_ahead, next_epoch)
+
+    def _put_ahead(self, epoch):
+        self._ahead_call = None
+        if self._too_close(epoch, self._call):
+            self._ahead_call = self._clock.callLater(2 * GAP, self._put_ahead, epoch)
+            return
+        presence = self._source()
+        self._ahead_done = (epoch, replace(presence, ts=0))
+        self._put(epoch, replace(presence, ts=self._clock.seconds()))
+
+    def _too_close(self, epoch, other_call):
+        """Whether a put for `epoch` now would be within GAP of one for another epoch, done or due."""
+        now = self._clock.seconds()
+        due = other_call is not None and other_call.getTime() - now < GAP
+        return due or any(e != epoch and now - when < GAP for e, when in self._published.items())
 
     def _put(self, epoch, presence):
         now = self._clock.seconds()
         self._published = {e: t for e, t in self._published.items() if t > now - self._ttl}
         try:
-            item = make_record(self._identity, epoch, presence, self._seq.next())
+            item = make_record(self._identity, epoch, presence, self._seq.next(epoch))
         except (ValueError, OSError) as e:  # a bad presence from the source, or no disk
             self.log.error("cannot make presence record: {error}", error=e)
             return defer.succeed(0)

@@ -23,7 +23,7 @@ INTRODUCERS_KEPT = 3  # registrations we keep alive (a record lists up to presen
 
 
 class Reachability:
-    def __init__(self, clock, send_raw, public_key, contacts, offer, has_session, on_addresses_changed,
+    def __init__(self, clock, send_raw, signing_key, contacts, offer, has_session, on_addresses_changed,
                  epoch_seconds=300, punch_grace=PUNCH_GRACE):
         """`offer(peer_key, paths)` hands paths to the session layer; `has_session(peer_key)`
         says whether one is up; `on_addresses_changed()` is told when an introducer sees
@@ -34,7 +34,7 @@ class Reachability:
         self._on_addresses_changed = on_addresses_changed
         self._punch_grace = punch_grace
         self.votes = AddressVotes(clock.seconds)
-        self.traversal = Traversal(clock, send_raw, public_key, epoch_seconds, contacts=contacts)
+        self.traversal = Traversal(clock, send_raw, signing_key, epoch_seconds, contacts=contacts)
         self.lan = None
         self._races = {}  # peer key -> the race of its paths now running
         self._waiting = {}  # peer key -> Deferreds fired when a session with it is up

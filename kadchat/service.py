@@ -9,10 +9,12 @@ book and the join life cycle.
 """
 
 import os
+from dataclasses import replace
 
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
+from kadchat.addrvote import IdRenewal
 from kadchat.contactbook import CONTACTS_FILE, ContactBook
 from kadchat.deaddrop import DROP_TTL
 from kadchat.dispatch import DatagramDispatch
@@ -39,6 +41,7 @@ from kademlia.timers import Loop
 BOOTSTRAP_FILE = "bootstrap.txt"
 DHT_STATE_FILE = "dht-state.json"
 SEQ_FILE = "presence-seq"
+REPLAY_FILE = "answered-initiations"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
 DROPS_INTERVAL = 300.0  # dead drops: read contacts' and tend ours this often (and on refresh)
@@ -64,21 +67,24 @@ class ChatService:
         self.book = ContactBook(self._path(CONTACTS_FILE), identity.public_key)
         # Items without `ttl` live record_ttl; dead drops ask (and get) two days.
         settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
-        self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE))
+        self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
         self._db = History(history_path(c.data_dir, identity.public_key))
         self.reachability = Reachability(
-            reactor, self.node.send_datagram, identity.public_key, self.book.keys,
+            reactor, self.node.send_datagram, identity.signing_key, self.book.keys,
             offer=lambda key, paths: self.endpoint.peer_available(key, paths),
             has_session=lambda key: self.endpoint.has_session(key),
             on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds,
         )
         self.node.add_response_observer(self.reachability.votes.add)
+        self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
+        # The replay guard on disk: a captured initiation is not answered after a restart either.
+        messaging = replace(MESSAGING, sessions=replace(MESSAGING.sessions, replay_path=self._path(REPLAY_FILE)))
         self.endpoint = ChatEndpoint(reactor, self.reachability.traversal.send, identity.signing_key,
-                                     self.book.is_contact, self._db, MESSAGING)
+                                     self.book.is_contact, self._db, messaging)
         self.endpoint.subscribe(self)
         self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
                                           self.reachability.nat_message_received, self.endpoint.datagram_received)
-        self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds)
+        self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds, bytes(identity.signing_key), c.epoch_seconds)
         self.publisher = PresencePublisher(
             reactor, self.node, identity, self._own_presence, self._seq,
             epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval,

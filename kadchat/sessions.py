@@ -26,6 +26,7 @@ from kadchat.channel import DEFAULT_LIMITS, Channel, ChannelError, ChannelStats,
 from kadchat.handshake import (
     Handshake, HandshakeError, InitiationGuard, NotAContact, StaleInitiation, State, StaticIdentity)
 from kadchat.initiator import Attempt, Initiator
+from kadchat.replaystore import LatestInitiations
 from kademlia.timers import Loop
 
 
@@ -38,6 +39,8 @@ class SessionConfig:
     confirm_within: float = 15.0  # an answered handshake not confirmed by then is dropped
     sweep_interval: float = 10.0
     budget: cookies.HandshakeBudget = cookies.HandshakeBudget()
+    replay_path: str = None  # where the replay guard keeps what it answered (None: memory only)
+    notice_interval: float = 30.0  # UNKNOWN_SESSION notices honoured per peer at most this often
 
 
 @dataclass
@@ -163,6 +166,7 @@ class _Peer:
     attempt: Attempt = None
     first_unanswered: float = None  # when we first sent since last hearing from the peer
     cookies: dict = field(default_factory=dict)  # addr -> (cookie, when received), from the peer
+    notice_at: float = None  # when we last acted on an UNKNOWN_SESSION notice
 
 
 class SessionManager:
@@ -179,7 +183,7 @@ class SessionManager:
         self._on_payload = on_payload
         self._on_ready = on_ready
         self._config = config
-        self._guard = InitiationGuard()
+        self._guard = InitiationGuard(latest=LatestInitiations(config.replay_path))
         self._gate = cookies.InitiationGate(clock.seconds, self._identity.public_key, config.budget)
         self._peers = {}
         self._by_index = _SessionIndex()
@@ -355,17 +359,21 @@ class SessionManager:
         session.peer.machine.fire(PeerEvent.RESPONSE, session)
 
     def _unknown_session_received(self, packet, addr):
+        # The notice is not authenticated: anyone who sees our datagrams can
+        # send it from the peer's address. So it only asks for new keys, at most
+        # once per `notice_interval` per peer, while the session keeps carrying
+        # traffic until they are up: a forged one breaks nothing (issue 12, 4).
+        now = self._clock.seconds()
         for peer in list(self._peers.values()):
-            for session in (peer.current, peer.previous):
-                if (session is not None and session.addr == addr
-                        and session.channel.keys.remote_index == packet.receiver_index):
-                    self.handshake_stats.unknown_session_notices += 1
-                    if session is peer.current:
-                        peer.machine.fire(PeerEvent.LOST, session)
-                    else:
-                        self.forget(peer, session)
-                    peer.machine.fire(PeerEvent.WANTED)
+            session = peer.current
+            if (session is not None and session.addr == addr
+                    and session.channel.keys.remote_index == packet.receiver_index):
+                if peer.notice_at is not None and now - peer.notice_at < self._config.notice_interval:
                     return
+                peer.notice_at = now
+                self.handshake_stats.unknown_session_notices += 1
+                peer.machine.fire(PeerEvent.WANTED)
+                return
 
     # -- the outputs of the peers' machines (PeerMachine.TRANSITIONS names them) --
 

@@ -33,16 +33,22 @@ class DHTNode:
 
     `query_handlers` maps a KRPC method to `fn(args, address) -> values`: the
     public seam for nodes that answer differently (tests' hostile nodes). A
-    handler returning None sends no answer at all."""
+    handler returning None sends no answer at all.
+
+    `keep_id=False` (clients): a new id at every start, never saved, and
+    `renew_id()` when our address changes: a stable id would link everything
+    we do in the DHT, across epochs and restarts (issue 12, 3). Servers keep
+    theirs in `state_path`."""
 
     log = Logger()
 
-    def __init__(self, reactor, node_id=None, settings=None, state_path=None):
+    def __init__(self, reactor, node_id=None, settings=None, state_path=None, keep_id=True):
         self.clock = reactor
         self.settings = s = settings or DHTSettings()
         self.state_path = state_path
+        self.keep_id = keep_id
         saved = statefile.load(state_path)
-        self.node_id = node_id or saved.get("node_id") or os.urandom(krpc.ID_LENGTH)
+        self.node_id = node_id or (saved.get("node_id") if keep_id else None) or os.urandom(krpc.ID_LENGTH)
         self._saved_contacts = saved.get("contacts", [])
         self.address = None
         now = reactor.seconds
@@ -93,8 +99,17 @@ class DHTNode:
         self._republishing.stop()
         self.handover.stop()
         if self.state_path:
-            statefile.save(self.state_path, self.node_id, self.routing_table.contacts())
+            statefile.save(self.state_path, self.node_id if self.keep_id else None, self.routing_table.contacts())
         return self.protocol.stop()
+
+    def renew_id(self, external_ip=None):
+        """Take a new random id (BEP 42's for a public IPv4 `external_ip`), keeping the contacts."""
+        if external_ip is not None and ":" not in external_ip and not nodeid.is_exempt(external_ip):
+            self.node_id = nodeid.node_id_for(external_ip, os.urandom)
+        else:
+            self.node_id = os.urandom(krpc.ID_LENGTH)
+        self.routing_table.rekey(self.node_id)
+        self.log.info("new node id {id}", id=self.node_id.hex()[:8])
 
     # -- non-KRPC datagrams and observers -------------------------------------
 

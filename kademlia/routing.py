@@ -91,6 +91,16 @@ class RoutingTable:
     def __len__(self):
         return sum(len(b.contacts) for b in self.buckets)
 
+    def rekey(self, own_id):
+        """Take a new own id: the contacts we know are sorted into buckets around it again."""
+        known = self.contacts()
+        self.own_id, self.own_key = own_id, id_to_int(own_id)
+        self.buckets = [Bucket(0, 2**ID_BITS, self.k, self._now())]
+        self._by_address = {}
+        for contact in known:
+            if contact.node_id != own_id:
+                self._insert(contact, contact.key)
+
     def _bucket_index(self, key):
         low, high = 0, len(self.buckets) - 1
         while low < high:  # buckets are sorted by range

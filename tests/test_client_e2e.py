@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kadchat.nat import natwire
+from tests.nat_helpers import register as signed, tag as owned_tag
 from tests.client_helpers import (
     CARD_LINE, CHILD_ENV, CLIENT, ROOT, Processes, chat_both_ways, client_argv, friends, history_rows, make_identity,
     presence, received, state, texts_from, write_contacts)
@@ -262,12 +263,13 @@ def test_a_data_directory_open_to_other_users_is_one_warning_line(tmp_path):
                       f"and contacts; fix it with: chmod 700 {tmp_path}"]
 
 
-def test_a_presence_seq_file_at_the_bep44_limit_stops_the_start_with_one_error_line(tmp_path):
+def test_a_presence_seq_file_of_the_former_format_is_taken_over_silently(tmp_path):
+    """A lone number (seq was the publish time before issue 12): per-epoch values are above it."""
     make_identity(tmp_path, "alice")
     (tmp_path / "presence-seq").write_text(f"{2**63 - 1}\n")
     code, stderr = run_client(tmp_path)
-    assert_one_error_line(code, stderr, f"{tmp_path / 'presence-seq'} has reached BEP 44's largest", "delete it")
-    assert code == 1
+    assert code == 0
+    assert [line for line in stderr if "presence-seq" in line] == []
 
 
 def test_a_corrupted_presence_seq_file_is_reset_with_one_warning_line(tmp_path):
@@ -276,8 +278,9 @@ def test_a_corrupted_presence_seq_file_is_reset_with_one_warning_line(tmp_path):
     code, stderr = run_client(tmp_path)
     assert code == 0
     assert [line for line in stderr if "presence-seq" in line] == [
-        f"warning: {tmp_path / 'presence-seq'} did not hold a sequence number; it starts again from the clock"]
-    assert (tmp_path / "presence-seq").read_text().strip().isdigit()
+        f"warning: {tmp_path / 'presence-seq'} did not hold sequence numbers; they start again from the clock"]
+    rows = [line.split() for line in (tmp_path / "presence-seq").read_text().splitlines()]
+    assert all(len(row) == 2 and all(field.isdigit() for field in row) for row in rows)
 
 
 def test_a_garbage_key_file_is_refused(tmp_path):
@@ -321,16 +324,16 @@ def test_bad_contact_and_bootstrap_lines_are_warnings_and_the_client_runs(tmp_pa
 
 def test_the_dedicated_server_is_an_introducer_and_reports_it_in_its_status_line(tmp_path, procs):
     server, address = procs.server(log=tmp_path / "server.log")
-    tag = b"T" * natwire.TAG_SIZE
+    tag = owned_tag(b"T")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.bind(("127.0.0.1", 0))
         client.settimeout(5)
         client.sendto(b"", address)
         client.sendto(bytes([natwire.REGISTER]) + b"short", address)  # malformed: ignored
-        client.sendto(natwire.encode(natwire.Register(tag)), address)
+        client.sendto(natwire.encode(signed(tag)), address)
         reply = natwire.decode(client.recvfrom(2048)[0])
         assert (reply.tag, reply.observed) == (tag, client.getsockname())
-        client.sendto(natwire.encode(natwire.Register(tag, reply.cookie)), address)  # the round trip
+        client.sendto(natwire.encode(signed(tag, reply.cookie)), address)  # the round trip
         assert natwire.decode(client.recvfrom(2048)[0]) == reply
     deadline = time.monotonic() + 5
     while "registered 1, introduced 0, relayed 0 bytes" not in (tmp_path / "server.log").read_text():

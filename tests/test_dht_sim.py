@@ -221,6 +221,7 @@ def test_after_a_partition_heals_a_get_brings_the_newest_item_to_stale_replicas(
 # -- scale ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_thousand_nodes_bootstrap_and_find_each_others_items(make_swarm):
     nodes = 2000
     swarm = make_swarm(nodes, seed=2000, batch=100)

@@ -1,5 +1,6 @@
 """kadchat.reachability: our own addresses, and the direct-then-relay race towards a contact."""
 
+from nacl.signing import SigningKey
 from twisted.internet import task
 
 from kadchat.nat import natwire
@@ -7,7 +8,7 @@ from kadchat.nat.traversal import IntroductionRoute, RelayRoute
 from kadchat.presence import Presence
 from kadchat.reachability import PUNCH_GRACE, Reachability, lan_address
 
-ME, PEER = bytes([1]) * 32, bytes([2]) * 32
+ME, PEER = SigningKey(bytes([1]) * 32), bytes(SigningKey(bytes([2]) * 32).verify_key)
 INTRODUCER = ("203.0.113.9", 6881)
 PEER_HOME = Presence("online", addrs=[("198.51.100.7", 40001)], nat="consistent", introducers=[INTRODUCER])
 

@@ -6,9 +6,12 @@ presence records are), seeded, virtual clock. Each assertion message states
 the figure measured.
 """
 
+import pytest
+
 from tests.scenario_recipes import half_dies, session_churn
 
 
+@pytest.mark.slow
 def test_half_the_swarm_dying_silently_keeps_records_and_newest_seq_after_one_refresh():
     figures = half_dies(seed=11, nodes=2000, owners=200, lookups=1000)
     right_after, later = figures["right_after"], figures["one_refresh_later"]
@@ -20,6 +23,7 @@ def test_half_the_swarm_dying_silently_keeps_records_and_newest_seq_after_one_re
     assert figures["timers_left"] == []
 
 
+@pytest.mark.slow
 def test_continuous_join_and_leave_with_weibull_sessions_keeps_lookups_succeeding():
     # Session lengths and downtimes: Weibull, shape 0.5, scale 40 min (median ~19 min),
     # in the range of the fits Stutzbach & Rejaie (IMC 2006) report; see docs/replication.md.

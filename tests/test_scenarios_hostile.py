@@ -13,6 +13,7 @@ from kademlia.settings import DHTSettings
 from tests.scenario_recipes import hostile, poisoning
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fraction, target", [(0.2, 0.99), (0.3, 0.95)])
 def test_lookups_find_the_newest_record_despite_hostile_nodes(fraction, target):
     figures = hostile(fraction, kinds=("drop", "stale", "forge"), seed=15, nodes=2000,
@@ -52,6 +53,7 @@ def test_poisoning_from_one_address_is_refused_and_bounded_by_quotas():
     assert figures["timers_left"] == []
 
 
+@pytest.mark.slow
 def test_node_id_check_defeats_a_coalition_forging_ids_next_to_every_key():
     # 20% of the nodes name each other under made-up ids a hair from any target.
     # Unchecked, they capture nearly every lookup; with BEP 42 ids checked

@@ -29,6 +29,7 @@ def describe(name, figures):
             f"later: {figures['one_refresh_later'].describe()}; drops {figures['drops']}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_lookups_succeed_over_faulty_links(name):
     figures = link_faults(seed=14, nodes=2000, owners=200, lookups=600, **CASES[name])

@@ -1,12 +1,15 @@
 """A network split in two for 10 minutes, then healed (2,000 nodes, 200 owners
 refreshing every REFRESH seconds, seeded, virtual clock)."""
 
+import pytest
+
 from twisted.internet.task import Clock
 
 from kademlia.routing import BAD_AFTER_FAILURES, RoutingTable
 from tests.scenario_recipes import replica_state, running, split
 
 
+@pytest.mark.slow
 def test_ten_minute_split_converges_to_newest_seq_within_one_refresh_of_healing():
     figures = split(seed=13, nodes=2000, owners=200, lookups=600, duration=600.0)
     during_same, during_across = figures["same_side"], figures["across"]

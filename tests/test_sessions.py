@@ -253,3 +253,40 @@ def test_malformed_datagrams_are_counted_never_raised():
     for stray in (b"\x02" + bytes(56), b"\x04\0\0\0\1"):  # answers to nothing we asked
         bob.manager.datagram_received(stray, A_ADDR)
     assert bob.manager.stats.undecryptable == 3 and not bob.manager._peers
+
+
+def test_an_initiation_replayed_after_the_callee_restarts_is_not_answered(tmp_path):
+    """Issue 12, 4: the replay guard lived in memory only."""
+    config = SessionConfig(replay_path=str(tmp_path / "answered-initiations"))
+    net, alice, bob = setup(config)
+    inits = []
+    net.taps.append(lambda data, src, dst: data[0] == wire.INITIATION and inits.append(data))
+    connect(net, alice)
+    net.clock.advance(30)  # well inside the initiation's time window
+    answers = []
+    replayer = ("127.0.0.1", 6666)
+    net.taps.append(lambda data, src, dst: dst == replayer and answers.append(data))
+    restarted = Peer(net, BOB, B_ADDR, {A_KEY}, config)  # a new process: nothing in memory
+    net.inject(inits[0], replayer, B_ADDR)
+    net.run(timeout=1)
+    assert answers == [] and restarted.manager.handshake_stats.stale == 1
+    # Alice's next datagram gets an UNKNOWN_SESSION, and her fresh initiation is answered.
+    assert net.run(lambda: restarted.manager.has_session(A_KEY), timeout=10)
+
+
+def test_forged_unknown_session_notices_neither_break_the_session_nor_force_handshakes():
+    """Issue 12, 4: UNKNOWN_SESSION is unauthenticated; anyone on the path can send it."""
+    net, alice, bob = setup()
+    connect(net, alice)
+    net.run(lambda: bob.ready, timeout=1)
+    started = alice.manager.handshake_stats.started
+    for n in range(20):  # over 20 s, spoofed from bob's address
+        index = alice.manager._peers[B_KEY].current.channel.keys.remote_index  # in every datagram alice sends
+        net.inject(wire.encode_unknown_session(index), B_ADDR, A_ADDR)
+        net.run(timeout=1)
+        assert alice.manager.has_session(B_KEY)
+        # (no answer expected: a silent peer would be a reason of its own to handshake)
+        assert alice.manager.send(B_KEY, b"still here %d" % n, expects_answer=False)
+    net.run(timeout=1)
+    assert alice.manager.handshake_stats.started - started <= 1
+    assert [p for _, p in bob.payloads if p.startswith(b"still here")] == [b"still here %d" % n for n in range(20)]

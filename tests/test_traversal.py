@@ -1,15 +1,17 @@
 """Client side of NAT traversal, against a real Introducer, on a Clock."""
 
+from nacl.signing import SigningKey
 from twisted.internet.task import Clock
 
 from kadchat import wire
 from kadchat.nat import natwire
 from kadchat.nat.introducer import Introducer
-from kadchat.nat.traversal import IntroductionRoute, RelayRoute, Traversal, rendezvous_tag
+from kadchat.nat.traversal import EXTRA_IDLE, MAX_EXTRA, IntroductionRoute, RelayRoute, Traversal, rendezvous_tag
 
 INTRODUCER = ("127.0.0.10", 6881)
 ALICE_ADDR, BOB_ADDR = ("127.0.0.2", 4000), ("127.0.0.3", 5000)
-ALICE_KEY, BOB_KEY = b"a" * 32, b"b" * 32
+ALICE_SIGNING, BOB_SIGNING = SigningKey(b"a" * 32), SigningKey(b"b" * 32)
+ALICE_KEY, BOB_KEY = bytes(ALICE_SIGNING.verify_key), bytes(BOB_SIGNING.verify_key)
 
 
 class Wires:
@@ -37,8 +39,8 @@ def make():
     clock = Clock()
     clock.advance(1_000_000)
     wires = Wires(clock)
-    alice = Traversal(clock, wires.sender(ALICE_ADDR), ALICE_KEY, contacts=lambda: [BOB_KEY])
-    bob = Traversal(clock, wires.sender(BOB_ADDR), BOB_KEY, contacts=lambda: [ALICE_KEY])
+    alice = Traversal(clock, wires.sender(ALICE_ADDR), ALICE_SIGNING, contacts=lambda: [BOB_KEY])
+    bob = Traversal(clock, wires.sender(BOB_ADDR), BOB_SIGNING, contacts=lambda: [ALICE_KEY])
     wires.clients = {ALICE_ADDR: alice, BOB_ADDR: bob}
     return clock, wires, alice, bob
 
@@ -140,9 +142,11 @@ def test_a_relayed_conversation_outlives_epochs_and_the_introducer_forgetting_ol
 
 
 def test_a_peer_whose_clock_is_an_epoch_ahead_is_answered_at_its_own_tag():
-    _, wires, alice, bob = make()
-    alice.start([INTRODUCER])  # registers this epoch's tag and the next one's
+    clock, wires, alice, bob = make()
+    alice.start([INTRODUCER])
     bob.start([INTRODUCER])
+    for _ in range(8):  # into the last minute of the epoch: alice registers the next epoch's tag too
+        clock.advance(20)
     from_ahead = natwire.Relay(rendezvous_tag(BOB_KEY, bob.epoch()), rendezvous_tag(ALICE_KEY, bob.epoch() + 1),
                                b"\x03x")
     wires.deliver(natwire.encode(from_ahead), INTRODUCER, ALICE_ADDR)
@@ -157,10 +161,73 @@ def test_a_peer_whose_clock_is_an_epoch_ahead_is_answered_at_its_own_tag():
 def test_relayed_datagrams_from_strangers_or_from_non_introducers_are_dropped():
     _, _, alice, bob = make()
     bob.start([INTRODUCER])
-    stranger_tag = rendezvous_tag(b"m" * 32, bob.epoch())
+    stranger_tag = rendezvous_tag(bytes(SigningKey(b"m" * 32).verify_key), bob.epoch())
     assert bob.handle(natwire.Relayed(stranger_tag, b"\x03x"), INTRODUCER) is None
     alice_tag = rendezvous_tag(ALICE_KEY, bob.epoch())
     assert bob.handle(natwire.Relayed(alice_tag, b"\x03x"), ("127.0.0.66", 6881)) is None
     assert bob.handle(natwire.Introduction(ALICE_ADDR, b"\x01x"), ("127.0.0.66", 6881)) is None
     assert bob.handle(natwire.Relayed(alice_tag, b"\x03x"), INTRODUCER) == (b"\x03x", RelayRoute(INTRODUCER, ALICE_KEY))
     bob.stop()
+
+
+def registered_with(sent_to):
+    return {to for data, to in sent_to if data[0] == natwire.REGISTER}
+
+
+def recording():
+    clock, sent = Clock(), []
+    clock.advance(1_000_000)
+    alice = Traversal(clock, lambda data, to: sent.append((data, to)), ALICE_SIGNING, contacts=lambda: [BOB_KEY])
+    alice.start([INTRODUCER])
+    return clock, sent, alice
+
+
+def test_a_contact_cannot_make_us_register_with_ever_more_introducers():
+    """Issue 12, 4: contacts' introducers are bounded, least recently used dropped."""
+    clock, sent, alice = recording()
+    theirs = [(f"127.0.1.{i}", 6881) for i in range(10)]
+    for introducer in theirs:
+        alice.routes_to(BOB_KEY, [introducer], relay=True)
+        clock.advance(1)
+    sent.clear()
+    clock.advance(alice.keepalive)
+    assert registered_with(sent) == {INTRODUCER, *theirs[-MAX_EXTRA:]}
+    alice.send(b"\x03x", RelayRoute(theirs[0], BOB_KEY))  # used again: back, the least recent goes
+    sent.clear()
+    clock.advance(alice.keepalive)
+    assert registered_with(sent) == {INTRODUCER, theirs[0], *theirs[-MAX_EXTRA + 1:]}
+    alice.stop()
+
+
+def test_contacts_introducers_are_dropped_when_unused_and_never_shape_our_addresses():
+    clock, sent, alice = recording()
+    theirs = ("127.0.0.11", 6881)
+    alice.handle(natwire.Registered(alice.own_tag(), ALICE_ADDR, bytes(8)), INTRODUCER)
+    alice.routes_to(BOB_KEY, [theirs], relay=True)
+    alice.handle(natwire.Registered(alice.own_tag(), ("203.0.113.66", 1), bytes(8)), theirs)
+    assert alice.observed == {INTRODUCER: ALICE_ADDR}  # what a contact's introducer says is not published
+    assert alice.introducers == [INTRODUCER]
+    assert theirs in registered_with(sent)
+    clock.advance(EXTRA_IDLE + alice.keepalive)
+    sent.clear()
+    clock.advance(alice.keepalive)
+    assert registered_with(sent) == {INTRODUCER}
+    alice.stop()
+
+
+def test_the_next_epochs_tag_is_registered_late_and_never_in_the_same_burst():
+    """Issue 12, 3: registrations came in pairs (tag_e, tag_e+1)."""
+    clock, sent, alice = recording()
+    boundary = (alice.epoch() + 1) * alice.epoch_seconds
+    current, ahead = rendezvous_tag(ALICE_KEY, alice.epoch()), rendezvous_tag(ALICE_KEY, alice.epoch() + 1)
+    times = {current: [], ahead: []}
+    log = []
+    alice._send_raw = lambda data, to: log.append((clock.seconds(), natwire.decode(data).tag))
+    while clock.seconds() < boundary - 1:
+        clock.advance(0.5)
+    for when, registered in log:
+        times[registered].append(when)
+    assert times[ahead] and min(times[ahead]) >= boundary - alice.lead
+    assert min(abs(a - c) for a in times[ahead] for c in times[current]) >= 2.0
+    alice.stop()
+    assert not clock.getDelayedCalls()

@@ -7,6 +7,9 @@ directly, punching its own NAT); when that cannot work, it relays sealed
 datagrams between two registered tags, within a byte and time budget per pair
 and a byte budget per sending IP. It only ever sees ciphertext.
 
+A registration proves ownership of its tag (kadchat.nat.regproof), so a
+stranger who knows a client's card cannot take its introductions.
+
 Everything here is fed by strangers, so everything is bounded: registrations
 in total, per IP (a household behind one NAT shares an IP) and per network
 (/24 for IPv4, /48 for IPv6: addresses come cheap within one), relay budgets
@@ -20,7 +23,7 @@ from collections import Counter, OrderedDict
 
 from twisted.logger import Logger
 
-from kadchat.nat import natwire
+from kadchat.nat import natwire, regproof
 from kademlia.tokens import TokenManager
 
 
@@ -51,20 +54,21 @@ class Introducer:
         self._relay_use = {}  # (from tag, to tag) -> [bytes, first use]
         self._ip_use = {}  # sending ip -> [bytes, window start]
         self._cookies = TokenManager(clock.seconds, rotate_after=300)
-        self.stats = {"introduced": 0, "relayed_bytes": 0, "refused": 0, "evicted": 0}
+        self.stats = {"introduced": 0, "relayed_bytes": 0, "refused": 0, "evicted": 0, "bad_proof": 0}
 
     def handle(self, message, address):
         if isinstance(message, natwire.Register):
-            self._register(message.tag, address, message.cookie)
+            self._register(message, address)
         elif isinstance(message, natwire.Introduce):
             self._introduce(message, address)
         elif isinstance(message, natwire.Relay):
             self._relay(message, address)
 
-    def _register(self, tag, address, cookie):
+    def _register(self, register, address):
         self._expire()
+        tag = register.tag
         expected = self._cookies.issue(_address_key(address))
-        if not self._cookies.is_valid(_address_key(address), cookie):
+        if not self._cookies.is_valid(_address_key(address), register.cookie):
             # First contact, or a spoofed source: the cookie goes to the address
             # itself, and only whoever receives there can register with it.
             self._send(natwire.encode(natwire.Registered(tag, address, expected)), address)
@@ -74,6 +78,12 @@ class Introducer:
             ip, network = _sources(address)
             if self._counts[ip] >= self.max_per_ip or self._counts[network] >= self.max_per_network:
                 self.stats["refused"] += 1
+                return
+        if known is None or known[0] != address:
+            # Checked last, being the costly part; a keep-alive from the
+            # registered address was proven when it registered.
+            if not regproof.is_owner(register):
+                self.stats["bad_proof"] += 1
                 return
             if known is None and len(self._registrations) >= self.max_registrations:
                 self._forget(next(iter(self._registrations)))

@@ -1,10 +1,15 @@
 """The client side of NAT traversal: rendezvous tags, introductions and relay routes.
 
-A client is known to introducers by a *tag*, derived from its identity key and
-the epoch like its presence record: contacts can compute it from the card,
-nobody else can, and one epoch's tag says nothing about the next. The client
-registers its current and next tags with its introducers every ~20 s, which
-also keeps its NAT mapping to them open.
+A client is known to introducers by a *tag*, derived from its blinded key for
+the epoch like its presence record (kadchat.nat.regproof): contacts can
+compute it from the card, nobody else can, and one epoch's tag says nothing
+about the next. Only the owner can sign its registrations. The client
+registers its current tag with its introducers every ~20 s, which also keeps
+its NAT mapping to them open; in the last `lead` seconds of an epoch, the
+next epoch's tag too, on a schedule of its own (a random phase, never in the
+same burst), so that registrations do not come in pairs. They still come
+from the same address: an introducer sees the two tags of one address for
+those seconds (docs/privacy.md).
 
 The session layer sees two kinds of virtual address next to plain `(host, port)`
 ones; `send` turns them into NAT datagrams:
@@ -18,15 +23,16 @@ at the time of sending (ours plus `skew`, the peer's clock being up to an epoch
 off), because a session outlives epochs and introducers forget old tags.
 """
 
-import struct
+import random
+from collections import OrderedDict
 from dataclasses import dataclass
-from hashlib import blake2b
 
 from twisted.logger import Logger
 
 from kadchat import wire
-from kadchat.nat import natwire
-from kademlia.timers import Loop
+from kadchat.nat import natwire, regproof
+from kadchat.nat.regproof import rendezvous_tag
+from kademlia.timers import Loop, cancel
 
 
 # Dataclasses, not NamedTuples: routes are dict keys and list members next to
@@ -47,29 +53,37 @@ class RelayRoute:
     skew: int = 0
 
 
-def rendezvous_tag(public_key, epoch):
-    """The tag of identity `public_key` at introducers during `epoch`."""
-    return blake2b(
-        struct.pack(">Q", epoch), digest_size=natwire.TAG_SIZE, key=public_key, person=b"kadchat-rendezv"
-    ).digest()
+__all__ = ["IntroductionRoute", "RelayRoute", "Traversal", "rendezvous_tag"]
+
+# Contacts' introducers we register with so that their relays serve us: a
+# contact must not be able to make us keep registrations with ever more of them.
+MAX_EXTRA = 4
+EXTRA_IDLE = 600.0  # seconds without a relayed datagram before we stop registering there
+GAP = 2.0  # seconds, at least, between registrations of two epochs' tags
 
 
 class Traversal:
     log = Logger()
 
-    def __init__(self, clock, send_raw, public_key, epoch_seconds=300, keepalive=20.0, contacts=tuple):
-        """`contacts()` gives our contacts' identity keys: relayed datagrams come
+    def __init__(self, clock, send_raw, signing_key, epoch_seconds=300, keepalive=20.0, contacts=tuple,
+                 lead=60.0, rng=None):
+        """`signing_key` is our identity's (it signs our registrations, blinded);
+        `contacts()` gives our contacts' identity keys: relayed datagrams come
         with their sender's tag, which only a contact's key explains."""
         self._clock = clock
         self._send_raw = send_raw
-        self._public_key = public_key
+        self._signers = regproof.Signers(signing_key)
+        self._public_key = bytes(signing_key.verify_key)
         self._contacts = contacts
         self._owners = (None, {})  # (epoch, {tag: (identity key, skew)}) for recent tags of contacts
         self.epoch_seconds = epoch_seconds
         self.keepalive = keepalive
+        self.lead = lead
+        self._rng = rng or random.SystemRandom()
+        self._ahead = None  # the timer of the next epoch's registrations
         self.introducers = []  # ours, published in our presence record
-        self._extra = set()  # peers' introducers we relay through
-        self.observed = {}  # introducer -> our address as it sees it
+        self._extra = OrderedDict()  # peers' introducers we relay through -> last use, least recent first
+        self.observed = {}  # one of our introducers -> our address as it sees it
         self._cookies = {}  # introducer -> the cookie it gave us (natwire: registration)
         self._loop = Loop(clock, keepalive, self._register_everywhere)
 
@@ -84,18 +98,48 @@ class Traversal:
         self._loop.start(now=True)
 
     def stop(self):
+        self._ahead = cancel(self._ahead)
         return self._loop.stop()
 
     def _register_everywhere(self):
+        idle = [i for i, used in self._extra.items() if used < self._clock.seconds() - EXTRA_IDLE]
+        for introducer in idle:
+            self._drop_extra(introducer)
         for introducer in [*self.introducers, *self._extra]:
-            self._register(introducer)
+            self._register(introducer, self.epoch())
+        boundary = (self.epoch() + 1) * self.epoch_seconds
+        if self._ahead is None and self._clock.seconds() >= boundary - self.lead:
+            # Between two keep-alive ticks, at least GAP from either.
+            delay = self._rng.uniform(GAP, self.keepalive - GAP)
+            self._ahead = self._clock.callLater(delay, self._register_ahead, self.epoch() + 1)
 
-    def _register(self, introducer):
-        epoch = self.epoch()
+    def _register_ahead(self, epoch):
+        self._ahead = None
+        if epoch <= self.epoch():
+            return  # it has begun: the keep-alives register its tag now
+        for introducer in [*self.introducers, *self._extra]:
+            self._register(introducer, epoch)
+        self._ahead = self._clock.callLater(self.keepalive, self._register_ahead, epoch)
+
+    def _use_extra(self, introducer):
+        """Note a use of a contact's introducer; True if it is new to us."""
+        if introducer in self.introducers:
+            return False
+        new = introducer not in self._extra
+        self._extra[introducer] = self._clock.seconds()
+        self._extra.move_to_end(introducer)
+        while len(self._extra) > MAX_EXTRA:
+            self._drop_extra(next(iter(self._extra)))
+        return new
+
+    def _drop_extra(self, introducer):
+        del self._extra[introducer]
+        self._cookies.pop(introducer, None)
+
+    def _register(self, introducer, epoch):
         cookie = self._cookies.get(introducer, natwire.NO_COOKIE)
-        for e in (epoch, epoch + 1):
-            register = natwire.Register(rendezvous_tag(self._public_key, e), cookie)
-            self._send_raw(natwire.encode(register), introducer)
+        register = regproof.make_register(self._signers.for_epoch(epoch), cookie)
+        self._send_raw(natwire.encode(register), introducer)
 
     def routes_to(self, peer_key, introducers, relay):
         """Virtual addresses for reaching `peer_key` through its introducers."""
@@ -106,26 +150,28 @@ class Traversal:
                 routes.append(IntroductionRoute(introducer, peer_key, skew))
                 if relay:
                     routes.append(RelayRoute(introducer, peer_key, skew))
-            if relay and introducer not in self._extra and introducer not in self.introducers:
-                self._extra.add(introducer)  # a relay only serves registered tags
-                self._register_everywhere()
+            if relay and self._use_extra(introducer):
+                self._register(introducer, self.epoch())  # a relay only serves registered tags
         return routes
 
     def send(self, data, address):
         """The session layer's `send`: plain addresses, or the routes above."""
-        if isinstance(address, IntroductionRoute):
-            if data[:1] != bytes([wire.INITIATION]):  # only initiations are introduced
+        if isinstance(address, (IntroductionRoute, RelayRoute)):
+            try:
+                tag = rendezvous_tag(address.peer, self.epoch() + address.skew)
+            except ValueError:  # not a usable key: nobody can be registered under it
                 return
-            introduce = natwire.Introduce(self._tag_of(address), data)
-            self._send_raw(natwire.encode(introduce), address.introducer)
-        elif isinstance(address, RelayRoute):
-            relay = natwire.Relay(self._tag_of(address), self.own_tag(), data)
-            self._send_raw(natwire.encode(relay), address.introducer)
+            if isinstance(address, RelayRoute):
+                if self._use_extra(address.introducer):  # dropped while idle: register again
+                    self._register(address.introducer, self.epoch())
+                message = natwire.Relay(tag, self.own_tag(), data)
+            elif data[:1] == bytes([wire.INITIATION]):  # only initiations are introduced
+                message = natwire.Introduce(tag, data)
+            else:
+                return
+            self._send_raw(natwire.encode(message), address.introducer)
         else:
             self._send_raw(data, address)
-
-    def _tag_of(self, route):
-        return rendezvous_tag(route.peer, self.epoch() + route.skew)
 
     def handle(self, message, address):
         """A NAT datagram for us as a client; returns (chat datagram, its address) or None."""
@@ -134,16 +180,20 @@ class Traversal:
         if address not in self.introducers and address not in self._extra:
             return None
         if isinstance(message, natwire.Registered):
-            self.observed[address] = message.observed
+            if address in self.introducers:  # a contact's introducer must not choose what we publish
+                self.observed[address] = message.observed
             if self._cookies.get(address) != message.cookie:  # first contact, or rotated
                 self._cookies[address] = message.cookie
-                self._register(address)
+                # Again with the cookie, for the tag it answers only: no pair.
+                ahead = message.tag == rendezvous_tag(self._public_key, self.epoch() + 1)
+                self._register(address, self.epoch() + ahead)
         elif isinstance(message, natwire.Introduction):
             return message.payload, message.caller
         elif isinstance(message, natwire.Relayed):
             owner = self._owner(message.from_tag)
             if owner is None:
                 return None  # not a contact's: nothing from it could authenticate anyway
+            self._use_extra(address)
             return message.payload, RelayRoute(address, *owner)
         return None
 
@@ -152,7 +202,12 @@ class Traversal:
         epoch = self.epoch()
         cached_epoch, owners = self._owners
         if cached_epoch != epoch or tag not in owners:  # a new epoch, or maybe a new contact
-            owners = {rendezvous_tag(key, epoch + skew): (key, skew)
-                      for key in self._contacts() for skew in (-1, 0, 1)}
+            owners = {}
+            for key in self._contacts():
+                for skew in (-1, 0, 1):
+                    try:
+                        owners[rendezvous_tag(key, epoch + skew)] = (key, skew)
+                    except ValueError:  # a key no one can hold
+                        break
             self._owners = (epoch, owners)
         return owners.get(tag)
