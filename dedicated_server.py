@@ -13,10 +13,12 @@ from twisted.logger import Logger
 
 from config import PARSERS
 from kadchat.cli import OneLineParser, flag_type, parse_address, run_main, start_logging
+from kadchat.deaddrop import DROP_TTL
 from kadchat.dispatch import DatagramDispatch
 from kadchat.errors import UserError
 from kadchat.nat.introducer import Introducer
 from kademlia.node import DHTNode
+from kademlia.settings import DHTSettings
 
 log = Logger(namespace="dedicated_server")
 
@@ -73,7 +75,8 @@ class StatusReporter:
 def main(reactor, argv):
     args = parse_args(argv)
     peers = [parse_address(a) for a in args.bootstrap]
-    node = DHTNode(reactor, state_path=args.state)
+    # Dead drops ask for two days (kadchat.deaddrop); everything else keeps the 600 s default.
+    node = DHTNode(reactor, settings=DHTSettings(max_ttl=DROP_TTL), state_path=args.state)
     try:
         host, port = node.listen(args.port, args.host)
     except error.CannotListenError as e:

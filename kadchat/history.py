@@ -17,7 +17,19 @@ from kadchat.errors import UserError
 from kadchat.model import MessageState
 
 SCHEMA_VERSION = 1
-OUTGOING_STATES = (MessageState.SENDING, MessageState.SENT, MessageState.DELIVERED, MessageState.FAILED)
+_S = MessageState
+OUTGOING_STATES = (_S.SENDING, _S.QUEUED, _S.SENT, _S.STORED, _S.DELIVERED, _S.FAILED)
+# The states an outgoing message may move to from each. Once stored in the network
+# it stays `stored` whatever the direct path says meanwhile (sent, failed) until it
+# is delivered, or its drops expire and it is only on this computer again (queued).
+NEXT_STATES = {
+    _S.SENDING: {_S.QUEUED, _S.SENT, _S.STORED, _S.DELIVERED, _S.FAILED},
+    _S.QUEUED: {_S.SENDING, _S.SENT, _S.STORED, _S.DELIVERED, _S.FAILED},
+    _S.SENT: {_S.SENDING, _S.QUEUED, _S.STORED, _S.DELIVERED, _S.FAILED},
+    _S.FAILED: {_S.SENDING, _S.QUEUED, _S.SENT, _S.STORED, _S.DELIVERED},
+    _S.STORED: {_S.DELIVERED, _S.QUEUED},
+    _S.DELIVERED: set(),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -55,7 +67,7 @@ class StoredMessage:
     seq: int
     text: str
     timestamp: float  # unix seconds, as stamped by the sender
-    state: MessageState  # outgoing: sending|sent|delivered|failed; incoming: held|received
+    state: MessageState  # outgoing: sending|queued|sent|stored|delivered|failed; incoming: held|received
 
 
 def history_path(data_dir, public_key):
@@ -86,14 +98,20 @@ class History:
         return StoredMessage(message_id, peer, True, seq, text, timestamp, MessageState.SENDING)
 
     def set_state(self, peer, message_id, state):
-        """Record an outgoing message's state; `delivered` takes it out of the outbox."""
+        """Record an outgoing message's state if NEXT_STATES allows it; `delivered`
+        takes it out of the outbox. Returns whether the state changed."""
         if state not in OUTGOING_STATES:
             raise ValueError(f"not an outgoing state: {state}")
         with self._db:
+            row = self._db.execute("SELECT state FROM messages WHERE peer = ? AND id = ? AND outgoing = 1",
+                                   (peer, message_id)).fetchone()
+            if row is None or state not in NEXT_STATES[MessageState(row[0])]:
+                return False
             self._db.execute("UPDATE messages SET state = ? WHERE peer = ? AND id = ? AND outgoing = 1",
                              (state, peer, message_id))
             if state == MessageState.DELIVERED:
                 self._db.execute("DELETE FROM outbox WHERE peer = ? AND id = ?", (peer, message_id))
+        return True
 
     def pending_for(self, peer):
         """The peer's undelivered outgoing messages, in conversation order."""

@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from kadchat import wire
 from kadchat.errors import UserError
 from kadchat.history import StoredMessage
+from kadchat.incoming import Incoming, Partial
 from kadchat.model import MessageState
 from kadchat.sessions import SessionConfig, SessionManager
 from kademlia.rtt import RTTEstimator
@@ -79,55 +80,6 @@ class _Outgoing:
         self.timer = None
         self.backoff = 0  # timeouts in a row without an acknowledgement
         self.last_progress = None  # when the peer last acknowledged anything
-
-
-class _Partial:
-    """Fragments of one incoming message received so far."""
-
-    def __init__(self, first):
-        self.first = first
-        self.chunks = {}
-        self.received = 0  # bitmap
-
-    def add(self, fragment):
-        f = self.first
-        # (base may differ: it grows while the message waits for retransmission)
-        if (fragment.count, fragment.seq, fragment.timestamp_us) != (f.count, f.seq, f.timestamp_us):
-            return False
-        self.chunks[fragment.index] = fragment.chunk
-        self.received |= 1 << fragment.index
-        return True
-
-    @property
-    def complete(self):
-        return len(self.chunks) == self.first.count
-
-    def text(self):
-        data = b"".join(self.chunks[i] for i in range(self.first.count))
-        return data.decode("utf-8", errors="replace")  # a contact's bug must not block the chat
-
-
-class _Incoming:
-    """One peer's incoming order state: next seq to show, stored-but-held, partial."""
-
-    def __init__(self, next_seq, held):
-        self.next_seq = next_seq
-        self.held = {m.seq: m for m in held}
-        self.partial = {}  # id -> _Partial, oldest first
-
-    def accept(self, message, base):
-        """Take a complete new message; returns the messages now showable, in order."""
-        if message.seq < self.next_seq:
-            return [message]  # below what we showed already: a sender that lost its history
-        self.held[message.seq] = message
-        ready = []
-        if base > self.next_seq:  # all below base was acknowledged, so stored: stop waiting
-            ready = [self.held.pop(seq) for seq in sorted(s for s in self.held if s < base)]
-            self.next_seq = base
-        while self.next_seq in self.held:
-            ready.append(self.held.pop(self.next_seq))
-            self.next_seq += 1
-        return ready
 
 
 class EndpointListener(Protocol):
@@ -257,8 +209,7 @@ class ChatEndpoint:
         out.last_progress = self._clock.seconds()
         for message in pending:
             if message.state == MessageState.FAILED:
-                self._history.set_state(peer_key, message.id, MessageState.SENDING)
-                self._notify_state(message.id, MessageState.SENDING)
+                self._set_state(peer_key, message.id, MessageState.SENDING)
             out.queue.append(_Pending(message, _micros(message.timestamp)))
         self._fill_window(peer_key, out)
 
@@ -286,8 +237,7 @@ class ChatEndpoint:
         self._arm_timer(peer_key, out, min(pending.deadline[i] for i in indexes))
         if not pending.announced_sent and all(pending.transmissions):
             pending.announced_sent = True
-            self._history.set_state(peer_key, message.id, MessageState.SENT)
-            self._notify_state(message.id, MessageState.SENT)
+            self._set_state(peer_key, message.id, MessageState.SENT)
 
     def _arm_timer(self, peer_key, out, when):
         if out.timer is not None and out.timer.active() and out.timer.getTime() <= when:
@@ -327,8 +277,7 @@ class ChatEndpoint:
         del self._outgoing[peer_key]
         cancel(out.timer)
         for pending in list(out.flight.values()) + list(out.queue):
-            self._history.set_state(peer_key, pending.message.id, MessageState.FAILED)
-            self._notify_state(pending.message.id, MessageState.FAILED)
+            self._set_state(peer_key, pending.message.id, MessageState.FAILED)
 
     def _session_ready(self, peer_key):
         """A new session: the peer may have restarted, losing what it held of
@@ -362,12 +311,17 @@ class ChatEndpoint:
         if not ack.complete:
             pending.acked |= ack.received  # acks may arrive out of order: only ever add
             return
-        del out.flight[ack.message_id]
-        out.in_flight -= pending.count
-        self._history.set_state(peer_key, ack.message_id, MessageState.DELIVERED)
-        self._notify_state(ack.message_id, MessageState.DELIVERED)
+        self._delivered(peer_key, out, ack.message_id)
+
+    def _delivered(self, peer_key, out, message_id):
+        pending = out.flight.pop(message_id, None)
+        if pending is not None:
+            out.in_flight -= pending.count
+        else:  # delivered by another way (a dead drop) while still waiting its turn here
+            out.queue = deque(p for p in out.queue if p.message.id != message_id)
+        self._set_state(peer_key, message_id, MessageState.DELIVERED)
         self._fill_window(peer_key, out)
-        if not out.flight:
+        if not out.flight and not out.queue:
             cancel(out.timer)
             del self._outgoing[peer_key]
 
@@ -390,10 +344,14 @@ class ChatEndpoint:
         elif isinstance(record, wire.PresenceNote):
             self._events.append(lambda listener: listener.presence_received(peer_key, record.status, record.time))
 
-    def _fragment_received(self, peer_key, fragment):
+    def _incoming_of(self, peer_key):
         incoming = self._incoming.get(peer_key)
         if incoming is None:
-            incoming = self._incoming[peer_key] = _Incoming(*self._history.incoming_state(peer_key))
+            incoming = self._incoming[peer_key] = Incoming(*self._history.incoming_state(peer_key))
+        return incoming
+
+    def _fragment_received(self, peer_key, fragment):
+        incoming = self._incoming_of(peer_key)
         partial = incoming.partial.get(fragment.message_id)
         if partial is None:
             if self._history.has(peer_key, fragment.message_id):  # stored already; our ack was lost
@@ -401,7 +359,7 @@ class ChatEndpoint:
                 return
             if len(incoming.partial) >= self._config.max_partial:
                 del incoming.partial[next(iter(incoming.partial))]  # the oldest
-            partial = incoming.partial[fragment.message_id] = _Partial(fragment)
+            partial = incoming.partial[fragment.message_id] = Partial(fragment)
         if not partial.add(fragment):
             return  # contradicts the fragments we hold
         if not partial.complete:
@@ -410,17 +368,47 @@ class ChatEndpoint:
         del incoming.partial[fragment.message_id]
         message = StoredMessage(fragment.message_id, peer_key, False, fragment.seq, partial.text(),
                                 fragment.timestamp_us / 1e6, MessageState.HELD)
+        ready = self._store_complete(peer_key, incoming, message, fragment.base)
+        # Stored durably: only now may the sender learn that it is delivered.
+        self._send_ack(peer_key, fragment.message_id, fragment.count, partial.received)
+        self._show(peer_key, ready)
+
+    def _store_complete(self, peer_key, incoming, message, base):
         try:
-            ready = incoming.accept(message, fragment.base)
+            ready = incoming.accept(message, base)
             self._history.store_incoming(message, [m.id for m in ready], incoming.next_seq)
         except Exception:
             del self._incoming[peer_key]  # reload the order state from history next time
             raise
-        # Stored durably: only now may the sender learn that it is delivered.
-        self._send_ack(peer_key, fragment.message_id, fragment.count, partial.received)
+        return ready
+
+    def _show(self, peer_key, ready):
         for shown in ready:
             shown = dataclasses.replace(shown, state=MessageState.RECEIVED)
             self._events.append(lambda listener, shown=shown: listener.message_received(peer_key, shown))
+
+    # -- what came by dead drop (kadchat.mailbox) ----------------------------------
+
+    def deliver_stored(self, peer_key, message, base):
+        """A whole message from a dead drop: stored and shown in order, once per id."""
+        incoming = self._incoming_of(peer_key)
+        incoming.partial.pop(message.id, None)
+        if not self._history.has(peer_key, message.id):
+            self._show(peer_key, self._store_complete(peer_key, incoming, message, base))
+            self._tell_listeners()
+
+    def set_state(self, peer_key, message_id, state):
+        """A state the dead drops learnt (queued, stored, delivered), through NEXT_STATES."""
+        out = self._outgoing.get(peer_key)
+        if state == MessageState.DELIVERED and out is not None:
+            self._delivered(peer_key, out, message_id)
+        else:
+            self._set_state(peer_key, message_id, state)
+        self._tell_listeners()
+
+    def _set_state(self, peer_key, message_id, state):
+        if self._history.set_state(peer_key, message_id, state):
+            self._notify_state(message_id, state)
 
     def _send_ack(self, peer_key, message_id, count, received):
         record = wire.encode_ack(wire.Ack(message_id, count, received))

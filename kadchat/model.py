@@ -38,6 +38,8 @@ class MessageState(StrEnum):
     """A message's state; the values are what the history file stores and the UIs compare with."""
 
     SENDING = "sending"  # stored, in the outbox, not every fragment sent yet
+    QUEUED = "queued"  # on this computer only, waiting for a contact who is not connected
+    STORED = "stored"  # in the network as dead drops (kadchat.mailbox): the sender may quit
     SENT = "sent"  # every fragment went out at least once
     DELIVERED = "delivered"  # stored by the peer (it acknowledged all fragments)
     FAILED = "failed"  # nothing acknowledged for a while; still in the outbox

@@ -16,13 +16,16 @@ from twisted.logger import Logger
 
 from kadchat.addrvote import IdRenewal
 from kadchat.contactbook import CONTACTS_FILE, ContactBook
+from kadchat.deaddrop import DROP_TTL
 from kadchat.dispatch import DatagramDispatch
+from kadchat.dropstore import DROPS_FILE, DropStore
 from kadchat.errors import UserError
 from kadchat.files import parse_bootstrap
 from kadchat.history import History, history_path
 from kadchat.joining import Joiner
+from kadchat.mailbox import Mailbox
 from kadchat.messaging import ChatEndpoint, MessagingConfig
-from kadchat.model import MyStatus, Status
+from kadchat.model import MessageState, MyStatus, Status
 from kadchat.nat.introducer import Introducer
 from kadchat.presences import Presences
 from kadchat.publisher import PresencePublisher
@@ -41,6 +44,8 @@ SEQ_FILE = "presence-seq"
 REPLAY_FILE = "answered-initiations"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
+DROPS_INTERVAL = 300.0  # dead drops: read contacts' and tend ours this often (and on refresh)
+DROPS_RATE = 2.0  # dead drop lookups a second: within what storage nodes send an unproven address
 # Handshakes are also hole-punching probes: start fast (DESIGN.md: ~150 ms), then back off.
 MESSAGING = MessagingConfig(sessions=SessionConfig(handshake_retry=0.15, handshake_attempts=9))
 
@@ -60,7 +65,8 @@ class ChatService:
         self._last_status = None
         self._my_status = MyStatus.ONLINE
         self.book = ContactBook(self._path(CONTACTS_FILE), identity.public_key)
-        settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=c.record_ttl)
+        # Items without `ttl` live record_ttl; dead drops ask (and get) two days.
+        settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
         self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
         self._db = History(history_path(c.data_dir, identity.public_key))
         self.reachability = Reachability(
@@ -90,6 +96,10 @@ class ChatService:
         self.presences = Presences(reactor, self.book, self.tracker, self.reachability, self.endpoint.send_presence,
                                    lambda name, shown: self._tell("presence", name, shown),
                                    drop_session=self.endpoint.drop_session)
+        self._drops = DropStore(self._path(DROPS_FILE))
+        self.mailbox = Mailbox(reactor, self.node, identity.signing_key, self.book.keys, self._drops, self._db,
+                               self.endpoint.has_session, self.endpoint.deliver_stored, self.endpoint.set_state,
+                               interval=DROPS_INTERVAL, rate=DROPS_RATE)
         self._joiner = Joiner(reactor, lambda: self.node.bootstrap(self.bootstrap_addresses),
                               self._joined, self._nobody_answered, REJOIN_INTERVAL)
         self._status_loop = Loop(reactor, STATUS_INTERVAL, self._notify_status_if_changed)
@@ -129,6 +139,7 @@ class ChatService:
         self.log.info("joined the swarm: {size} nodes known", size=size)
         self.reachability.start(self.node.routing_table, self.bootstrap_addresses)
         self.tracker.start(after=self.publisher.start())  # look once our record is out (see tracker.start)
+        self.mailbox.start()
         self._notify_status()
 
     def _nobody_answered(self):
@@ -151,10 +162,12 @@ class ChatService:
         if leaving:
             yield self.publisher.go_offline()
         yield self.tracker.stop()
+        yield self.mailbox.stop()
         yield self.reachability.stop()
         yield self.endpoint.stop()
         yield self.node.stop()
         self._db.close()
+        self._drops.close()
         self._joiner.stopped()
 
     # -- what the parts tell us ------------------------------------------------------
@@ -217,6 +230,10 @@ class ChatService:
         message_id = self.endpoint.send_message(public_key, paths, text)
         if presence is not None and not self.endpoint.has_session(public_key):
             self.reachability.reach(public_key, presence, offer_direct=False)
+        if not self.endpoint.has_session(public_key):  # not connected: into a dead drop too
+            self.endpoint.set_state(public_key, message_id, MessageState.QUEUED)
+            if self._joiner.joined:
+                self.mailbox.send_soon(public_key)
         return message_view(self._db.get(message_id), self.book)
 
     def retry(self, message_id):
@@ -231,7 +248,7 @@ class ChatService:
     def refresh(self):
         if not self._joiner.joined:
             return self._joiner.join()
-        return self.tracker.refresh()
+        return defer.gatherResults([self.tracker.refresh(), self.mailbox.check()])
 
     def set_my_status(self, status):
         try:

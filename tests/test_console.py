@@ -366,3 +366,34 @@ def test_protocol_survives_invalid_utf8_and_overlong_lines(console):
         "error: input line longer than 65536 bytes ignored",
         "card:alice0123456789",
     ]
+
+
+def test_queued_and_stored_say_for_whom_they_wait(console):
+    console.backend.add("bob")
+    console.run("/msg bob hi")
+    message_id = console.backend.history("bob")[-1].id
+    for state in ("queued", "stored", "delivered"):
+        console.backend.set_state(message_id, state)
+    assert console.out == ["(sending to bob)", "(queued for bob)", "(stored for bob)", "(delivered to bob)"]
+
+
+def test_end_of_input_quits_once_every_message_is_stored_in_the_network(console):
+    console.backend.add("bob")
+    console.run("/msg bob hi")
+    console.ui.input_ended()
+    assert console.quits == 0
+    console.backend.set_state(console.backend.history("bob")[-1].id, "stored")
+    assert console.quits == 1
+
+
+def test_receipts_for_messages_of_an_earlier_run_are_printed_once():
+    clock = Clock()
+    backend = BackendDouble(now=clock.seconds)
+    backend.add("bob")
+    earlier = backend.past("bob", True, "from yesterday", T0 - 86400, "stored")
+    out = []
+    ui = ConsoleUI(backend, out.append, lambda: None, clock)
+    ui.start()
+    backend.set_state(earlier.id, "delivered")
+    backend.set_state(earlier.id, "delivered")
+    assert out[1:] == ["(delivered to bob)"]

@@ -23,11 +23,14 @@ Output lines (scripts rely on these exact shapes):
     * you are away               your own status, after /away (and "online",
                                  after /back)
     (STATE to NAME)              own messages: STATE in sending, sent,
-                                 delivered, failed
+                                 delivered, failed; also (queued for NAME):
+                                 only on this computer, NAME not connected,
+                                 and (stored for NAME): in the network, you
+                                 may quit; messages of earlier runs too
     error: ...                   a command could not be done
 
 End of input (stdin closed, e.g. the end of a piped script): the console quits
-once every message sent in this session is delivered or failed, or after
+once every message sent in this session is delivered, stored or failed, or after
 `eof_grace` seconds, whichever comes first. So `printf '/msg bob hi\\n' | ...`
 waits for the delivery receipt instead of dropping the message, but never
 hangs when bob is away.
@@ -54,7 +57,8 @@ from kadchat.model import ChatBackend, Message, MessageState, MyStatus, Status
 from kadchat.ui.uitext import PRESENCE_WORDS, clock_time, one_line, presence_text, status_parts
 
 HELP = textwrap.dedent(__doc__.split("Commands::")[1].split("Output lines")[0]).strip()
-SETTLED = (MessageState.DELIVERED, MessageState.FAILED)
+SETTLED = (MessageState.DELIVERED, MessageState.STORED, MessageState.FAILED)
+FOR = (MessageState.QUEUED, MessageState.STORED)  # "(stored for bob)": not with bob yet
 
 
 class ConsoleUI:
@@ -76,6 +80,7 @@ class ConsoleUI:
         self._clock = clock
         self._eof_grace = eof_grace
         self._own: dict[str, Message] = {}  # this session's messages, latest state
+        self._earlier: dict[str, Message] = {}  # undelivered ones of earlier runs: their receipts show too
         self._quit_timer = None
         self._quitting = False
         self._commands = {
@@ -94,6 +99,10 @@ class ConsoleUI:
 
     def start(self) -> None:
         self._backend.subscribe(self)
+        for contact in self._backend.contacts():
+            for m in self._backend.history(contact.name):
+                if m.outgoing and m.state != MessageState.DELIVERED:
+                    self._earlier[m.id] = m
         self._write(f"kadchat: you are {one_line(self._backend.my_name)}; /help lists commands")
 
     # Input.
@@ -214,7 +223,11 @@ class ConsoleUI:
 
     def message_state(self, message_id: str, state: str) -> None:
         message = self._own.get(message_id)
-        if message is None:  # not sent from this console session
+        if message is None:
+            earlier = self._earlier.get(message_id)
+            if earlier is not None and earlier.state != state:  # sent by an earlier run
+                self._earlier[message_id] = earlier = replace(earlier, state=state)
+                self._show_state(earlier)
             return
         self._own[message_id] = message = replace(message, state=state)
         self._show_state(message)
@@ -230,7 +243,8 @@ class ConsoleUI:
     # Helpers.
 
     def _show_state(self, message: Message) -> None:
-        self._write(f"({message.state} to {one_line(message.contact)})")
+        word = "for" if message.state in FOR else "to"
+        self._write(f"({message.state} {word} {one_line(message.contact)})")
 
     def _all_settled(self) -> bool:
         return all(m.state in SETTLED for m in self._own.values())

@@ -13,7 +13,9 @@ from kadchat.ui.uitext import clock_time, day, presence_text, safe_text
 
 STATE_LABELS = {
     MessageState.SENDING: "sending\u2026",
+    MessageState.QUEUED: "queued\u00a0(on\u00a0this\u00a0computer)",
     MessageState.SENT: "sent",
+    MessageState.STORED: "stored\u00a0(in\u00a0the\u00a0network)",
     MessageState.DELIVERED: "delivered\u00a0\u2713",  # no-break spaces: labels wrap whole
     MessageState.FAILED: "failed",
 }
