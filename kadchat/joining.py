@@ -12,6 +12,8 @@ from twisted.logger import Logger
 
 from kademlia.timers import Loop, SingleFlight
 
+BOOTSTRAP_FILE = "bootstrap.txt"
+
 
 class JoinState(Enum):
     STOPPED = "stopped"
@@ -32,9 +34,12 @@ class Joiner:
     log = Logger()
 
     def __init__(self, clock, bootstrap, on_joined, on_nobody_answered, retry_interval=10.0):
-        """`bootstrap()` returns a Deferred of how many nodes it found; `on_joined(size)`
-        and `on_nobody_answered()` are told how an attempt ended while joining."""
+        """`bootstrap(addresses)` returns a Deferred of how many nodes it found through
+        them (DHTNode.bootstrap); `on_joined(size)` and `on_nobody_answered()` are told
+        how an attempt ended while joining."""
         self.state = JoinState.STOPPED
+        self.addresses = []  # the bootstrap nodes to join through, first tried first
+        self._retry_interval = retry_interval
         self._bootstrap = bootstrap
         self._on_joined = on_joined
         self._on_nobody_answered = on_nobody_answered
@@ -63,7 +68,7 @@ class Joiner:
         self._event(JoinEvent.STOPPED)
 
     def _try_once(self):
-        d = self._bootstrap()
+        d = self._bootstrap(self.addresses)
         d.addCallbacks(self._attempt_ended, self._attempt_failed)
         return d
 
@@ -87,6 +92,11 @@ class Joiner:
         self._on_joined(self._size)
 
     def _tell_nobody_answered(self):
+        if self.addresses:
+            self.log.warn("no bootstrap node answered; retrying in {s:.0f} s", s=self._retry_interval)
+        else:
+            self.log.warn("no bootstrap node known: give -I HOST -P PORT or list HOST PORT lines in {file};"
+                          " retrying in {s:.0f} s", file=BOOTSTRAP_FILE, s=self._retry_interval)
         self._on_nobody_answered()
 
     def _event(self, event):

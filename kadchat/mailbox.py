@@ -42,6 +42,7 @@ from kademlia.timers import Loop, SingleFlight, cancel
 LOOKUP_TIMEOUT = 30.0
 FAILED = object()  # what DHTCalls.get gives for a lookup that failed, timed out or was cancelled
 SEND_DELAY = 5.0  # seconds a new message waits for a session before it goes into drops
+LOOKUP_RATE = 2.0  # a second: within what storage nodes send an address that has not proven itself
 MAX_CHAIN_SLOTS = 4  # slots read past the window while a contact's chain runs on
 
 
@@ -257,6 +258,8 @@ class Mailbox:
     def __init__(self, clock, dht, signing_key, contacts, store, history, has_session, deliver, set_state,
                  interval=300.0, republish=1800.0, budget=64, rate=None):
         self._clock = clock
+        self._has_session = has_session
+        self._set_state = set_state
         self._signing_key = signing_key
         self._contacts = contacts  # () -> [contact key]
         self._store = store
@@ -293,6 +296,15 @@ class Mailbox:
     def check(self):
         """One pass (shared with one in flight): read every contact's drops, tend ours."""
         return self._pass()
+
+    def queued(self, peer, message_id):
+        """A message for `peer` was just stored: unless a session carries it, it shows
+        queued and, while we are in the swarm, goes into drops soon."""
+        if self._has_session(peer):
+            return
+        self._set_state(peer, message_id, MessageState.QUEUED)
+        if self._loop.running:
+            self.send_soon(peer)
 
     def send_soon(self, peer):
         """A message now waits for `peer`, who is not connected: place its drops in

@@ -8,11 +8,12 @@ reachability racing towards it, and the session that comes of it says hello.
 
 from kadchat.contactpresence import ContactPresenceBoard
 from kadchat.liveness import Liveness
+from kadchat.messaging import EndpointListener
 from kadchat.presence import AWAY, ONLINE
 from kadchat.tracker import ADDRESS_CHANGED
 
 
-class Presences:
+class Presences(EndpointListener):  # the endpoint tells it of sessions and presence notes
     def __init__(self, clock, book, tracker, reachability, send_presence, on_shown, drop_session=lambda key: None):
         """`on_shown(name, ContactPresence)` is told whenever what we show of a contact changes;
         `drop_session(peer_key)` when a contact has gone, so that its dead session goes too."""

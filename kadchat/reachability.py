@@ -13,6 +13,7 @@ import socket
 from twisted.internet import defer
 
 from kadchat.addrvote import CONSISTENT, RANDOM, AddressVotes
+from kadchat.messaging import EndpointListener
 from kadchat.nat import natwire
 from kadchat.nat.traversal import RelayRoute, Traversal
 from kadchat.presence import MAX_ADDRS, ONLINE, Presence
@@ -22,7 +23,7 @@ PUNCH_GRACE = 3.0  # try direct paths and hole punching this long before relayin
 INTRODUCERS_KEPT = 3  # registrations we keep alive (a record lists up to presence.MAX_INTRODUCERS)
 
 
-class Reachability:
+class Reachability(EndpointListener):  # the endpoint tells it when a session is up
     def __init__(self, clock, send_raw, signing_key, contacts, offer, has_session, on_addresses_changed,
                  epoch_seconds=300, punch_grace=PUNCH_GRACE):
         """`offer(peer_key, paths)` hands paths to the session layer; `has_session(peer_key)`
@@ -140,7 +141,9 @@ class Reachability:
 
     @staticmethod
     def route_kind(address):
-        """How a session at `address` reaches its peer: relayed or direct."""
+        """How a session at `address` reaches its peer: relayed, direct, or None without one."""
+        if address is None:
+            return None
         return "relayed" if isinstance(address, RelayRoute) else "direct"
 
 

@@ -1,15 +1,11 @@
 """ChatService: one running kadchat client, as the UIs see it (kadchat.model.ChatBackend).
 
 A composition root: it builds the parts, wires them together and answers the
-UIs' calls by asking them. The parts: the DHT node (its one UDP socket carries
-everything: kadchat.dispatch tells datagrams apart), the introducer every node
-offers its peers, our reachability (addresses, NAT, the direct-then-relay race),
-the chat endpoint, presence publishing and tracking, the history, the contact
-book and the join life cycle.
+UIs' calls by asking them. The DHT node's one UDP socket carries everything
+(kadchat.dispatch tells datagrams apart); docs/INTERFACES.md lists the parts.
 """
 
 import os
-from dataclasses import replace
 
 from twisted.internet import defer, error
 from twisted.logger import Logger
@@ -22,10 +18,10 @@ from kadchat.dropstore import DROPS_FILE, DropStore
 from kadchat.errors import UserError
 from kadchat.files import parse_bootstrap
 from kadchat.history import History, history_path
-from kadchat.joining import Joiner
-from kadchat.mailbox import Mailbox
-from kadchat.messaging import ChatEndpoint, MessagingConfig
-from kadchat.model import MessageState, MyStatus, Status
+from kadchat.joining import BOOTSTRAP_FILE, Joiner
+from kadchat.mailbox import LOOKUP_RATE, Mailbox
+from kadchat.messaging import ChatEndpoint, EndpointListener, MessagingConfig
+from kadchat.model import MyStatus, Status
 from kadchat.nat.introducer import Introducer
 from kadchat.presences import Presences
 from kadchat.publisher import PresencePublisher
@@ -38,19 +34,16 @@ from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
 from kademlia.timers import Loop
 
-BOOTSTRAP_FILE = "bootstrap.txt"
 DHT_STATE_FILE = "dht-state.json"
 SEQ_FILE = "presence-seq"
 REPLAY_FILE = "answered-initiations"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
-DROPS_INTERVAL = 300.0  # dead drops: read contacts' and tend ours this often (and on refresh)
-DROPS_RATE = 2.0  # dead drop lookups a second: within what storage nodes send an unproven address
 # Handshakes are also hole-punching probes: start fast (DESIGN.md: ~150 ms), then back off.
-MESSAGING = MessagingConfig(sessions=SessionConfig(handshake_retry=0.15, handshake_attempts=9))
+HANDSHAKES = dict(handshake_retry=0.15, handshake_attempts=9)
 
 
-class ChatService:
+class ChatService(EndpointListener):  # and the endpoint's listener for messages
     log = Logger()
 
     def __init__(self, reactor, config, identity):
@@ -60,7 +53,6 @@ class ChatService:
         self.my_name = identity.username
         self.my_card = identity.card
         self.address = None
-        self.bootstrap_addresses = []
         self._listeners = []
         self._last_status = None
         self._my_status = MyStatus.ONLINE
@@ -78,10 +70,11 @@ class ChatService:
         self.node.add_response_observer(self.reachability.votes.add)
         self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
         # The replay guard on disk: a captured initiation is not answered after a restart either.
-        messaging = replace(MESSAGING, sessions=replace(MESSAGING.sessions, replay_path=self._path(REPLAY_FILE)))
+        sessions = SessionConfig(replay_path=self._path(REPLAY_FILE), **HANDSHAKES)
         self.endpoint = ChatEndpoint(reactor, self.reachability.traversal.send, identity.signing_key,
-                                     self.book.is_contact, self._db, messaging)
+                                     self.book.is_contact, self._db, MessagingConfig(sessions=sessions))
         self.endpoint.subscribe(self)
+        self.endpoint.subscribe(self.reachability)
         self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
                                           self.reachability.nat_message_received, self.endpoint.datagram_received)
         self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds, bytes(identity.signing_key), c.epoch_seconds)
@@ -96,23 +89,19 @@ class ChatService:
         self.presences = Presences(reactor, self.book, self.tracker, self.reachability, self.endpoint.send_presence,
                                    lambda name, shown: self._tell("presence", name, shown),
                                    drop_session=self.endpoint.drop_session)
+        self.endpoint.subscribe(self.presences)
         self._drops = DropStore(self._path(DROPS_FILE))
         self.mailbox = Mailbox(reactor, self.node, identity.signing_key, self.book.keys, self._drops, self._db,
                                self.endpoint.has_session, self.endpoint.deliver_stored, self.endpoint.set_state,
-                               interval=DROPS_INTERVAL, rate=DROPS_RATE)
-        self._joiner = Joiner(reactor, lambda: self.node.bootstrap(self.bootstrap_addresses),
-                              self._joined, self._nobody_answered, REJOIN_INTERVAL)
+                               rate=LOOKUP_RATE)
+        self._joiner = Joiner(reactor, self.node.bootstrap, self._joined, self._notify_status, REJOIN_INTERVAL)
         self._status_loop = Loop(reactor, STATUS_INTERVAL, self._notify_status_if_changed)
 
     def _path(self, name):
         return os.path.join(self.config.data_dir, name)
 
-    # -- life cycle ------------------------------------------------------------
-
     def start(self):
-        """Read the files, bind the socket, start everything; raises UserError if it can't start.
-
-        Returns a list of one-line warnings (bad lines in contacts/bootstrap files)."""
+        """Read the files, bind the socket, start everything; returns one-line warnings, raises UserError."""
         c = self.config
         # A seq file that would end our presence records stops the start, not only a log line later.
         warnings = self._seq.check() + self.book.load()
@@ -120,15 +109,14 @@ class ChatService:
             self.tracker.add_contact(name, public_key)
         entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))
         warnings += problems
-        self.bootstrap_addresses = list(entries)
-        if c.bootstrap_host is not None:
-            self.bootstrap_addresses.insert(0, (c.bootstrap_host, c.bootstrap_port))
+        given = [(c.bootstrap_host, c.bootstrap_port)] if c.bootstrap_host is not None else []
+        self._joiner.addresses = given + list(entries)
         try:
             self.address = self.node.listen(c.port, c.interface)
         except error.CannotListenError as e:
             raise UserError(f"cannot listen on UDP port {c.port}: {e.socketError.strerror}") from None
         self.node.set_datagram_handler(self._dispatch)
-        self.reachability.lan = lan_address(self.address, next(iter(self.bootstrap_addresses), None))
+        self.reachability.lan = lan_address(self.address, next(iter(self._joiner.addresses), None))
         self.endpoint.start()
         self.presences.liveness.start()
         self._joiner.start()
@@ -137,18 +125,9 @@ class ChatService:
 
     def _joined(self, size):
         self.log.info("joined the swarm: {size} nodes known", size=size)
-        self.reachability.start(self.node.routing_table, self.bootstrap_addresses)
+        self.reachability.start(self.node.routing_table, self._joiner.addresses)
         self.tracker.start(after=self.publisher.start())  # look once our record is out (see tracker.start)
         self.mailbox.start()
-        self._notify_status()
-
-    def _nobody_answered(self):
-        if self.bootstrap_addresses:
-            self.log.warn("no bootstrap node answered; retrying in {s:.0f} s", s=REJOIN_INTERVAL)
-        else:
-            self.log.warn(
-                "no bootstrap node known: give -I HOST -P PORT or list HOST PORT lines in {file};"
-                " retrying in {s:.0f} s", file=BOOTSTRAP_FILE, s=REJOIN_INTERVAL)
         self._notify_status()
 
     @defer.inlineCallbacks
@@ -161,16 +140,11 @@ class ChatService:
         yield self.presences.liveness.stop()
         if leaving:
             yield self.publisher.go_offline()
-        yield self.tracker.stop()
-        yield self.mailbox.stop()
-        yield self.reachability.stop()
-        yield self.endpoint.stop()
-        yield self.node.stop()
+        for part in (self.tracker, self.mailbox, self.reachability, self.endpoint, self.node):
+            yield part.stop()
         self._db.close()
         self._drops.close()
         self._joiner.stopped()
-
-    # -- what the parts tell us ------------------------------------------------------
 
     def _own_presence(self):
         return self.reachability.own_presence(self._my_status.value)
@@ -189,13 +163,6 @@ class ChatService:
     def message_state(self, message_id, state):
         self._tell("message_state", message_id.hex(), state)
 
-    def session_ready(self, peer_key):
-        self.reachability.session_ready(peer_key)
-        self.presences.session_ready(peer_key)
-
-    def presence_received(self, peer_key, status, their_time):
-        self.presences.presence_received(peer_key, status, their_time)
-
     def _tell(self, event, *args):
         for listener in list(self._listeners):
             getattr(listener, event)(*args)
@@ -206,12 +173,8 @@ class ChatService:
         self._listeners.append(listener)
 
     def _contact(self, name):
-        return contact_view(name, self.book, self.presences.board, self._route_of)
-
-    def _route_of(self, public_key):
-        if not self.endpoint.has_session(public_key):
-            return None
-        return self.reachability.route_kind(self.endpoint.route_of(public_key))
+        return contact_view(name, self.book, self.presences.board,
+                            lambda key: self.reachability.route_kind(self.endpoint.route_of(key)))
 
     def contacts(self):
         return [self._contact(name) for name in self.book.names()]
@@ -230,10 +193,7 @@ class ChatService:
         message_id = self.endpoint.send_message(public_key, paths, text)
         if presence is not None and not self.endpoint.has_session(public_key):
             self.reachability.reach(public_key, presence, offer_direct=False)
-        if not self.endpoint.has_session(public_key):  # not connected: into a dead drop too
-            self.endpoint.set_state(public_key, message_id, MessageState.QUEUED)
-            if self._joiner.joined:
-                self.mailbox.send_soon(public_key)
+        self.mailbox.queued(public_key, message_id)  # not connected: into a dead drop too
         return message_view(self._db.get(message_id), self.book)
 
     def retry(self, message_id):

@@ -11,7 +11,7 @@ class Swarm:
     def __init__(self, clock, transcript):
         self.clock, self.transcript, self.attempts = clock, transcript, []
 
-    def bootstrap(self):
+    def bootstrap(self, addresses):
         self.transcript.append(("bootstrap", self.clock.seconds()))
         self.attempts.append(defer.Deferred())
         return self.attempts[-1]
