@@ -124,7 +124,7 @@ class Peer:
         self.identity = None
         self.service = None
         self.watch = Watch(reactor)
-        self.zombies = []  # crashed services, stopped for good at the end
+        self.zombies = []  # crashed services and their ports, closed for good at the end
 
     def start(self):
         self.identity = self.identity or load_or_create(str(self.data_dir), self.name)
@@ -139,9 +139,10 @@ class Peer:
     def crash(self):
         """Go silent as a killed process does: nothing sent, nothing read, no goodbye."""
         service, self.service = self.service, None
-        service.node._listening_port.stopReading()
+        port = service.node.protocol.transport  # the UDP port
+        port.stopReading()
         service.node.protocol.transport = None  # KRPCProtocol sends nothing without one
-        self.zombies.append(service)
+        self.zombies.append((service, port))
 
     def joined(self):
         return self.service is not None and self.service._joiner.joined
@@ -240,8 +241,9 @@ def latency(reactor, server, count, trials, crash, tmp):
     for p in contacts:
         yield p.stop()
     for p in [hub, *contacts]:
-        for zombie in p.zombies:
+        for zombie, port in p.zombies:
             yield zombie.stop()
+            yield port.stopListening()
     return result
 
 
