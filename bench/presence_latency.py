@@ -124,7 +124,7 @@ class Peer:
         self.identity = None
         self.service = None
         self.watch = Watch(reactor)
-        self.zombies = []  # crashed services, stopped for good at the end
+        self.zombies = []  # crashed services and their ports, closed for good at the end
 
     def start(self):
         self.identity = self.identity or load_or_create(str(self.data_dir), self.name)
@@ -139,9 +139,10 @@ class Peer:
     def crash(self):
         """Go silent as a killed process does: nothing sent, nothing read, no goodbye."""
         service, self.service = self.service, None
-        service.node._listening_port.stopReading()
+        port = service.node.protocol.transport  # the UDP port
+        port.stopReading()
         service.node.protocol.transport = None  # KRPCProtocol sends nothing without one
-        self.zombies.append(service)
+        self.zombies.append((service, port))
 
     def joined(self):
         return self.service is not None and self.service._joiner.joined
@@ -170,10 +171,12 @@ def until_joined(reactor, peers, limit=30.0):
 
 
 @defer.inlineCallbacks
-def shown_at(reactor, peers, key, began, table="shown"):
-    """Wait until every peer's Watch has `key` in `table`; the seconds each took since `began`."""
-    yield wait_all(reactor, [p.watch.until(key, getattr(p.watch, table)) for p in peers])
-    return [getattr(p.watch, table)[key] - began for p in peers if key in getattr(p.watch, table)]
+def shown_at(reactor, peers, keys, began, table="shown"):
+    """Wait (WAIT_LIMIT at most, all together) until every peer's Watch has each of `keys`
+    in `table`; the seconds each took since `began`, for those that came."""
+    pairs = [(getattr(p.watch, table), p.watch, key) for p in peers for key in keys]
+    yield wait_all(reactor, [watch.until(key, seen) for seen, watch, key in pairs])
+    return [seen[key] - began for seen, _, key in pairs if key in seen]
 
 
 def reset(peers):
@@ -200,13 +203,12 @@ def latency(reactor, server, count, trials, crash, tmp):
         reset([hub, *contacts])
         began = reactor.seconds()
         hub.start()
-        for n in names:  # the samples are taken as the events come, whatever the order of waiting
-            got["connected_at_hub"] += yield shown_at(reactor, [hub], (n, "connected"), began)
-        got["connected_at_contacts"] += yield shown_at(reactor, contacts, ("hub", "connected"), began)
+        got["connected_at_hub"] += yield shown_at(reactor, [hub], [(n, "connected") for n in names], began)
+        got["connected_at_contacts"] += yield shown_at(reactor, contacts, [("hub", "connected")], began)
 
         stopped = reactor.seconds()
         stopping = hub.stop()
-        got["offline_after_quit"] += yield shown_at(reactor, contacts, ("hub", "offline"), stopped)
+        got["offline_after_quit"] += yield shown_at(reactor, contacts, [("hub", "offline")], stopped)
         yield stopping  # gone for good: what the contacts write now must wait for its return
         reset(contacts)
         for p in contacts:
@@ -215,9 +217,9 @@ def latency(reactor, server, count, trials, crash, tmp):
 
         again = reactor.seconds()
         hub.start()
-        got["connected_after_restart"] += yield shown_at(reactor, contacts, ("hub", "connected"), again)
-        for n in names:
-            got["queued_delivered"] += yield shown_at(reactor, [hub], (n, f"queued {trial}"), again, "received")
+        got["connected_after_restart"] += yield shown_at(reactor, contacts, [("hub", "connected")], again)
+        got["queued_delivered"] += yield shown_at(reactor, [hub], [(n, f"queued {trial}") for n in names], again,
+                                                  "received")
         looked = reactor.seconds()
         yield contacts[0].service.node.get(b"\x00" * 20)  # one DHT look-up on this swarm, for scale
         got["lookup_ms"].append(reactor.seconds() - looked)
@@ -230,18 +232,19 @@ def latency(reactor, server, count, trials, crash, tmp):
         reset(contacts)
         crashed = reactor.seconds()
         hub.crash()
-        result["offline_after_crash"] = figures((yield shown_at(reactor, contacts, ("hub", "offline"), crashed)))
+        result["offline_after_crash"] = figures((yield shown_at(reactor, contacts, [("hub", "offline")], crashed)))
         reset(contacts)
         again = reactor.seconds()
         hub.start()
         result["connected_after_crash_restart"] = figures(
-            (yield shown_at(reactor, contacts, ("hub", "connected"), again)))
+            (yield shown_at(reactor, contacts, [("hub", "connected")], again)))
     yield hub.stop()
     for p in contacts:
         yield p.stop()
     for p in [hub, *contacts]:
-        for zombie in p.zombies:
+        for zombie, port in p.zombies:
             yield zombie.stop()
+            yield port.stopListening()
     return result
 
 

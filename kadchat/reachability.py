@@ -124,7 +124,8 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
     def session_ready(self, peer_key):
         """A session with the peer is up: the race for it is won."""
         for d in self._waiting.pop(peer_key, []):
-            d.callback(None)
+            if not d.called:  # the first to fire wins the race, which cancels the other's wait
+                d.callback(None)
 
     def _connected(self, peer_key):
         if self._has_session(peer_key):
@@ -135,7 +136,8 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
 
     def _stop_waiting(self, peer_key, d):
         waiters = self._waiting.get(peer_key, [])
-        waiters.remove(d)
+        if d in waiters:  # not if session_ready has taken the list already
+            waiters.remove(d)
         if not waiters:
             self._waiting.pop(peer_key, None)
 

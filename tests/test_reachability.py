@@ -104,3 +104,16 @@ def test_lan_address_is_the_bound_one_unless_bound_to_all():
     assert lan_address(("127.0.0.5", 7000), ("127.0.0.1", 6881)) == ("127.0.0.5", 7000)
     assert lan_address(("0.0.0.0", 7000), None) is None
     assert lan_address(("0.0.0.0", 7000), ("127.0.0.1", 6881)) == ("127.0.0.1", 7000)
+
+
+def test_a_session_up_after_the_relay_started_ends_the_race_cleanly():
+    # Both contenders wait for the session then; the first woken wins and cancels the
+    # other, whose wait session_ready had already taken (seen with 100 contacts: ValueError).
+    clock, sent, changes, sessions, reach = setup()
+    reach.reach(PEER, PEER_HOME)
+    clock.advance(PUNCH_GRACE + 1)
+    assert len(sessions.offers) == 2
+    sessions.up.add(PEER)
+    reach.session_ready(PEER)
+    assert reach._races == {} and reach._waiting == {}
+    assert clock.getDelayedCalls() == []
