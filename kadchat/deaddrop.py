@@ -46,7 +46,10 @@ from kademlia.items import MutableItem
 
 SLOT_SECONDS = 3600
 PER_SLOT = 16  # positions per slot and direction: a contact fills at most this many an hour
-RETENTION = 48 * 3600  # drops are read (and republished) for this long after they are made
+# Drops are read (and republished) this long after they are made: 48 h, and an hour
+# for a contact who was away exactly 48 h to start and read (at 48 h sharp, a bench
+# run's recipients back 48 h + a minute found every drop already expired).
+RETENTION = 49 * 3600
 DROP_TTL = RETENTION + 2 * 3600  # asked of kadchat nodes; plain BEP 44 nodes keep their own time
 DATA_SEQ, ACK_SEQ = 1, 2
 DATA, ACK = 1, 2

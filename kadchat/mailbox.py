@@ -2,7 +2,7 @@
 
 Writing (`DropWriter`): a message waiting in the outbox for a contact who is
 not connected (or whose direct attempt failed) gets drops at our next free
-positions for that contact; the drops are put with a 50-hour `ttl`, checked
+positions for that contact; the drops are put with a 51-hour `ttl`, checked
 every pass and put again every `republish` seconds (plain BEP 44 nodes ignore
 our `ttl` and keep items for their own time), until the contact's
 acknowledgement shows at a drop's position, the message is delivered directly,

@@ -239,3 +239,12 @@ def test_send_soon_waits_a_moment_for_a_session_then_places_the_drops(world):
     a.mailbox.stop()
     a.endpoint.stop()
     assert clock.getDelayedCalls() == []
+
+
+def test_a_contact_away_for_48_hours_still_gets_the_message(world):
+    clock, dht, a, b = world
+    a.send(b.public_key, "two days")
+    a.mailbox.writer.write(b.public_key)
+    clock.advance(48 * 3600 + 120)
+    b.mailbox.reader.read(a.public_key)
+    assert [m.text for m in b.received] == ["two days"]
