@@ -53,6 +53,11 @@ def state(state_name, name):
     return rf"^\({state_name} to {re.escape(name)}\)$"
 
 
+def undelivered(name):
+    """A message to `name` on its way: sending or sent over a session, queued or stored for dead drops."""
+    return rf"^\((?:(?:sending|sent) to|(?:queued|stored) for) {re.escape(name)}\)$"
+
+
 def chat_both_ways(alice, bob, hello_bob="hello bob", hello_alice="hello alice", timeout=20):
     """alice and bob see each other online, write one message each way, and each
     sees the other's arrive and their own delivered."""

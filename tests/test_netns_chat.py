@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from tests.client_helpers import CLIENT, ROOT, SERVER, chat_both_ways, friends, presence, received, state
+from tests.client_helpers import CLIENT, ROOT, SERVER, chat_both_ways, friends, presence, received, state, undelivered
 from tests.netns import lab  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(60)]
@@ -134,7 +134,7 @@ def test_a_killed_client_behind_a_nat_gets_what_was_sent_meanwhile_once_back(lab
     os.killpg(bob.pid, signal.SIGKILL)  # no goodbye, no offline record: alice still thinks bob is connected
     bob.popen.wait(5)
     alice.send_line("/msg bob are you there?")
-    alice.expect(state("(?:sending|sent)", "bob"), timeout=5)
+    alice.expect(undelivered("bob"), timeout=5)
     bob = start_client(lab, lab.hosts["bob"], tmp_path / "bob", lab.hosts["server"])  # a new port and mapping
     bob.expect(received("alice", "are you there?"), timeout=30)
     alice.expect(state("delivered", "bob"), timeout=10)

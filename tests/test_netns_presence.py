@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.client_helpers import presence, received, seconds_until, state
+from tests.client_helpers import presence, received, seconds_until, state, undelivered
 from tests.netns import lab  # noqa: F401 (a fixture)
 from tests.test_netns_chat import route, server_counts, setup as nat_lab, start_client
 
@@ -39,7 +39,7 @@ def test_behind_nats_presence_follows_start_quit_and_return_with_the_queued_mess
     took_offline = seconds_until(alice, presence("bob", "offline"), quit_at, OFFLINE_AFTER_QUIT_WITHIN)
     assert bob.popen.wait(15) == 0
     alice.send_line("/msg bob while you were out")
-    alice.expect(state("(?:sending|sent)", "bob"))
+    alice.expect(undelivered("bob"))
 
     back = time.monotonic()
     bob = start_client(lab, lab.hosts["bob"], tmp_path / "bob", lab.hosts["server"], fast_refresh=False)

@@ -15,7 +15,8 @@ import pytest
 
 from tests.child_process import signal_group
 from tests.client_helpers import (  # noqa: F401 (procs: a fixture)
-    CARD_LINE, LISTENING, client_argv, friends, presence, procs, received, seconds_until, seconds_until_all, state)
+    CARD_LINE, LISTENING, client_argv, friends, presence, procs, received, seconds_until, seconds_until_all, state,
+    undelivered)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -94,7 +95,7 @@ def test_a_clean_quit_shows_offline_and_the_return_is_connected_with_the_queued_
     took_offline = seconds_until(alice, presence("bob", "offline"), quit_at, OFFLINE_AFTER_QUIT_WITHIN)
     assert bob.wait() == 0
     alice.send_line("/msg bob while you were out")
-    alice.expect(state("(?:sending|sent)", "bob"))
+    alice.expect(undelivered("bob"))
 
     bob, back = restart(procs, people, server, "bob", BOB_HOST)
     took_back = seconds_until(alice, presence("bob", "connected"), back, RESTARTED_CONNECTED_WITHIN)
@@ -113,7 +114,7 @@ def test_a_client_killed_and_restarted_at_once_is_connected_again_and_gets_the_q
     both_connected(alice, bob, began)
     bob.kill()
     alice.send_line("/msg bob did you crash?")
-    alice.expect(state("(?:sending|sent)", "bob"))
+    alice.expect(undelivered("bob"))
     bob, back = restart(procs, people, server, "bob", BOB_HOST)
     took_back, took_message = seconds_until_all(
         bob, [presence("alice", "connected"), received("alice", "did you crash?")], back, QUEUED_DELIVERED_WITHIN)
@@ -143,7 +144,7 @@ def test_a_killed_client_and_a_frozen_one_show_offline_when_their_keepalives_sto
     took_offline = seconds_until(alice, presence("bob", "offline"), silent, OFFLINE_AFTER_KILL_WITHIN)
     took_frozen = seconds_until(carol, presence("dave", "offline"), silent, OFFLINE_AFTER_KILL_WITHIN)
     alice.send_line("/msg bob are you back?")
-    alice.expect(state("(?:sending|sent)", "bob"))
+    alice.expect(undelivered("bob"))
 
     thawed = time.monotonic()
     signal_group(dave.popen, signal.SIGCONT)
