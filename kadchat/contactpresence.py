@@ -82,9 +82,6 @@ class ContactPresenceBoard:
         """The contact said goodbye, or its session went silent."""
         self._event(name, Event.GONE)
 
-    def forget(self, name):
-        self._contacts.pop(name, None)
-
     def _contact(self, name):
         return self._contacts.setdefault(name, _Contact())
 
