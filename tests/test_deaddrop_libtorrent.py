@@ -8,6 +8,8 @@ libtorrent blocks an IP past 5 queries a second (`dht_block_ratelimit`), which
 on a six-node loopback swarm a full scan exceeds even paced."""
 
 import os
+import shutil
+import tempfile
 
 from nacl.signing import SigningKey
 from twisted.internet import defer, reactor, task
@@ -62,8 +64,8 @@ class DropsOnLibtorrentTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_drops_are_stored_read_and_acknowledged_through_libtorrent_nodes_alone(self):
-        tmp = self.mktemp()
-        os.makedirs(tmp)
+        tmp = tempfile.mkdtemp(prefix="kadchat-drops-lt-")
+        self.addCleanup(shutil.rmtree, tmp, True)
         history = History(os.path.join(tmp, "a.sqlite3"))
         ids = [os.urandom(16) for _ in range(2)]
         for n, message_id in enumerate(ids):
