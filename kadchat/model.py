@@ -72,6 +72,14 @@ class Message:
 
 
 @dataclass(frozen=True)
+class ContactRequest:
+    name: str  # the name the sender gave, made unique among contacts and requests
+    card: str  # the sender's contact card
+    note: str  # a short note from the sender, possibly empty
+    received: float  # unix seconds
+
+
+@dataclass(frozen=True)
 class Status:
     dht_peers: int  # nodes in the routing table
     external_address: tuple[str, int] | None  # as voted by DHT peers, None if unknown
@@ -94,6 +102,12 @@ class ChatListener(Protocol):
     def status(self, status: Status) -> None:
         """The node's status changed."""
 
+    def contact_request(self, request: ContactRequest) -> None:
+        """Somebody who is not a contact asked to become one."""
+
+    def contacts_changed(self) -> None:
+        """A contact was added, renamed, removed or blocked, here or by another UI."""
+
 
 class ChatBackend(Protocol):
     """The calls the UIs make; implemented by `kadchat.service.ChatService`."""
@@ -111,8 +125,32 @@ class ChatBackend(Protocol):
 
     def retry(self, message_id: str) -> None: ...
 
-    def history(self, name: str, limit: int = 200) -> list[Message]:
-        """The latest `limit` messages with `name`, oldest first."""
+    def history(self, name: str, limit: int = 200, before: str | None = None) -> list[Message]:
+        """The latest `limit` messages with `name` (older than message id `before`), oldest first."""
+
+    def search(self, text: str, limit: int = 50) -> list[Message]:
+        """Messages of any conversation matching `text`, newest first."""
+
+    def undelivered(self) -> list[Message]:
+        """Outgoing messages not delivered yet (they stay queued across a quit), oldest first."""
+
+    def requests(self) -> list[ContactRequest]:
+        """Contact requests waiting for an answer, oldest first."""
+
+    def accept_request(self, name: str) -> Contact:
+        """Adds the requester as a contact; raises `kadchat.errors.UserError` if no such request."""
+
+    def ignore_request(self, name: str) -> None:
+        """Drops the request; the sender may ask again later."""
+
+    def block(self, name: str) -> None:
+        """A contact or a requester: removed, and nothing from their card reaches us again."""
+
+    def rename_contact(self, name: str, new_name: str) -> Contact:
+        """Raises `kadchat.errors.UserError` on an unknown contact or a taken or bad name."""
+
+    def remove_contact(self, name: str) -> None:
+        """Removed and cut off from our presence; history kept; they may send a request again."""
 
     def mark_read(self, name: str) -> None: ...
 

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 
 from kadchat.errors import UserError
 from kadchat.model import (MESSAGE_STATES, MY_STATUSES, PRESENCES, Contact, ContactPresence,
-                           Message, MyStatus, Status)
+                           ContactRequest, Message, MyStatus, Status)
 
 _CARD = re.compile(r"card:[a-z0-9]+")
 
@@ -37,6 +37,8 @@ class BackendDouble:
         self.marked_read: list[str] = []
         self.refreshes: list[Deferred] = []  # fire these to finish a refresh
         self.my_statuses: list[str] = []  # per set_my_status call
+        self._requests: dict[str, ContactRequest] = {}
+        self.blocked: list[str] = []  # cards, per block call
 
     # The backend interface.
 
@@ -65,8 +67,58 @@ class BackendDouble:
         self.retried.append(message_id)
         self.set_state(message_id, "sending")
 
-    def history(self, name, limit=200):
-        return [m for m in self._messages if m.contact == name][-limit:]
+    def history(self, name, limit=200, before=None):
+        messages = [m for m in self._messages if m.contact == name]
+        if before is not None:
+            messages = messages[:next(i for i, m in enumerate(messages) if m.id == before)]
+        return messages[-limit:]
+
+    def search(self, text, limit=50):
+        return [m for m in reversed(self._messages) if text.lower() in m.text.lower()][:limit]
+
+    def undelivered(self):
+        return [m for m in self._messages if m.outgoing and m.state not in ("delivered", "received")]
+
+    def requests(self):
+        return list(self._requests.values())
+
+    def accept_request(self, name):
+        request = self._take_request(name)
+        contact = Contact(name, request.card, ContactPresence.OFFLINE, None, 0, None)
+        self._contacts[name] = contact
+        self._contacts_changed()
+        return contact
+
+    def ignore_request(self, name):
+        self._take_request(name)
+
+    def block(self, name):
+        if name in self._requests:
+            self.blocked.append(self._take_request(name).card)
+        elif name in self._contacts:
+            self.blocked.append(self._contacts.pop(name).card)
+            self._contacts_changed()
+        else:
+            raise UserError(f"No contact or request named {name}.")
+
+    def rename_contact(self, name, new_name):
+        new_name = new_name.strip()
+        if name not in self._contacts:
+            raise UserError(f"No contact named {name}.")
+        if not new_name or new_name in self._contacts:
+            raise UserError(f"You already have a contact named {new_name}." if new_name
+                            else "Give the contact a name.")
+        contact = replace(self._contacts.pop(name), name=new_name)
+        self._contacts[new_name] = contact
+        self._messages = [replace(m, contact=new_name) if m.contact == name else m
+                          for m in self._messages]
+        self._contacts_changed()
+        return contact
+
+    def remove_contact(self, name):
+        if self._contacts.pop(name, None) is None:
+            raise UserError(f"No contact named {name}.")
+        self._contacts_changed()
 
     def mark_read(self, name):
         self.marked_read.append(name)
@@ -129,6 +181,23 @@ class BackendDouble:
         self._status = status
         for listener in self.listeners:
             listener.status(status)
+
+    def request(self, name, note="", card=None):
+        """Somebody not in the contacts asks to become one."""
+        request = ContactRequest(name, card or f"card:{name}", note, self._now())
+        self._requests[name] = request
+        for listener in self.listeners:
+            listener.contact_request(request)
+        return request
+
+    def _take_request(self, name):
+        if name not in self._requests:
+            raise UserError(f"No contact request from {name}.")
+        return self._requests.pop(name)
+
+    def _contacts_changed(self):
+        for listener in self.listeners:
+            listener.contacts_changed()
 
     def _store(self, name, outgoing, text, timestamp, state):
         message = Message(f"m{self._next_id}", name, outgoing, text, timestamp, state)
