@@ -7,7 +7,7 @@ memory: they describe this run. Renaming, removing and blocking belong here.
 
 from kadchat.cards import decode_card, encode_card
 from kadchat.errors import UserError
-from kadchat.files import append_contact, parse_contacts, validate_name
+from kadchat.files import append_contact, parse_contacts, rewrite_contact, validate_name
 
 CONTACTS_FILE = "contacts.txt"
 
@@ -39,11 +39,37 @@ class ContactBook:
             raise UserError("that is your own card")
         if public_key in self._names:
             raise UserError(f"that card is already your contact {self._names[public_key]!r}")
-        if name.lower() in (n.lower() for n in self._keys):
+        if self.has_name(name):
             raise UserError(f"you already have a contact named {name!r}")
         append_contact(self._path, encode_card(public_key), name)
         self._remember(name, public_key)
         return name, public_key
+
+    def rename(self, name, new_name):
+        """Give contact `name` the name `new_name` (in the file too); returns it. UserError if it can't be."""
+        public_key = self.key_of(name)
+        new_name = validate_name(new_name)
+        if new_name.lower() != name.lower() and self.has_name(new_name):
+            raise UserError(f"you already have a contact named {new_name!r}")
+        rewrite_contact(self._path, public_key, new_name)
+        self._forget(name)
+        self._remember(new_name, public_key)
+        for counts in (self._unread, self._last_seen):
+            if name in counts:
+                counts[new_name] = counts.pop(name)
+        return new_name
+
+    def remove(self, name):
+        """Remove contact `name` (its line in the file too); returns its public key."""
+        public_key = self.key_of(name)
+        rewrite_contact(self._path, public_key, None)
+        self._forget(name)
+        self._unread.pop(name, None)
+        self._last_seen.pop(name, None)
+        return public_key
+
+    def _forget(self, name):
+        del self._names[self._keys.pop(name)]
 
     def _remember(self, name, public_key):
         self._keys[name] = public_key
@@ -74,6 +100,10 @@ class ContactBook:
 
     def has(self, name):
         return name in self._keys
+
+    def has_name(self, name):
+        """Whether a contact has that name, compared as a user reads it (case-insensitively)."""
+        return name.lower() in (n.lower() for n in self._keys)
 
     def name_of(self, public_key):
         """The contact's name, or None for a key that is not (or no longer) a contact."""

@@ -82,6 +82,12 @@ class ContactPresenceBoard:
         """The contact said goodbye, or its session went silent."""
         self._event(name, Event.GONE)
 
+    def rename(self, name, new_name):
+        self._contacts[new_name] = self._contacts.pop(name, None) or _Contact()
+
+    def forget(self, name):
+        self._contacts.pop(name, None)
+
     def _contact(self, name):
         return self._contacts.setdefault(name, _Contact())
 

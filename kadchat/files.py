@@ -1,10 +1,11 @@
-"""The user's text files: identity.txt, contacts.txt, bootstrap.txt.
+"""The user's text files: identity.txt, contacts.txt, bootstrap.txt, blocked.txt.
 
 Formats (UTF-8; ``#`` starts a comment line; blank lines are ignored):
 
 - ``contacts.txt``: one contact per line, ``CARD NAME``; the name is the rest
   of the line, trimmed, and may contain spaces.
 - ``bootstrap.txt``: one ``HOST PORT`` pair per line.
+- ``blocked.txt``: one card per line, then the name it had (for the user only).
 - ``identity.txt``: the user's own ``CARD NAME`` line, written by kadchat,
   in the contacts.txt format so it can be pasted there as is.
 
@@ -139,6 +140,19 @@ def parse_contacts(path):
     return contacts, problems
 
 
+def parse_cards(path):
+    """(list of public keys, list of problems) from a file of one card per line (blocked.txt);
+    whatever follows the card on its line is the user's note and is ignored."""
+    entries, problems = _entries(path)
+    keys = []
+    for number, text in entries:
+        try:
+            keys.append(decode_card(text.split()[0]))
+        except UserError as e:
+            problems.append(f"{path}:{number}: {e}")
+    return keys, problems
+
+
 def parse_host(host: str) -> str:
     """An IP address (normalised) or a host name; UserError otherwise."""
     host = host.strip()
@@ -205,6 +219,37 @@ def append_contact(path, card: str, name: str) -> ContactEntry:
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}") from None
     return ContactEntry(public_key, name, old.count(b"\n") + 1)
+
+
+def rewrite_contact(path, public_key: bytes, new_name: str | None) -> None:
+    """Rename (`new_name`) or remove (None) the contact line of `public_key`, keeping every
+    other line byte for byte; the file is replaced atomically. UserError if it can't be."""
+    try:
+        with open(path, "rb") as f:
+            chunks = f.read().split(b"\n")
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    for i, chunk in enumerate(chunks):
+        text = chunk.decode("utf-8", errors="replace").removeprefix("\ufeff").strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            key, _ = _parse_contact_line(text)
+        except UserError:
+            continue
+        if key == public_key:
+            break
+    else:
+        raise UserError(f"{path}: no line for that card")
+    if new_name is None:
+        del chunks[i]
+    else:
+        ending = b"\r" if chunks[i].endswith(b"\r") else b""
+        chunks[i] = f"{encode_card(public_key)} {validate_name(new_name)}".encode("utf-8") + ending
+    try:
+        atomic_write(path, b"\n".join(chunks))
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
 
 
 def identity_text(public_key: bytes, name: str) -> str:

@@ -145,6 +145,10 @@ class ChatEndpoint:
         """The peer is gone (kadchat.liveness): the next message or reach needs a new session."""
         self.sessions.drop(peer_key)
 
+    def forget_peer(self, peer_key):
+        """The peer is no longer a contact: its sessions, attempts and addresses go."""
+        self.sessions.forget_peer(peer_key)
+
     def send_presence(self, peer_key, status, time):
         """Our hello, keep-alive or goodbye over the current session; False if none is up."""
         note = wire.encode_presence(wire.PresenceNote(status, time))

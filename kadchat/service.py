@@ -11,7 +11,9 @@ from twisted.internet import defer, error
 from twisted.logger import Logger
 
 from kadchat.addrvote import IdRenewal
+from kadchat.blocklist import BLOCKED_FILE, BlockList
 from kadchat.contactbook import CONTACTS_FILE, ContactBook
+from kadchat.contactrequests import REQUESTS_FILE, PendingRequests
 from kadchat.deaddrop import DROP_TTL
 from kadchat.dispatch import DatagramDispatch
 from kadchat.dropstore import DROPS_FILE, DropStore
@@ -57,13 +59,15 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._last_status = None
         self._my_status = MyStatus.ONLINE
         self.book = ContactBook(self._path(CONTACTS_FILE), identity.public_key)
+        self.blocked = BlockList(self._path(BLOCKED_FILE))
+        self.pending = PendingRequests(self._path(REQUESTS_FILE), reactor, self.book.has_name)
         # Items without `ttl` live record_ttl; dead drops ask (and get) two days.
         settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
         self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
         self._db = History(history_path(c.data_dir, identity.public_key))
         self.reachability = Reachability(
             reactor, self.node.send_datagram, identity.signing_key, self.book.keys,
-            offer=lambda key, paths: self.endpoint.peer_available(key, paths),
+            offer=self._offer_paths,
             has_session=lambda key: self.endpoint.has_session(key),
             on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds,
         )
@@ -104,7 +108,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         """Read the files, bind the socket, start everything; returns one-line warnings, raises UserError."""
         c = self.config
         # A seq file that would end our presence records stops the start, not only a log line later.
-        warnings = self._seq.check() + self.book.load()
+        warnings = self._seq.check() + self.book.load() + self.blocked.load() + self.pending.load()
         for name, public_key in self.book.items():
             self.tracker.add_contact(name, public_key)
         entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))
@@ -146,6 +150,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._drops.close()
         self._joiner.stopped()
 
+    def _offer_paths(self, public_key, paths):
+        if self.book.is_contact(public_key):  # a race may end after the contact was removed
+            self.endpoint.peer_available(public_key, paths)
+
     def _own_presence(self):
         return self.reachability.own_presence(self._my_status.value)
 
@@ -160,12 +168,26 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             self.book.count_unread(name)
             self._tell("message", message_view(stored, self.book))
 
+    def request_received(self, public_key, name, note, source_ip):
+        """Someone not in our contacts asks to become one (their card is `public_key`)."""
+        if self.book.is_contact(public_key) or self.blocked.is_blocked(public_key) or public_key == self.identity.public_key:
+            return
+        try:
+            request = self.pending.offer(public_key, name, note, source_ip)
+        except OSError as e:  # no disk: the ask is lost, as if rate-limited
+            self.log.error("cannot keep a contact request: {error}", error=e)
+            return
+        if request is not None:
+            self._tell("contact_request", request)
+
     def message_state(self, message_id, state):
         self._tell("message_state", message_id.hex(), state)
 
     def _tell(self, event, *args):
         for listener in list(self._listeners):
-            getattr(listener, event)(*args)
+            told = getattr(listener, event, None)  # a UI written before an event existed skips it
+            if told is not None:
+                told(*args)
 
     # -- ChatBackend ------------------------------------------------------------------
 
@@ -181,10 +203,61 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
 
     def add_contact(self, card_text, name):
         name, public_key = self.book.add(card_text, name)
+        self.pending.drop(public_key)  # adding a requester's card answers its request
+        if self.blocked.is_blocked(public_key):  # adding a blocked card is the user's unblock
+            self._write(self.blocked.unblock, public_key)
         self.tracker.add_contact(name, public_key)
         if self._joiner.joined:
             self.tracker.refresh()
+        self._tell("contacts_changed")
         return self._contact(name)
+
+    def requests(self):
+        return self.pending.all()
+
+    def accept_request(self, name):
+        _, request = self.pending.take(name)
+        return self.add_contact(request.card, request.name)
+
+    def ignore_request(self, name):
+        self.pending.take(name)
+
+    def block(self, name):
+        if self.book.has(name):
+            public_key = self._forget_contact(name)
+        elif name in (r.name for r in self.pending.all()):
+            public_key, _ = self.pending.take(name)
+        else:
+            raise UserError(f"no contact or contact request named {name!r}")
+        self._write(self.blocked.block, public_key, name)
+        self._tell("contacts_changed")
+
+    def rename_contact(self, name, new_name):
+        new_name = self.book.rename(name, new_name)
+        self.tracker.rename_contact(name, new_name)
+        self.presences.board.rename(name, new_name)
+        self._tell("contacts_changed")
+        return self._contact(new_name)
+
+    def remove_contact(self, name):
+        self._forget_contact(name)
+        self._tell("contacts_changed")
+
+    def _forget_contact(self, name):
+        """Remove the contact and everything that follows or reaches it; returns its key."""
+        public_key = self.book.remove(name)
+        self.tracker.remove_contact(name)
+        self.presences.board.forget(name)
+        self.presences.liveness.forget(public_key)
+        self.endpoint.forget_peer(public_key)
+        return public_key
+
+    @staticmethod
+    def _write(change, *args):
+        try:
+            change(*args)
+        except OSError as e:
+            raise UserError(f"cannot write {e.filename or 'a file'}: {e.strerror}") from None
 
     def send_message(self, name, text):
         public_key = self.book.key_of(name)

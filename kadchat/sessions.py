@@ -256,6 +256,17 @@ class SessionManager:
         if peer is not None and peer.current is not None:
             peer.machine.fire(PeerEvent.LOST, peer.current)
 
+    def forget_peer(self, peer_key):
+        """The peer is no longer a contact: end our attempt, forget its sessions and addresses."""
+        peer = self._peers.pop(peer_key, None)
+        if peer is None:
+            return
+        self._initiator.end(peer)
+        for session in (peer.current, peer.previous, peer.answered):
+            if session is not None:
+                session.handshake.fail()
+                self.forget(peer, session)
+
     def _usable(self, peer, now):
         """The current session, or None after making sure a handshake is under way."""
         if peer.current is not None and peer.current.channel.expired(now):

@@ -103,6 +103,9 @@ class PresenceTracker:
     def remove_contact(self, name):
         self._watched.pop(name, None)
 
+    def rename_contact(self, name, new_name):
+        self._watched[new_name] = self._watched.pop(name)
+
     def subscribe(self, listener: PresenceListener):
         self._listeners.append(listener)
 

@@ -53,3 +53,23 @@ def test_unread_counts_and_last_seen_are_per_contact(tmp_path):
     assert (contacts.unread("Bob"), contacts.last_seen("Bob")) == (2, 1700000000.5)
     contacts.mark_read("Bob")
     assert contacts.unread("Bob") == 0 and contacts.last_seen("carol") is None
+
+
+def test_rename_and_remove_change_the_file_and_carry_what_the_uis_count(tmp_path):
+    contacts, path = book(tmp_path, f"# friends\n{encode_card(BOB)} Bob\n{encode_card(CAROL)} Carol\n")
+    contacts.load()
+    contacts.count_unread("Bob")
+    contacts.seen("Bob", 5.0)
+    assert contacts.rename("Bob", " Robert ") == "Robert"
+    assert (contacts.key_of("Robert"), contacts.name_of(BOB), contacts.has("Bob")) == (BOB, "Robert", False)
+    assert (contacts.unread("Robert"), contacts.last_seen("Robert")) == (1, 5.0)
+    assert contacts.rename("Robert", "robert") == "robert"  # a change of case is not a clash
+    with pytest.raises(UserError, match="already have a contact named 'carol'"):
+        contacts.rename("robert", "carol")
+    assert contacts.remove("Carol") == CAROL and not contacts.is_contact(CAROL)
+    with pytest.raises(UserError, match="no contact named 'Carol'"):
+        contacts.remove("Carol")
+    assert path.read_text() == f"# friends\n{encode_card(BOB)} robert\n"
+    again = ContactBook(str(path), ME)
+    again.load()
+    assert again.items() == [("robert", BOB)]

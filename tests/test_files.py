@@ -14,7 +14,9 @@ from kadchat.files import (
     identity_text,
     parse_bootstrap,
     parse_contacts,
+    parse_cards,
     parse_identity,
+    rewrite_contact,
     validate_name,
 )
 
@@ -173,3 +175,21 @@ def test_failed_atomic_write_keeps_old_file_and_cleans_up(tmp_path):
         atomic_write(path, "not bytes")
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["f"]
+
+
+def test_rewrite_contact_renames_or_removes_one_line_and_keeps_the_others_byte_for_byte(tmp_path):
+    original = f"# my people\r\n{CARDS[0]}   alice\r\n\xff\n{CARDS[1]} bob\n#tail".encode("latin-1")
+    path = _write(tmp_path / "contacts.txt", original)
+    rewrite_contact(path, KEYS[0], " Alice B. ")
+    assert path.read_bytes() == original.replace(f"{CARDS[0]}   alice".encode(), f"{CARDS[0]} Alice B.".encode())
+    rewrite_contact(path, KEYS[1], None)
+    assert path.read_bytes() == f"# my people\r\n{CARDS[0]} Alice B.\r\n\xff\n#tail".encode("latin-1")
+    with pytest.raises(UserError, match="no line for that card"):
+        rewrite_contact(path, KEYS[1], None)
+    with pytest.raises(UserError, match="cannot be empty"):
+        rewrite_contact(path, KEYS[0], " ")
+
+
+def test_parse_cards_takes_the_first_word_of_each_line(tmp_path):
+    path = _write(tmp_path / "blocked.txt", f"# blocked\n{CARDS[2]} Mallory the spammer\nbad\n")
+    assert parse_cards(path) == ([KEYS[2]], [f"{path}:3: not a kadchat card: 'bad'"])

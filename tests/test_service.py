@@ -1,8 +1,12 @@
 """ChatService as a composition root: built whole, nothing bound or scheduled before start()."""
 
+import pytest
+from nacl.signing import SigningKey
 from twisted.internet import task
 
 from config import Config
+from kadchat.cards import encode_card
+from kadchat.errors import UserError
 from kadchat.identity import load_or_create
 from kadchat.model import MyStatus, Status
 from kadchat.service import ChatService
@@ -17,3 +21,41 @@ def test_status_and_contacts_work_before_start_and_nothing_is_scheduled(tmp_path
     assert service.contacts() == []
     assert service.address is None
     assert clock.getDelayedCalls() == []
+
+
+class Events(list):
+    def contact_request(self, request):
+        self.append(("request", request.name, request.note))
+
+    def contacts_changed(self):
+        self.append(("contacts",))
+
+
+def test_contact_requests_rename_remove_and_block_tell_the_uis_and_change_the_files(tmp_path):
+    bob, carol, mallory = (bytes(SigningKey(bytes([n]) * 32).verify_key) for n in (2, 3, 4))
+    service = ChatService(task.Clock(), Config(data_dir=str(tmp_path)), load_or_create(str(tmp_path), "alice"))
+    service.book.load()  # not started: no socket, the contact calls need none
+    events = Events()
+    service.subscribe(events)
+    service.add_contact(encode_card(bob), "Bob")
+    service.request_received(carol, "Carol", "we met at the conference", "10.0.0.3")
+    service.request_received(mallory, "Bob", "", "10.0.0.4")  # a name like a contact's is made unique
+    service.request_received(bob, "Bob", "", "10.0.0.2")  # a contact's ask is no request
+    assert [r.name for r in service.requests()] == ["Carol", "Bob (2)"]
+    assert service.accept_request("Carol").name == "Carol"
+    service.block("Bob (2)")
+    with pytest.raises(UserError):
+        service.ignore_request("Bob (2)")
+    service.request_received(mallory, "M", "let me in", "10.0.0.5")  # blocked: nothing shows
+    assert service.rename_contact("Bob", "Robert").name == "Robert"
+    service.remove_contact("Carol")
+    service.block("Robert")
+    assert events == [("contacts",), ("request", "Carol", "we met at the conference"), ("request", "Bob (2)", ""),
+                      ("contacts",), ("contacts",), ("contacts",), ("contacts",), ("contacts",)]
+    assert service.contacts() == [] and service.requests() == []
+    assert (tmp_path / "contacts.txt").read_text() == ""
+    assert encode_card(mallory) in (tmp_path / "blocked.txt").read_text()
+    assert f"{encode_card(bob)} Robert" in (tmp_path / "blocked.txt").read_text()
+    assert not service.book.is_contact(bob) and service.blocked.is_blocked(bob)
+    service.add_contact(encode_card(bob), "Bob")  # adding a blocked card again unblocks it
+    assert not service.blocked.is_blocked(bob) and encode_card(bob) not in (tmp_path / "blocked.txt").read_text()
