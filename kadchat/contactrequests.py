@@ -9,11 +9,12 @@ user received is lost.
 """
 
 import json
+import unicodedata
 from collections import OrderedDict
 
 from kadchat.cards import decode_card, encode_card
 from kadchat.errors import UserError
-from kadchat.files import atomic_write, validate_name
+from kadchat.files import MAX_NAME_CHARS, atomic_write, validate_name
 from kadchat.model import ContactRequest
 
 REQUESTS_FILE = "requests.json"
@@ -21,6 +22,7 @@ MAX_PENDING = 50
 PER_HOUR = 3
 SOURCES_KEPT = 4096
 HOUR = 3600.0
+_CONTROL = ("Cc", "Cf", "Zl", "Zp")  # a note is shown on one line, as written
 
 
 class PendingRequests:
@@ -58,6 +60,7 @@ class PendingRequests:
             return None
         if not all(self._spend(source) for source in (public_key, source_ip)):
             return None
+        note = "".join(c for c in note if unicodedata.category(c) not in _CONTROL).strip()
         request = ContactRequest(self._unique(name), encode_card(public_key), note, self._clock.seconds())
         self._pending[public_key] = request
         self._save()
@@ -87,7 +90,7 @@ class PendingRequests:
 
     def _unique(self, name):
         try:
-            base = validate_name(name)
+            base = validate_name(name)[:MAX_NAME_CHARS - 5]  # room for " (99)"
         except UserError:
             base = "someone"
         taken = {r.name.lower() for r in self._pending.values()}

@@ -97,6 +97,9 @@ class EndpointListener(Protocol):
     def presence_received(self, peer_key: bytes, status: str, their_time: float) -> None:
         """The peer's hello, keep-alive or goodbye (kadchat.liveness) over the session."""
 
+    def secret_received(self, peer_key: bytes, secret: bytes) -> None:
+        """The peer's presence secret (kadchat.presencesecret) over the session."""
+
 
 class ChatEndpoint:
     """Chat with contacts over one datagram transport.
@@ -148,6 +151,10 @@ class ChatEndpoint:
     def forget_peer(self, peer_key):
         """The peer is no longer a contact: its sessions, attempts and addresses go."""
         self.sessions.forget_peer(peer_key)
+
+    def send_secret(self, peer_key, secret):
+        """Our presence secret over the current session; False if none is up."""
+        return self.sessions.send(peer_key, wire.encode_secret(wire.SecretNote(secret)), expects_answer=False)
 
     def send_presence(self, peer_key, status, time):
         """Our hello, keep-alive or goodbye over the current session; False if none is up."""
@@ -347,6 +354,8 @@ class ChatEndpoint:
             self._fragment_received(peer_key, record)
         elif isinstance(record, wire.PresenceNote):
             self._events.append(lambda listener: listener.presence_received(peer_key, record.status, record.time))
+        elif isinstance(record, wire.SecretNote):
+            self._events.append(lambda listener: listener.secret_received(peer_key, record.secret))
 
     def _incoming_of(self, peer_key):
         incoming = self._incoming.get(peer_key)

@@ -1,11 +1,19 @@
 """Private presence: where a user can be reached, readable by their contacts only.
 
-Record for epoch e (DESIGN.md, "Identity, contacts and private presence"): a BEP 44
-mutable item with k = A_e (the identity key blinded for e, kadchat.blinding),
-salt = SALT, seq growing within the epoch only (`SeqCounter`), and v = nonce ||
-XChaCha20-Poly1305(key_e, payload, ad=A_e), where key_e = BLAKE2b keyed with A
-and personalised "kadchat-presence" over e (a domain apart from the blinding
-hash). The payload is a bencoded dict, length-prefixed and zero-padded to a
+Record for epoch e (DESIGN.md, "Presence is for accepted contacts, and
+revocable"): a BEP 44 mutable item with k = A_e (the identity key blinded for e
+and our presence secret S, kadchat.blinding), salt = SALT, seq growing within
+the epoch only (`SeqCounter`), and v = nonce || XChaCha20-Poly1305(key_e,
+payload, ad=A_e), where key_e = BLAKE2b keyed with A || S and personalised
+"kadchat-presence" over e (a domain apart from the blinding hash). S is given
+to accepted contacts only, over the session (kadchat.presencesecret), and
+replaced when one is removed or blocked.
+
+With S empty the same construction is the *request point*: a record anyone
+with the card finds, which lists our introducers and nothing else (no
+address, status "online", the epoch's start as its time), so that a stranger
+can send a contact request through them to our request tag
+(kadchat.nat.regproof), and a contact without our current S a handshake. The payload is a bencoded dict, length-prefixed and zero-padded to a
 fixed size so record lengths say nothing about their contents:
 
     s: status (online | away | offline)   a: [compact address, ...]
@@ -13,7 +21,7 @@ fixed size so record lengths say nothing about their contents:
     i: [compact introducer address, ...]  t: publish time, unix milliseconds
 
 Storage nodes see an unlinkable key, a signature and ciphertext; only someone
-who knows A finds (record_target) and reads (open_record) the record.
+who knows A and S finds (record_target) and reads (open_record) the record.
 
 `kadchat.publisher.PresencePublisher` keeps our records in the DHT;
 `kadchat.tracker.PresenceTracker` follows our contacts' records.
@@ -22,7 +30,7 @@ who knows A finds (record_target) and reads (open_record) the record.
 import hashlib
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_decrypt,
@@ -60,6 +68,8 @@ class Presence:
     nat: str = UNKNOWN
     introducers: tuple = ()  # ((ip, port), ...) DHT nodes that can pass a message on
     ts: float = 0.0  # unix time of publication, by the publisher's clock
+    # Not in the payload: the presence secret the record opened with (b"": a request point).
+    secret: bytes = field(default=b"", repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "addrs", tuple(tuple(a) for a in self.addrs))
@@ -72,9 +82,9 @@ class Presence:
 
 # -- the record ----------------------------------------------------------------
 
-def presence_key(public_key: bytes, epoch: int) -> bytes:
-    """The symmetric key of the record of identity `public_key` for `epoch`."""
-    return blake2b(struct.pack(">Q", epoch), digest_size=32, key=public_key,
+def presence_key(public_key: bytes, epoch: int, secret: bytes = b"") -> bytes:
+    """The symmetric key of the record of identity `public_key` under presence `secret` for `epoch`."""
+    return blake2b(struct.pack(">Q", epoch), digest_size=32, key=public_key + secret,
                    person=_PERSONAL, encoder=RawEncoder)
 
 
@@ -136,25 +146,27 @@ def _decode_payload(padded: bytes) -> Presence:
     )
 
 
-def make_record(identity, epoch: int, presence: Presence, seq: int) -> MutableItem:
-    """Our signed, encrypted record for `epoch`; `identity` is a kadchat.identity.Identity."""
-    blinded = BlindedKey(identity.signing_key, epoch)
+def make_record(identity, epoch: int, presence: Presence, seq: int, secret: bytes = b"") -> MutableItem:
+    """Our signed, encrypted record for `epoch` under our presence `secret` (b"": the request
+    point); `identity` is a kadchat.identity.Identity."""
+    blinded = BlindedKey(identity.signing_key, epoch, secret)
     nonce = os.urandom(_NONCE_BYTES)
     sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(
-        _encode_payload(presence), blinded.public_key, nonce, presence_key(identity.public_key, epoch)
+        _encode_payload(presence), blinded.public_key, nonce, presence_key(identity.public_key, epoch, secret)
     )
     return MutableItem.create(blinded.public_key, blinded.sign, nonce + sealed, seq, salt=SALT)
 
 
-def record_target(contact_public_key: bytes, epoch: int) -> bytes:
-    """The DHT target (20 bytes) of a contact's record for `epoch`."""
-    return hashlib.sha1(blind_public_key(contact_public_key, epoch) + SALT).digest()
+def record_target(contact_public_key: bytes, epoch: int, secret: bytes = b"") -> bytes:
+    """The DHT target (20 bytes) of a contact's record for `epoch` under the `secret` it gave us."""
+    return hashlib.sha1(blind_public_key(contact_public_key, epoch, secret) + SALT).digest()
 
 
-def open_record(contact_public_key: bytes, epoch: int, item: MutableItem) -> Presence:
-    """The presence in a contact's record; PresenceError unless it is genuinely theirs for `epoch`."""
+def open_record(contact_public_key: bytes, epoch: int, item: MutableItem, secret: bytes = b"") -> Presence:
+    """The presence in a contact's record; PresenceError unless it is genuinely theirs for `epoch`
+    under `secret`. Its `secret` field says which (b"": a request point)."""
     try:
-        blinded = blind_public_key(contact_public_key, epoch)
+        blinded = blind_public_key(contact_public_key, epoch, secret)
     except ValueError as e:
         raise PresenceError(str(e)) from None
     if item.k != blinded or item.salt != SALT:
@@ -165,8 +177,8 @@ def open_record(contact_public_key: bytes, epoch: int, item: MutableItem) -> Pre
         raise PresenceError("record value is not a sealed payload")
     try:
         padded = crypto_aead_xchacha20poly1305_ietf_decrypt(
-            item.v[_NONCE_BYTES:], blinded, item.v[:_NONCE_BYTES], presence_key(contact_public_key, epoch)
+            item.v[_NONCE_BYTES:], blinded, item.v[:_NONCE_BYTES], presence_key(contact_public_key, epoch, secret)
         )
     except CryptoError:
         raise PresenceError("record does not decrypt") from None
-    return _decode_payload(padded)
+    return replace(_decode_payload(padded), secret=secret)

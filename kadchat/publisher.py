@@ -7,10 +7,12 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from kadchat.blinding import epoch_of
-from kadchat.presence import OFFLINE, Presence, make_record
+from kadchat.presence import OFFLINE, ONLINE, Presence, make_record
+from kadchat.presencesecret import NoSecrets
 from kademlia.timers import cancel
 
 GAP = 2.0  # seconds, at least, between the puts of two epochs' records (issue 12, 3)
+REQUEST_POINT_GRAIN = 60.0  # a request point's time says only which minute we last published it
 
 
 class PresencePublisher:
@@ -23,12 +25,20 @@ class PresencePublisher:
     or an observer cannot pair the two records by their timing. It
     republishes every `refresh` seconds while running, and `publish_now()`
     when the status or addresses change.
+
+    With `secrets` (kadchat.presencesecret), each put is of two records: the
+    one under our presence secret, for contacts, and the request point (only
+    our introducers, kadchat.presence) with `request_seq` numbers of its own.
+    `rotated(old)` overwrites what the old secret still opens with "offline".
     """
 
     log = Logger()
 
     def __init__(self, clock, dht, identity, presence_source, seq_counter,
-                 epoch_seconds=300, ttl=600, refresh=120.0, lead=60.0, offline_timeout=5.0, rng=None):
+                 epoch_seconds=300, ttl=600, refresh=120.0, lead=60.0, offline_timeout=5.0, rng=None,
+                 secrets=NoSecrets, request_seq=None):
+        self._secrets = secrets
+        self._request_seq = request_seq
         self._clock = clock
         self._dht = dht
         self._identity = identity
@@ -85,6 +95,17 @@ class PresencePublisher:
         d.addTimeout(self._offline_timeout, self._clock)
         d.addErrback(lambda f: self.log.warn("offline notice not confirmed: {error}", error=f.value))
         return d.addCallback(lambda _: None)
+
+    def rotated(self, old_secret):
+        """Our secret changed: what the old one opens says "offline" now, the new one is out at once."""
+        now = self._clock.seconds()
+        current = epoch_of(now, self._epoch_seconds)
+        live = {e for e, when in self._published.items() if when > now - self._ttl and e >= current - 1}
+        offline = Presence(status=OFFLINE, ts=now)
+        for epoch in sorted(live):
+            self._put_record(epoch, offline, old_secret, self._seq)
+        if self._running:
+            self.publish_now()
 
     def _tick(self):
         self._call = None
@@ -147,12 +168,23 @@ class PresencePublisher:
     def _put(self, epoch, presence):
         now = self._clock.seconds()
         self._published = {e: t for e, t in self._published.items() if t > now - self._ttl}
+        self._published[epoch] = now
+        secret = self._secrets.own
+        ours = self._put_record(epoch, presence, secret, self._seq)
+        if not secret:
+            return ours
+        point = (presence if presence.status == OFFLINE else  # we left: say so there too
+                 Presence(status=ONLINE, introducers=presence.introducers,
+                          ts=now // REQUEST_POINT_GRAIN * REQUEST_POINT_GRAIN))
+        both = [ours, self._put_record(epoch, point, b"", self._request_seq)]
+        return defer.gatherResults(both).addCallback(lambda accepted: accepted[0])  # neither fails
+
+    def _put_record(self, epoch, presence, secret, seq):
         try:
-            item = make_record(self._identity, epoch, presence, self._seq.next(epoch))
+            item = make_record(self._identity, epoch, presence, seq.next(epoch), secret)
         except (ValueError, OSError) as e:  # a bad presence from the source, or no disk
             self.log.error("cannot make presence record: {error}", error=e)
             return defer.succeed(0)
-        self._published[epoch] = now
         d = self._dht.put(item, ttl=self._ttl)
         self._pending.add(d)
 

@@ -17,6 +17,7 @@ from kadchat.messaging import EndpointListener
 from kadchat.nat import natwire
 from kadchat.nat.traversal import RelayRoute, Traversal
 from kadchat.presence import MAX_ADDRS, ONLINE, Presence
+from kadchat.presencesecret import NoSecrets
 from kadchat.race import race
 
 PUNCH_GRACE = 3.0  # try direct paths and hole punching this long before relaying
@@ -25,7 +26,7 @@ INTRODUCERS_KEPT = 3  # registrations we keep alive (a record lists up to presen
 
 class Reachability(EndpointListener):  # the endpoint tells it when a session is up
     def __init__(self, clock, send_raw, signing_key, contacts, offer, has_session, on_addresses_changed,
-                 epoch_seconds=300, punch_grace=PUNCH_GRACE):
+                 epoch_seconds=300, punch_grace=PUNCH_GRACE, secrets=NoSecrets):
         """`offer(peer_key, paths)` hands paths to the session layer; `has_session(peer_key)`
         says whether one is up; `on_addresses_changed()` is told when an introducer sees
         us somewhere new, so that the presence record can follow."""
@@ -35,7 +36,7 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         self._on_addresses_changed = on_addresses_changed
         self._punch_grace = punch_grace
         self.votes = AddressVotes(clock.seconds)
-        self.traversal = Traversal(clock, send_raw, signing_key, epoch_seconds, contacts=contacts)
+        self.traversal = Traversal(clock, send_raw, signing_key, epoch_seconds, contacts=contacts, secrets=secrets)
         self.lan = None
         self._races = {}  # peer key -> the race of its paths now running
         self._waiting = {}  # peer key -> Deferreds fired when a session with it is up
@@ -96,7 +97,8 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         introducers; the relay too if asked, or from the start if both NATs are random."""
         if relay is None:
             relay = presence.nat == RANDOM and self.votes.nat_class() == RANDOM
-        return list(presence.addrs) + self.traversal.routes_to(peer_key, presence.introducers, relay=relay)
+        return list(presence.addrs) + self.traversal.routes_to(peer_key, presence.introducers, relay=relay,
+                                                               secret=presence.secret)
 
     def reach(self, peer_key, presence, offer_direct=True):
         """Race the contact's direct paths against the relay, which starts after the

@@ -6,6 +6,7 @@ UIs' calls by asking them. The DHT node's one UDP socket carries everything
 """
 
 import os
+from hashlib import blake2b
 
 from twisted.internet import defer, error
 from twisted.logger import Logger
@@ -25,8 +26,11 @@ from kadchat.mailbox import LOOKUP_RATE, Mailbox
 from kadchat.messaging import ChatEndpoint, EndpointListener, MessagingConfig
 from kadchat.model import MyStatus, Status
 from kadchat.nat.introducer import Introducer
+from kadchat.nat.traversal import IntroductionRoute
 from kadchat.presences import Presences
+from kadchat.presencesecret import SECRETS_FILE, PresenceSecrets
 from kadchat.publisher import PresencePublisher
+from kadchat.requestwire import REQUEST, RequestInbox, make_request
 from kadchat.reachability import Reachability, lan_address
 from kadchat.seqcounter import SeqCounter
 from kadchat.sessions import SessionConfig
@@ -38,6 +42,8 @@ from kademlia.timers import Loop
 
 DHT_STATE_FILE = "dht-state.json"
 SEQ_FILE = "presence-seq"
+REQUEST_SEQ_FILE = "request-seq"
+REQUEST_EVERY = 30.0  # seconds, at least, between two contact requests of ours to one card
 REPLAY_FILE = "answered-initiations"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
@@ -51,6 +57,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
     def __init__(self, reactor, config, identity):
         c = config
         self.config = config
+        self._clock = reactor
         self.identity = identity
         self.my_name = identity.username
         self.my_card = identity.card
@@ -61,6 +68,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.book = ContactBook(self._path(CONTACTS_FILE), identity.public_key)
         self.blocked = BlockList(self._path(BLOCKED_FILE))
         self.pending = PendingRequests(self._path(REQUESTS_FILE), reactor, self.book.has_name)
+        self.secrets = PresenceSecrets(self._path(SECRETS_FILE))
+        self._inbox = RequestInbox(reactor, identity.signing_key, self.request_received)
+        self._notes = {}  # contact's key -> the note our requests to it carry (this run)
+        self._asked = {}  # contact's key -> when we last sent it a request
         # Items without `ttl` live record_ttl; dead drops ask (and get) two days.
         settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
         self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
@@ -69,7 +80,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             reactor, self.node.send_datagram, identity.signing_key, self.book.keys,
             offer=self._offer_paths,
             has_session=lambda key: self.endpoint.has_session(key),
-            on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds,
+            on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds, secrets=self.secrets,
         )
         self.node.add_response_observer(self.reachability.votes.add)
         self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
@@ -80,15 +91,20 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.endpoint.subscribe(self)
         self.endpoint.subscribe(self.reachability)
         self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
-                                          self.reachability.nat_message_received, self.endpoint.datagram_received)
+                                          self.reachability.nat_message_received, self._chat_datagram)
         self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds, bytes(identity.signing_key), c.epoch_seconds)
+        self._request_seq = SeqCounter(  # the request point's numbers: unrelated to the record's
+            self._path(REQUEST_SEQ_FILE), reactor.seconds,
+            blake2b(bytes(identity.signing_key), person=b"kadchat-reqseq").digest(), c.epoch_seconds)
         self.publisher = PresencePublisher(
             reactor, self.node, identity, self._own_presence, self._seq,
             epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval,
+            secrets=self.secrets, request_seq=self._request_seq,
         )
         self.tracker = PresenceTracker(
             reactor, self.node, epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, skew=c.clock_skew,
             interval=c.refresh_interval if c.refresh else None,  # None: back off while nothing changes
+            secret_of=self.secrets.of,
         )
         self.presences = Presences(reactor, self.book, self.tracker, self.reachability, self.endpoint.send_presence,
                                    lambda name, shown: self._tell("presence", name, shown),
@@ -108,7 +124,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         """Read the files, bind the socket, start everything; returns one-line warnings, raises UserError."""
         c = self.config
         # A seq file that would end our presence records stops the start, not only a log line later.
-        warnings = self._seq.check() + self.book.load() + self.blocked.load() + self.pending.load()
+        warnings = (self._seq.check() + self._request_seq.check() + self.book.load() + self.blocked.load()
+                    + self.pending.load() + self.secrets.load())
         for name, public_key in self.book.items():
             self.tracker.add_contact(name, public_key)
         entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))
@@ -151,8 +168,38 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._joiner.stopped()
 
     def _offer_paths(self, public_key, paths):
-        if self.book.is_contact(public_key):  # a race may end after the contact was removed
-            self.endpoint.peer_available(public_key, paths)
+        if not self.book.is_contact(public_key):  # a race may end after the contact was removed
+            return
+        self.endpoint.peer_available(public_key, paths)
+        to_request_tag = [p for p in paths if isinstance(p, IntroductionRoute) and not p.secret]
+        if to_request_tag:  # they may not have us as a contact yet: ask, with our name and note
+            self._ask(public_key, to_request_tag)
+
+    def _ask(self, public_key, routes):
+        now = self._clock.seconds()
+        if now - self._asked.get(public_key, -REQUEST_EVERY) < REQUEST_EVERY:
+            return
+        self._asked[public_key] = now
+        request = make_request(self.identity.signing_key, public_key, self.my_name, self._notes.get(public_key, ""), now)
+        for route in routes:
+            self.reachability.traversal.send(request, route)
+
+    def _chat_datagram(self, data, address):
+        if data[:1] == bytes([REQUEST]):
+            self._inbox.received(data, address)
+        else:
+            self.endpoint.datagram_received(data, address)
+
+    def session_ready(self, peer_key):
+        if self.book.is_contact(peer_key):  # it is how contacts find our records
+            self.endpoint.send_secret(peer_key, self.secrets.own)
+
+    def secret_received(self, peer_key, secret):
+        if self.book.is_contact(peer_key):
+            try:
+                self.secrets.received(peer_key, secret)
+            except OSError as e:
+                self.log.error("cannot keep a contact's presence secret: {error}", error=e)
 
     def _own_presence(self):
         return self.reachability.own_presence(self._my_status.value)
@@ -201,8 +248,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
     def contacts(self):
         return [self._contact(name) for name in self.book.names()]
 
-    def add_contact(self, card_text, name):
+    def add_contact(self, card_text, name, note=""):
+        """`note`: what our contact request says, should they not have our card as a contact yet."""
         name, public_key = self.book.add(card_text, name)
+        self._notes[public_key] = note
         self.pending.drop(public_key)  # adding a requester's card answers its request
         if self.blocked.is_blocked(public_key):  # adding a blocked card is the user's unblock
             self._write(self.blocked.unblock, public_key)
@@ -250,12 +299,23 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.presences.board.forget(name)
         self.presences.liveness.forget(public_key)
         self.endpoint.forget_peer(public_key)
+        self._write(self.secrets.forget, public_key)
+        self._rotate_secret()
         return public_key
+
+    def _rotate_secret(self):
+        """What the removed contact holds must stop working: a new secret, out to the others now."""
+        old = self._write(self.secrets.rotate)
+        if self._joiner.joined:
+            self.publisher.rotated(old)
+        for public_key in self.book.keys():  # the others get it on their next handshake
+            if self.endpoint.has_session(public_key):
+                self.endpoint.send_secret(public_key, self.secrets.own)
 
     @staticmethod
     def _write(change, *args):
         try:
-            change(*args)
+            return change(*args)
         except OSError as e:
             raise UserError(f"cannot write {e.filename or 'a file'}: {e.strerror}") from None
 

@@ -76,13 +76,19 @@ class PresenceTracker:
     contact whose clock differs from ours by up to `skew` seconds is found. The
     record with the newest inner timestamp wins; one older than `ttl` counts as
     offline, whoever keeps re-putting it.
+
+    Records are looked for under the presence secret the contact gave us
+    (`secret_of(key)`, b"" if none); if none is found, at its request point
+    (kadchat.presence), which names only introducers: enough for a handshake,
+    whose session brings the contact's current secret.
     """
 
     log = Logger()
 
     def __init__(self, clock, dht, contacts=(), epoch_seconds=300, ttl=600,
-                 skew=120.0, interval=None, lookup_timeout=30.0, schedule=None):
+                 skew=120.0, interval=None, lookup_timeout=30.0, schedule=None, secret_of=lambda key: b""):
         self._clock = clock
+        self._secret_of = secret_of
         self._dht = dht
         self._epoch_seconds = epoch_seconds
         self._ttl = ttl
@@ -175,7 +181,10 @@ class PresenceTracker:
         now = self._clock.seconds()
         epochs = sorted({epoch_of(t, self._epoch_seconds) for t in (now - self._skew, now, now + self._skew)})
         watched.due = None
-        lookup = watched.lookup = defer.gatherResults([self._lookup(watched.public_key, e) for e in epochs])
+        secret = self._secret_of(watched.public_key)
+        lookup = watched.lookup = self._lookups(watched.public_key, epochs, secret)
+        if secret:
+            lookup.addCallback(self._or_request_point, watched.public_key, epochs)
         lookup.addCallback(self._update, name, watched)
         lookup.addBoth(self._polled, watched)
         return lookup
@@ -201,10 +210,21 @@ class PresenceTracker:
             if watched.due is not None and watched.due <= now + 1e-6:  # timers land on float sums
                 self._poll(name, watched)
 
-    def _lookup(self, public_key, epoch):
+    def _lookups(self, public_key, epochs, secret):
+        return defer.gatherResults([self._lookup(public_key, e, secret) for e in epochs])
+
+    def _or_request_point(self, found, public_key, epochs):
+        """Nothing alive under the secret we hold: an old one, maybe (they rotated it, and what
+        it opens says "offline"); their request point then says whether they are there."""
+        if any(p is not None and p.status != OFFLINE for p in found):
+            return found
+        points = self._lookups(public_key, epochs, b"")
+        return points.addCallback(lambda points: points if any(p is not None for p in points) else found)
+
+    def _lookup(self, public_key, epoch, secret):
         """The contact's Presence for `epoch`, or None (nothing there, or nothing valid)."""
         try:
-            target = record_target(public_key, epoch)
+            target = record_target(public_key, epoch, secret)
         except ValueError:
             return defer.succeed(None)
         d = self._dht.get(target, salt=SALT)
@@ -213,7 +233,7 @@ class PresenceTracker:
 
         def opened(item):
             self._pending.discard(d)
-            return None if item is None else open_record(public_key, epoch, item)
+            return None if item is None else open_record(public_key, epoch, item, secret)
 
         def failed(failure):
             self._pending.discard(d)

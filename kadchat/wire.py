@@ -26,6 +26,10 @@ Records, the plaintext of a TRANSPORT (empty = keepalive / handshake confirmatio
     ACK      02 | message id 16 | count 2 | bitmap of received fragments, ceil(count / 8) bytes
     PRESENCE 03 | status 1 (1 online, 2 away, 3 offline: goodbye) | sender's unix time ms 8
                   (kadchat.liveness: hello, keep-alive, goodbye; never acknowledged)
+    SECRET   04 | the sender's presence secret 32 (kadchat.presencesecret: sent when a session
+                  comes up and when the secret rotates; never acknowledged)
+
+A REQUEST (06, kadchat.requestwire) is a contact request, outside any session.
 """
 
 import struct
@@ -48,6 +52,8 @@ MAX_DATAGRAM = 1200  # stays under common path MTUs, with room for a relay heade
 RECORD_MESSAGE = 0x01
 RECORD_ACK = 0x02
 RECORD_PRESENCE = 0x03
+RECORD_SECRET = 0x04
+SECRET_SIZE = 32
 PRESENCE_STATUSES = ("online", "away", "offline")  # on the wire as 1, 2, 3
 MESSAGE_ID_SIZE = 16
 MAX_SEQ = 2**63 - 1  # SQLite integers are signed 64-bit; the history stores seq
@@ -223,8 +229,17 @@ def encode_presence(note):
     return _PRESENCE.pack(RECORD_PRESENCE, PRESENCE_STATUSES.index(note.status) + 1, int(note.time * 1000))
 
 
+class SecretNote(NamedTuple):
+    secret: bytes  # the sender's presence secret
+
+
+def encode_secret(note):
+    _check_sizes(note.secret, SECRET_SIZE)
+    return bytes([RECORD_SECRET]) + note.secret
+
+
 def decode_record(payload):
-    """Parse a TRANSPORT's plaintext: MessageFragment | Ack | PresenceNote | None (keepalive)."""
+    """Parse a TRANSPORT's plaintext: MessageFragment | Ack | PresenceNote | SecretNote | None (keepalive)."""
     if not payload:
         return None
     kind = payload[0]
@@ -256,6 +271,9 @@ def decode_record(payload):
         if not 1 <= status <= len(PRESENCE_STATUSES):
             raise WireError("presence record status")
         return PresenceNote(PRESENCE_STATUSES[status - 1], millis / 1000)
+    if kind == RECORD_SECRET:
+        _expect_size(len(payload), 1 + SECRET_SIZE, "secret record")
+        return SecretNote(bytes(payload[1:]))
     raise WireError(f"unknown record type {kind:#04x}")
 
 

@@ -1,8 +1,11 @@
 """Rendezvous tags, and the proof that a REGISTER comes from the tag's owner.
 
-A tag is a hash of the owner's blinded public key for the epoch
-(kadchat.blinding): contacts compute it from the card, the introducer from the
-key a REGISTER carries. That key's signature over (tag, cookie) proves the
+A tag is a hash of the owner's blinded public key for the epoch and its
+presence secret (kadchat.blinding): contacts compute it from the card and the
+secret they were given, the introducer from the key a REGISTER carries. With
+the empty secret it is the *request tag*, which anyone with the card computes:
+strangers send contact requests to it, contacts without our current secret
+their handshakes. That key's signature over (tag, cookie) proves the
 registration is the owner's, and the cookie binds it to the address the
 introducer gave the cookie to, so a captured REGISTER is worth nothing
 elsewhere. Knowing the card is not enough to register someone's tag.
@@ -26,9 +29,10 @@ def tag_of(blinded_key):
 
 
 @lru_cache(maxsize=4096)  # contacts' tags are asked for at every relayed datagram
-def rendezvous_tag(public_key, epoch):
-    """The tag of identity `public_key` during `epoch`; ValueError if the key is not usable."""
-    return tag_of(blind_public_key(public_key, epoch))
+def rendezvous_tag(public_key, epoch, secret=b""):
+    """The tag of identity `public_key` under presence `secret` during `epoch`; ValueError if
+    the key is not usable."""
+    return tag_of(blind_public_key(public_key, epoch, secret))
 
 
 def signed_part(tag, cookie):
@@ -59,8 +63,8 @@ class Signers:
         self._identity = identity_signing_key
         self._keys = {}
 
-    def for_epoch(self, epoch):
-        if epoch not in self._keys:
-            self._keys = {e: k for e, k in self._keys.items() if e >= epoch - 1}
-            self._keys[epoch] = BlindedKey(self._identity, epoch)
-        return self._keys[epoch]
+    def for_epoch(self, epoch, secret=b""):
+        if (epoch, secret) not in self._keys:
+            self._keys = {(e, s): k for (e, s), k in self._keys.items() if e >= epoch - 1}
+            self._keys[epoch, secret] = BlindedKey(self._identity, epoch, secret)
+        return self._keys[epoch, secret]

@@ -1,9 +1,12 @@
 """The client side of NAT traversal: rendezvous tags, introductions and relay routes.
 
 A client is known to introducers by a *tag*, derived from its blinded key for
-the epoch like its presence record (kadchat.nat.regproof): contacts can
-compute it from the card, nobody else can, and one epoch's tag says nothing
-about the next. Only the owner can sign its registrations. The client
+the epoch and its presence secret like its presence record
+(kadchat.nat.regproof): contacts can compute it from the card and the secret
+we gave them, nobody else can, and one epoch's tag says nothing about the
+next. It registers its *request tag* too (the empty secret's, which the card
+alone gives), through which strangers' contact requests and the handshakes
+of contacts without our current secret reach it. Only the owner can sign its registrations. The client
 registers its current tag with its introducers every ~20 s, which also keeps
 its NAT mapping to them open; in the last `lead` seconds of an epoch, the
 next epoch's tag too, on a schedule of its own (a random phase, never in the
@@ -25,14 +28,17 @@ off), because a session outlives epochs and introducers forget old tags.
 
 import random
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
-from kadchat import wire
+from kadchat import requestwire, wire
 from kadchat.nat import natwire, regproof
 from kadchat.nat.regproof import rendezvous_tag
+from kadchat.presencesecret import NoSecrets
 from kademlia.timers import Loop, cancel
+
+_INTRODUCED = (bytes([wire.INITIATION]), bytes([requestwire.REQUEST]))  # all an introducer passes on
 
 
 # Dataclasses, not NamedTuples: routes are dict keys and list members next to
@@ -44,6 +50,7 @@ class IntroductionRoute:
     introducer: tuple
     peer: bytes  # the peer's identity key
     skew: int = 0  # the peer's epoch minus ours
+    secret: bytes = field(default=b"", repr=False)  # the peer's presence secret (b"": its request tag)
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class RelayRoute:
     introducer: tuple
     peer: bytes
     skew: int = 0
+    secret: bytes = field(default=b"", repr=False)
 
 
 __all__ = ["IntroductionRoute", "RelayRoute", "Traversal", "rendezvous_tag"]
@@ -66,10 +74,13 @@ class Traversal:
     log = Logger()
 
     def __init__(self, clock, send_raw, signing_key, epoch_seconds=300, keepalive=20.0, contacts=tuple,
-                 lead=60.0, rng=None):
+                 lead=60.0, rng=None, secrets=NoSecrets):
         """`signing_key` is our identity's (it signs our registrations, blinded);
         `contacts()` gives our contacts' identity keys: relayed datagrams come
-        with their sender's tag, which only a contact's key explains."""
+        with their sender's tag, which only a contact's key and secret explain;
+        `secrets` has `own` (ours, read at each use: it rotates) and `of(key)`
+        (kadchat.presencesecret)."""
+        self._secrets = secrets
         self._clock = clock
         self._send_raw = send_raw
         self._signers = regproof.Signers(signing_key)
@@ -91,7 +102,11 @@ class Traversal:
         return int(self._clock.seconds() // self.epoch_seconds)
 
     def own_tag(self):
-        return rendezvous_tag(self._public_key, self.epoch())
+        return rendezvous_tag(self._public_key, self.epoch(), self._secrets.own)
+
+    def _own_secrets(self):
+        """Whose tags we register: our secret's, and the request tag's (one if we have no secret)."""
+        return list(dict.fromkeys([self._secrets.own, b""]))
 
     def start(self, introducers):
         self.introducers = list(introducers)
@@ -136,20 +151,22 @@ class Traversal:
         del self._extra[introducer]
         self._cookies.pop(introducer, None)
 
-    def _register(self, introducer, epoch):
+    def _register(self, introducer, epoch, secrets=None):
         cookie = self._cookies.get(introducer, natwire.NO_COOKIE)
-        register = regproof.make_register(self._signers.for_epoch(epoch), cookie)
-        self._send_raw(natwire.encode(register), introducer)
+        for secret in secrets or self._own_secrets():
+            register = regproof.make_register(self._signers.for_epoch(epoch, secret), cookie)
+            self._send_raw(natwire.encode(register), introducer)
 
-    def routes_to(self, peer_key, introducers, relay):
-        """Virtual addresses for reaching `peer_key` through its introducers."""
+    def routes_to(self, peer_key, introducers, relay, secret=b""):
+        """Virtual addresses for reaching `peer_key` through its introducers, to its tag
+        under `secret` (b"": its request tag)."""
         routes = []
         for introducer in introducers:
             introducer = tuple(introducer)
             for skew in (0, -1):  # the peer may not have moved to this epoch's tag yet
-                routes.append(IntroductionRoute(introducer, peer_key, skew))
+                routes.append(IntroductionRoute(introducer, peer_key, skew, secret))
                 if relay:
-                    routes.append(RelayRoute(introducer, peer_key, skew))
+                    routes.append(RelayRoute(introducer, peer_key, skew, secret))
             if relay and self._use_extra(introducer):
                 self._register(introducer, self.epoch())  # a relay only serves registered tags
         return routes
@@ -158,14 +175,16 @@ class Traversal:
         """The session layer's `send`: plain addresses, or the routes above."""
         if isinstance(address, (IntroductionRoute, RelayRoute)):
             try:
-                tag = rendezvous_tag(address.peer, self.epoch() + address.skew)
+                tag = rendezvous_tag(address.peer, self.epoch() + address.skew, address.secret)
             except ValueError:  # not a usable key: nobody can be registered under it
                 return
             if isinstance(address, RelayRoute):
                 if self._use_extra(address.introducer):  # dropped while idle: register again
                     self._register(address.introducer, self.epoch())
-                message = natwire.Relay(tag, self.own_tag(), data)
-            elif data[:1] == bytes([wire.INITIATION]):  # only initiations are introduced
+                # From our request tag to theirs: they may not have our secret either.
+                own = rendezvous_tag(self._public_key, self.epoch(), self._secrets.own if address.secret else b"")
+                message = natwire.Relay(tag, own, data)
+            elif data[:1] in _INTRODUCED:
                 message = natwire.Introduce(tag, data)
             else:
                 return
@@ -184,9 +203,12 @@ class Traversal:
                 self.observed[address] = message.observed
             if self._cookies.get(address) != message.cookie:  # first contact, or rotated
                 self._cookies[address] = message.cookie
-                # Again with the cookie, for the tag it answers only: no pair.
-                ahead = message.tag == rendezvous_tag(self._public_key, self.epoch() + 1)
-                self._register(address, self.epoch() + ahead)
+                # Again with the cookie, for the epoch of the tag it answers only (no
+                # pair of epochs), both of its tags: the second answer brings the same cookie.
+                answered = [epoch for epoch in (self.epoch(), self.epoch() + 1) for secret in self._own_secrets()
+                            if rendezvous_tag(self._public_key, epoch, secret) == message.tag]
+                for epoch in answered[:1]:
+                    self._register(address, epoch)
         elif isinstance(message, natwire.Introduction):
             return message.payload, message.caller
         elif isinstance(message, natwire.Relayed):
@@ -198,7 +220,7 @@ class Traversal:
         return None
 
     def _owner(self, tag):
-        """(identity key, skew) of the contact whose tag for a neighbouring epoch `tag` is."""
+        """(identity key, skew, secret) of the contact whose tag for a neighbouring epoch `tag` is."""
         epoch = self.epoch()
         cached_epoch, owners = self._owners
         if cached_epoch != epoch or tag not in owners:  # a new epoch, or maybe a new contact
@@ -206,7 +228,8 @@ class Traversal:
             for key in self._contacts():
                 for skew in (-1, 0, 1):
                     try:
-                        owners[rendezvous_tag(key, epoch + skew)] = (key, skew)
+                        for secret in dict.fromkeys([self._secrets.of(key), b""]):
+                            owners[rendezvous_tag(key, epoch + skew, secret)] = (key, skew, secret)
                     except ValueError:  # a key no one can hold
                         break
             self._owners = (epoch, owners)
