@@ -38,9 +38,18 @@ class Person:
         self.key = self.identity.public_key
         self._argv = ["-N", "--data-dir", str(self.data_dir), "--interface", host,
                       "-I", server[0], "-P", str(server[1])]
-        self.service = ChatService(reactor, parse_client_args(self._argv), self.identity)
         self.requests_heard = []
-        self.service.subscribe(self)
+        self.service = self._new_service()
+
+    def _new_service(self):
+        service = ChatService(self.reactor, parse_client_args(self._argv), self.identity)
+        service.subscribe(self)
+        return service
+
+    def restart(self):
+        """A new run of the client on the same data directory."""
+        self.service = self._new_service()
+        self.service.start()
 
     # the ChatListener calls this scenario listens to
     def contact_request(self, request):
@@ -108,15 +117,18 @@ def joined(reactor, people):
 
 @defer.inlineCallbacks
 def privacy(reactor, root, server):
-    """alice's contacts bob and dave; charlie, a stranger with her card. Then she removes bob."""
-    alice, bob, dave, charlie = (Person(reactor, root, n, f"127.0.0.{i + 1}", server)
-                                 for i, n in enumerate(["alice", "bob", "dave", "charlie"]))
-    for person, other in [(alice, bob), (alice, dave), (bob, alice), (dave, alice)]:
-        person.service.add_contact(other.card, other.name)
+    """alice's contacts bob, dave and erin; charlie, a stranger with her card. Then she removes
+    bob while erin is offline."""
+    alice, bob, dave, erin, charlie = (Person(reactor, root, n, f"127.0.0.{i + 1}", server)
+                                       for i, n in enumerate(["alice", "bob", "dave", "erin", "charlie"]))
+    for other in (bob, dave, erin):
+        alice.service.add_contact(other.card, other.name)
+        other.service.add_contact(alice.card, "alice")
     charlie.service.add_contact(alice.card, "alice", note="hi, it's charlie")
-    yield joined(reactor, [alice, bob, dave, charlie])
+    yield joined(reactor, [alice, bob, dave, erin, charlie])
     fact("contacts_connected", (yield until(reactor, lambda: all(
-        a.connected(b) for a, b in [(alice, bob), (bob, alice), (alice, dave), (dave, alice)])))[0])
+        a.connected(b) and b.connected(a) for a, b in [(alice, bob), (alice, dave), (alice, erin)])))[0])
+    yield erin.stop()
     fact("bob_holds_alice_secret", bob.holds_secret_of(alice) == alice.service.secrets.own != b"")
     fact("request_heard", (yield until(reactor, lambda: alice.requests_heard))[0] and
          [(r.name, r.card == charlie.card, r.note) for r in alice.requests_heard])
@@ -140,7 +152,12 @@ def privacy(reactor, root, server):
     fact("bob_connected_after_removal", bob.connected(alice) and alice.service.endpoint.has_session(bob.key))
     fact("alice_refused_strangers", alice.service.endpoint.sessions.handshake_stats.strangers)
     fact("dave_still_connected", alice.connected(dave) and dave.connected(alice))
-    for person in (alice, bob, dave, charlie):
+    fact("erin_offline_holds_the_old_secret", erin.holds_secret_of(alice) == secret)
+    erin.restart()  # her look-up under the old secret finds "offline"; the request point leads on
+    fact("erin_connected_again", (yield until(reactor, lambda: erin.connected(alice))))
+    fact("erin_gets_the_new_secret", (yield until(reactor, lambda: erin.holds_secret_of(alice) ==
+                                                  alice.service.secrets.own))[0])
+    for person in (alice, bob, dave, erin, charlie):
         yield person.stop()
 
 

@@ -51,6 +51,9 @@ def test_only_contacts_locate_and_open_the_record_and_removal_cuts_them_off(tmp_
     assert any(port == facts["dave_reads_new_secret"]["own_port"] for _, port in facts["dave_reads_new_secret"]["addrs"])
     assert not facts["bob_connected_after_removal"] and facts["alice_refused_strangers"] >= 1
     assert facts["dave_still_connected"]
+    # Offline at the removal, erin finds her way in through the request point and gets the new one.
+    assert facts["erin_offline_holds_the_old_secret"] and facts["erin_connected_again"][0]
+    assert facts["erin_gets_the_new_secret"]
 
 
 def test_requests_are_accepted_ignored_and_blocked_end_to_end(tmp_path, procs):
