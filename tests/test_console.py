@@ -569,18 +569,37 @@ def test_without_a_terminal_own_messages_are_not_echoed(console):
 
 def test_at_a_terminal_quit_with_undelivered_messages_warns_once_and_they_stay_queued():
     t = Terminal()
-    t.backend.add("bob")
-    t.backend.add("carol")
-    t.run("/msg bob one")
-    t.run("/msg carol two")
-    t.backend.set_state(t.backend.history("carol")[0].id, "stored")
+    for name in ("bob", "carol", "dan"):
+        t.backend.add(name)
+        t.run(f"/msg {name} hi {name}")
+    t.backend.set_state(t.backend.history("dan")[0].id, "stored")  # in the network: no need to wait
     assert t.run("/quit") == [
-        "* 2 messages not delivered yet (to bob, carol; 1 stored in the network, 1 only on this computer): "
-        "they stay queued and go out when you are back; /quit again leaves"]
+        "* 2 messages not delivered yet (to bob, carol): they stay queued and go out when kadchat runs again; "
+        "/quit again leaves"]
     assert t.quits == 0
     t.ui.input_ended()  # Ctrl-D (or Ctrl-C) confirms, as a second /quit does
     assert t.quits == 1
-    assert len(t.backend.undelivered()) == 2
+    assert len(t.backend.undelivered()) == 3
+
+
+def test_at_a_terminal_one_undelivered_message_is_one_message():
+    t = Terminal()
+    t.backend.add("bob")
+    t.run("/msg bob hi")
+    assert t.run("/quit") == [
+        "* 1 message not delivered yet (to bob): it stays queued and goes out when kadchat runs again; "
+        "/quit again leaves"]
+    assert t.run("/quit") == []
+    assert t.quits == 1
+
+
+def test_at_a_terminal_only_stored_messages_need_no_warning():
+    t = Terminal()
+    t.backend.add("bob")
+    t.run("/msg bob hi")
+    t.backend.set_state(t.backend.history("bob")[0].id, "stored")
+    assert t.run("/quit") == []
+    assert t.quits == 1
 
 
 def test_at_a_terminal_quit_with_everything_delivered_leaves_at_once():

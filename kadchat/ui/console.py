@@ -358,14 +358,15 @@ class ConsoleUI:
         self._on_quit()
 
     def _warn_undelivered(self) -> bool:
-        waiting = self._backend.undelivered()
+        # Stored ones are in the network, delivered while we are away: only the others need us.
+        waiting = [m for m in self._backend.undelivered() if m.state != MessageState.STORED]
         if not waiting:
             return False
-        stored = sum(m.state == MessageState.STORED for m in waiting)
         to = ", ".join(sorted({one_line(m.contact) for m in waiting}, key=str.casefold))
-        where = f"{stored} stored in the network, {len(waiting) - stored} only on this computer"
-        self._write(f"* {len(waiting)} messages not delivered yet (to {to}; {where}): "
-                    "they stay queued and go out when you are back; /quit again leaves")
+        count, verbs = (f"{len(waiting)} messages", "they stay queued and go") if len(waiting) > 1 else (
+            "1 message", "it stays queued and goes")
+        self._write(f"* {count} not delivered yet (to {to}): {verbs} out when kadchat runs again; "
+                    "/quit again leaves")
         return True
 
     def _help(self, args: str) -> None:

@@ -1,0 +1,112 @@
+"""The console at a terminal: real client processes on a pseudo-terminal, their screen read
+through a terminal emulator (tests.console_screen), typed at key by key."""
+
+import re
+
+import pytest
+
+from tests.client_helpers import client_argv, friends, presence, procs, received  # noqa: F401 (fixture)
+from tests.console_screen import ScreenClient
+
+STAMP = r"\[\d\d:\d\d:\d\d\]"
+
+
+@pytest.fixture
+def screens():
+    """Start ScreenClients with `screens(argv)`; every one is stopped after the test."""
+    started = []
+
+    def start(argv, **kwargs):
+        client = ScreenClient(argv, **kwargs)
+        started.append(client)
+        return client
+
+    yield start
+    for client in started:
+        client.stop()
+
+
+def matching(pattern):
+    return lambda line: re.fullmatch(pattern, line) is not None
+
+
+def no_traceback(client):
+    assert not [line for line in client.stderr_lines if "Traceback" in line], client.describe()
+
+
+def test_line_editing_history_and_a_name_with_spaces(tmp_path, screens):
+    dirs = friends(tmp_path, ["alice", "Ben Big"])
+    alice = screens(client_argv(dirs["alice"][0]))
+    alice.wait_line(matching("kadchat: you are alice; .*"))
+    alice.type("/open Bn Bg")
+    alice.press("left")
+    alice.type("i")
+    alice.press("left", "left", "left", "left")
+    alice.type("e")
+    alice.wait_for(lambda: alice.cursor_line() == "> /open Ben Big", what="the edited line")
+    alice.press("enter")
+    alice.wait_line("* talking to Ben Big: lines not starting with / go there")
+    alice.wait_for(lambda: alice.cursor_line() == "Ben Big>", what="the conversation's prompt")
+
+    alice.press("up")  # input history
+    alice.wait_for(lambda: alice.cursor_line() == "Ben Big> /open Ben Big", what="the line recalled")
+    alice.press("home")
+    alice.type("x")
+    alice.press("end", "backspace", "backspace")
+    alice.wait_for(lambda: alice.cursor_line() == "Ben Big> x/open Ben B", what="the line edited again")
+    for _ in range(len("x/open Ben B")):
+        alice.press("backspace")
+    alice.enter("hello while you are away")
+    alice.wait_line(matching(f"{STAMP} you to Ben Big: hello while you are away"))
+    alice.wait_line(matching(r"\((sending|queued|failed) (to|for) Ben Big\)"))
+    no_traceback(alice)
+
+
+def test_quit_with_an_undelivered_message_warns_then_ctrl_c_leaves_without_traceback(tmp_path, screens):
+    dirs = friends(tmp_path, ["alice", "Ben Big"])
+    alice = screens(client_argv(dirs["alice"][0]))
+    alice.wait_line(matching("kadchat: you are alice; .*"))
+    alice.enter("/msg Ben still there?")
+    alice.wait_line(matching(f"{STAMP} you to Ben Big: still there\\?"))
+    alice.enter("/quit")
+    alice.wait_line("* 1 message not delivered yet (to Ben Big): it stays queued and goes out when kadchat runs "
+                    "again; /quit again leaves")
+    assert alice.popen.poll() is None
+    alice.press("ctrl-c")
+    assert alice.wait() == 0
+    no_traceback(alice)
+
+
+def test_ctrl_d_with_nothing_undelivered_leaves_at_once(tmp_path, screens):
+    dirs = friends(tmp_path, ["alice", "bob"])
+    alice = screens(client_argv(dirs["alice"][0]))
+    alice.wait_line(matching("kadchat: you are alice; .*"))
+    alice.press("ctrl-d")
+    assert alice.wait() == 0
+    no_traceback(alice)
+
+
+def test_chat_after_open_and_an_incoming_message_while_typing(tmp_path, procs, screens):  # noqa: F811
+    _, server = procs.server()
+    dirs = friends(tmp_path, ["alice", "Ben Big"])
+    alice = screens(client_argv(dirs["alice"][0], "-r", bootstrap=server))
+    ben = procs.client(dirs["Ben Big"][0], "-r", bootstrap=server, interface="127.0.0.2")
+    alice.wait_line("* Ben Big is connected")
+    ben.expect(presence("alice", "connected"), timeout=20)
+
+    alice.enter("/open Ben")
+    alice.enter("hello ben")
+    ben.expect(received("alice", "hello ben"), timeout=20)
+    alice.wait_line("(delivered to Ben Big)")
+
+    alice.type("half a li")
+    alice.wait_for(lambda: alice.cursor_line() == "Ben Big> half a li", what="the half-typed line")
+    ben.send_line("/msg alice interrupting you")
+    alice.wait_line(matching(f"{STAMP} Ben Big: interrupting you"))
+    assert alice.cursor_line() == "Ben Big> half a li"  # below the message, whole
+    alice.enter("ne, done")
+    ben.expect(received("alice", "half a line, done"), timeout=20)
+    shown = alice.lines()
+    message = next(i for i, line in enumerate(shown) if line.endswith("Ben Big: interrupting you"))
+    assert re.fullmatch(f"{STAMP} Ben Big: interrupting you", shown[message])  # nothing spliced in
+    no_traceback(alice)
