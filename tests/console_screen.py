@@ -101,6 +101,10 @@ class ScreenClient:
     def _text(self, line):
         return "".join(line[x].data for x in range(self.screen.columns)).rstrip()
 
+    def terminal_modes(self):
+        """The terminal's termios attributes (a raw line editor clears ICANON and ECHO)."""
+        return termios.tcgetattr(self._controller)
+
     def cursor_line(self):
         """The screen line the cursor is on: the one being typed."""
         with self._lock:

@@ -1,11 +1,15 @@
 """The console at a terminal: real client processes on a pseudo-terminal, their screen read
 through a terminal emulator (tests.console_screen), typed at key by key."""
 
+import os
 import re
+import signal
+import sys
+import termios
 
 import pytest
 
-from tests.client_helpers import client_argv, friends, presence, procs, received  # noqa: F401 (fixture)
+from tests.client_helpers import ROOT, client_argv, friends, presence, procs, received  # noqa: F401 (fixture)
 from tests.console_screen import ScreenClient
 
 STAMP = r"\[\d\d:\d\d:\d\d\]"
@@ -68,21 +72,39 @@ def test_quit_with_an_undelivered_message_warns_then_ctrl_c_leaves_without_trace
     alice.wait_line(matching("kadchat: you are alice; .*"))
     alice.enter("/msg Ben still there?")
     alice.wait_line(matching(f"{STAMP} you to Ben Big: still there\\?"))
+    alice.wait_line("(queued for Ben Big)")  # Ben is offline: queued, not "sent"
     alice.enter("/quit")
     alice.wait_line("* 1 message not delivered yet (to Ben Big): it stays queued and goes out when kadchat runs "
                     "again; /quit again leaves")
     assert alice.popen.poll() is None
     alice.press("ctrl-c")
     assert alice.wait() == 0
+    assert not [line for line in alice.lines() if line.startswith("(sent to")]
     no_traceback(alice)
 
 
-def test_ctrl_d_with_nothing_undelivered_leaves_at_once(tmp_path, screens):
+def test_ctrl_d_with_nothing_undelivered_leaves_at_once_and_gives_the_terminal_back(tmp_path, screens):
     dirs = friends(tmp_path, ["alice", "bob"])
     alice = screens(client_argv(dirs["alice"][0]))
+    before = alice.terminal_modes()
     alice.wait_line(matching("kadchat: you are alice; .*"))
+    alice.wait_for(lambda: not alice.terminal_modes()[3] & termios.ICANON, what="the editor's raw mode")
     alice.press("ctrl-d")
     assert alice.wait() == 0
+    assert alice.terminal_modes() == before
+    no_traceback(alice)
+
+
+def test_interrupted_from_outside_it_leaves_cleanly_and_gives_the_terminal_back(tmp_path, screens):
+    dirs = friends(tmp_path, ["alice", "bob"])
+    alice = screens(client_argv(dirs["alice"][0]))
+    before = alice.terminal_modes()
+    alice.wait_line(matching("kadchat: you are alice; .*"))
+    alice.type("half a line")
+    alice.wait_for(lambda: not alice.terminal_modes()[3] & termios.ICANON, what="the editor's raw mode")
+    os.kill(alice.popen.pid, signal.SIGINT)
+    assert alice.wait() == 0
+    assert alice.terminal_modes() == before
     no_traceback(alice)
 
 
@@ -110,3 +132,32 @@ def test_chat_after_open_and_an_incoming_message_while_typing(tmp_path, procs, s
     message = next(i for i, line in enumerate(shown) if line.endswith("Ben Big: interrupting you"))
     assert re.fullmatch(f"{STAMP} Ben Big: interrupting you", shown[message])  # nothing spliced in
     no_traceback(alice)
+
+
+def test_contact_requests_arrive_while_typing_and_are_accepted_ignored_or_blocked(screens):
+    """Against the UI contract (tests.backend_double): ChatService gets contact requests
+    from the private-presence work; the same test then runs on real processes."""
+    console = screens([sys.executable, str(ROOT / "tests" / "console_double_child.py")])
+    console.wait_line("* request from dave: we met at the conference")  # waiting at start
+    console.type("/accept da")
+    console.wait_for(lambda: console.cursor_line() == "> /accept da", what="the half-typed line")
+    console.popen.send_signal(signal.SIGUSR1)
+    console.wait_line("* request from Eve Ng: hello from the train")
+    assert console.cursor_line() == "> /accept da"
+    console.enter("ve")
+    console.wait_line("added dave")
+    console.popen.send_signal(signal.SIGUSR1)
+    console.wait_line("* request from mallory")
+    console.enter("/requests")
+    console.wait_line(matching(r"Eve Ng: hello from the train \(\d{4}-\d\d-\d\d \d\d:\d\d\)"))
+    console.enter("/ignore Eve Ng")
+    console.wait_line("ignored the request from Eve Ng")
+    console.enter("/block mal")
+    console.wait_line("blocked mallory")
+    console.enter("/requests")
+    console.wait_line("no contact requests")
+    console.enter("/contacts")
+    console.wait_line("dave: offline")
+    console.enter("/quit")
+    assert console.wait() == 0
+    no_traceback(console)
