@@ -23,7 +23,7 @@ from tests.child_process import signal_group
 from tests.client_helpers import CHILD_ENV, ROOT
 
 KEYS = {"left": b"\x1b[D", "right": b"\x1b[C", "up": b"\x1b[A", "down": b"\x1b[B",
-        "home": b"\x1b[H", "end": b"\x1b[F", "backspace": b"\x7f", "enter": b"\r",
+        "home": b"\x1b[H", "end": b"\x1b[F", "backspace": b"\x7f", "enter": b"\r", "tab": b"\t",
         "ctrl-c": b"\x03", "ctrl-d": b"\x04"}
 
 
@@ -39,9 +39,10 @@ class _AnsweringScreen(pyte.HistoryScreen):
 
 
 class ScreenClient:
-    """`argv` on a pseudo-terminal of `columns` x `rows`; stderr collected apart."""
+    """`argv` on a pseudo-terminal of `columns` x `rows`; stderr collected apart, or
+    with `stderr_too` on the terminal as well."""
 
-    def __init__(self, argv, columns=160, rows=30, env=None):
+    def __init__(self, argv, columns=160, rows=30, env=None, stderr_too=False):
         self.argv = argv
         controller, terminal = pty.openpty()
         fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
@@ -49,12 +50,14 @@ class ScreenClient:
         self._lock = threading.Lock()
         self.screen = _AnsweringScreen(columns, rows, self._write)
         self._stream = pyte.ByteStream(self.screen)
-        self.popen = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, cwd=ROOT,
+        self.popen = subprocess.Popen(argv, stdin=terminal, stdout=terminal, cwd=ROOT,
+                                      stderr=terminal if stderr_too else subprocess.PIPE,
                                       env=dict(CHILD_ENV, TERM="xterm", **(env or {})), start_new_session=True)
         os.close(terminal)
         self.stderr_lines = []
         threading.Thread(target=self._pump, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
+        if not stderr_too:
+            threading.Thread(target=self._pump_stderr, daemon=True).start()
 
     def _pump(self):
         while True:

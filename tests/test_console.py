@@ -6,7 +6,8 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from kadchat.ui.console import ConsoleProtocol, ConsoleUI
+from kadchat.ui.console import COMMANDS, ConsoleProtocol, ConsoleUI
+from kadchat.ui.console_names import completions
 from kadchat.errors import UserError
 from kadchat.model import Status
 from tests.backend_double import BackendDouble
@@ -467,7 +468,7 @@ def test_history_of_the_open_conversation_or_a_named_one_last_n(console):
     assert len(lines) == 21
     assert console.run("/history 2")[1:] == ["[2023-11-14 22:36] bob: m23", "[2023-11-14 22:37] bob: m24"]
     assert console.run("/history Ben Big 5") == [
-        "-- the last 1 messages with Ben Big --", "[2023-11-14 22:13] you: yo (queued)"]
+        "-- the last message with Ben Big --", "[2023-11-14 22:13] you: yo (queued)"]
     assert console.run("/history Ben Big 0") == ["error: usage: /history [NAME] [N], N at least 1"]
 
 
@@ -616,3 +617,32 @@ def test_without_a_terminal_quit_never_asks(console):
     console.run("/msg bob one")
     assert console.run("/quit") == []
     assert console.quits == 1
+
+
+# Tab completion (kadchat.ui.console_names.completions, fed by show_names).
+
+def test_completion_offers_commands_then_the_names_a_command_takes():
+    contacts, requests = ["Ben Big", "bob", "carol"], ["dave"]
+    assert completions("/re", COMMANDS, contacts, requests) == ["/rename", "/remove", "/requests", "/retry", "/refresh"]
+    assert completions("/msg b", COMMANDS, contacts, requests) == ["Ben Big", "bob"]
+    assert completions("/msg ben b", COMMANDS, contacts, requests) == ["Ben Big"]
+    assert completions("/msg Ben Big hel", COMMANDS, contacts, requests) == []
+    assert completions("/accept ", COMMANDS, contacts, requests) == ["dave"]
+    assert completions("/block ", COMMANDS, contacts, requests) == ["Ben Big", "bob", "carol", "dave"]
+    assert completions("/card ", COMMANDS, contacts, requests) == []
+    assert completions("hello b", COMMANDS, contacts, requests) == []
+
+
+def test_completion_knows_every_command():
+    assert set(COMMANDS) == set(Console().ui._commands)
+
+
+def test_at_a_terminal_names_for_completion_follow_contacts_and_requests():
+    shown = []
+    t = Console(interactive=True, show_names=lambda contacts, requests: shown.append((contacts, requests)))
+    t.backend.add("bob")
+    t.run("/add card:c4r01 Carol Ann")
+    t.backend.request("dave")
+    t.run("/accept dave")
+    assert shown[-3:] == [(["bob", "Carol Ann"], []), (["bob", "Carol Ann"], ["dave"]),
+                          (["bob", "Carol Ann", "dave"], [])]

@@ -4,6 +4,7 @@ through a terminal emulator (tests.console_screen), typed at key by key."""
 import os
 import re
 import signal
+import socket
 import sys
 import termios
 
@@ -38,7 +39,7 @@ def no_traceback(client):
     assert not [line for line in client.stderr_lines if "Traceback" in line], client.describe()
 
 
-def test_line_editing_history_and_a_name_with_spaces(tmp_path, screens):
+def test_line_editing_input_history_tab_completion_and_a_name_with_spaces(tmp_path, screens):
     dirs = friends(tmp_path, ["alice", "Ben Big"])
     alice = screens(client_argv(dirs["alice"][0]))
     alice.wait_line(matching("kadchat: you are alice; .*"))
@@ -63,10 +64,19 @@ def test_line_editing_history_and_a_name_with_spaces(tmp_path, screens):
     alice.enter("hello while you are away")
     alice.wait_line(matching(f"{STAMP} you to Ben Big: hello while you are away"))
     alice.wait_line(matching(r"\((sending|queued|failed) (to|for) Ben Big\)"))
+
+    alice.type("/hi")
+    alice.press("tab")  # completes the command, then the name
+    alice.wait_for(lambda: alice.cursor_line() == "Ben Big> /history", what="the completed command")
+    alice.type("B")
+    alice.press("tab")
+    alice.wait_for(lambda: alice.cursor_line() == "Ben Big> /history Ben Big", what="the completed line")
+    alice.enter(" 1")
+    alice.wait_line(matching(r"\[\d{4}-\d\d-\d\d \d\d:\d\d\] you: hello while you are away \(\w+\)"))
     no_traceback(alice)
 
 
-def test_quit_with_an_undelivered_message_warns_then_ctrl_c_leaves_without_traceback(tmp_path, screens):
+def test_quit_with_an_undelivered_message_warns_then_ctrl_c_leaves_and_it_stays_queued(tmp_path, screens):
     dirs = friends(tmp_path, ["alice", "Ben Big"])
     alice = screens(client_argv(dirs["alice"][0]))
     alice.wait_line(matching("kadchat: you are alice; .*"))
@@ -81,6 +91,11 @@ def test_quit_with_an_undelivered_message_warns_then_ctrl_c_leaves_without_trace
     assert alice.wait() == 0
     assert not [line for line in alice.lines() if line.startswith("(sent to")]
     no_traceback(alice)
+
+    again = screens(client_argv(dirs["alice"][0]))  # the message stayed, and shows in the history
+    again.enter("/open Ben Big")
+    again.wait_line("-- the last message with Ben Big --")
+    again.wait_line(matching(r"\[\d{4}-\d\d-\d\d \d\d:\d\d\] you: still there\? \(queued\)"))
 
 
 def test_ctrl_d_with_nothing_undelivered_leaves_at_once_and_gives_the_terminal_back(tmp_path, screens):
@@ -161,3 +176,22 @@ def test_contact_requests_arrive_while_typing_and_are_accepted_ignored_or_blocke
     console.enter("/quit")
     assert console.wait() == 0
     no_traceback(console)
+
+
+def test_log_warnings_on_the_same_terminal_do_not_splice_into_the_typed_line(tmp_path, screens):
+    dirs = friends(tmp_path, ["alice", "bob"])
+
+    def warnings():
+        return sum("no bootstrap node answered; retrying" in line for line in alice.lines())
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nobody:
+        nobody.bind(("127.0.0.1", 0))  # a bootstrap node that never answers: a warning soon, then every 10 s
+        alice = screens(client_argv(dirs["alice"][0], bootstrap=nobody.getsockname(), log=False), stderr_too=True)
+        alice.wait_line(matching("kadchat: you are alice; .*"))
+        alice.type("typing along")
+        alice.wait_for(lambda: alice.cursor_line() == "> typing along", what="the typed line")
+        before = warnings()
+        alice.wait_for(lambda: warnings() > before, timeout=25, what="a warning while typing")
+        assert alice.cursor_line() == "> typing along"
+        alice.press("ctrl-c")
+        assert alice.wait() == 0

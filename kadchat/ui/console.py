@@ -88,6 +88,7 @@ SETTLED = (MessageState.DELIVERED, MessageState.STORED, MessageState.FAILED)
 FOR = (MessageState.QUEUED, MessageState.STORED)  # "(stored for bob)": not with bob yet
 HISTORY_LINES = 20  # /history without N
 OPEN_LINES = 10  # history shown by /open
+COMMANDS = tuple(line.split()[0] for line in _HELP_BLOCKS[0].splitlines() if line.strip().startswith("/"))
 NO_CONVERSATION = "no conversation open: /open NAME first (or /msg NAME TEXT)"
 
 
@@ -96,7 +97,8 @@ class ConsoleUI:
 
     `interactive`: a person at a terminal (kadchat.ui.console_terminal): own
     messages are echoed, /quit warns once about messages not delivered yet,
-    and `show_prompt(text)` is told the prompt for the open conversation.
+    `show_prompt(text)` is told the prompt for the open conversation and
+    `show_names(contacts, requests)` the names Tab completes to.
     Otherwise the output is what scripts read, line for line."""
 
     log = Logger()
@@ -110,6 +112,7 @@ class ConsoleUI:
         eof_grace: float = 15.0,
         interactive: bool = False,
         show_prompt: Callable[[str], None] = lambda text: None,
+        show_names: Callable[[list[str], list[str]], None] = lambda contacts, requests: None,
     ):
         self._backend = backend
         self._write = write
@@ -118,6 +121,7 @@ class ConsoleUI:
         self._eof_grace = eof_grace
         self._interactive = interactive
         self._show_prompt = show_prompt
+        self._show_names = show_names
         self._own: dict[str, Message] = {}  # this session's messages, latest state
         self._earlier: dict[str, Message] = {}  # undelivered ones of earlier runs: their receipts show too
         self._open: str | None = None  # the conversation plain text goes to
@@ -150,12 +154,12 @@ class ConsoleUI:
         self._backend.subscribe(self)
         self._earlier = {m.id: m for m in self._backend.undelivered()}
         self._write(f"kadchat: you are {one_line(self._backend.my_name)}; /help lists commands")
-        if hasattr(self._backend, "requests"):  # TODO(merge wt-private): ChatService gets them there; drop this line
-            self._guarded("listing contact requests", self._show_waiting_requests)
+        self._guarded("listing contact requests", self._show_waiting_requests)
         self._prompt_changed()
+        self._names_changed()
 
     def _show_waiting_requests(self) -> None:
-        for request in self._backend.requests():
+        for request in self._waiting_requests():
             self.contact_request(request)
 
     # Input.
@@ -173,6 +177,7 @@ class ConsoleUI:
             self._error(f"unknown command {one_line(word)!r}; /help lists commands")
             return
         self._guarded(word, command, rest.strip())
+        self._names_changed()  # after /add, /rename, /accept...
 
     def _guarded(self, what: str, call: Callable, *args) -> None:
         try:
@@ -244,7 +249,8 @@ class ConsoleUI:
             if not quiet:
                 self._write(f"no messages with {one_line(name)} yet")
             return
-        self._write(f"-- the last {len(messages)} messages with {one_line(name)} --")
+        count = f"{len(messages)} messages" if len(messages) > 1 else "message"
+        self._write(f"-- the last {count} with {one_line(name)} --")
         for m in messages:
             stamp = date_and_minute(m.timestamp)
             if m.outgoing:
@@ -289,7 +295,7 @@ class ConsoleUI:
         self._forget(name)
 
     def _requests(self, args: str) -> None:
-        requests = self._backend.requests()
+        requests = self._waiting_requests()
         if not requests:
             self._write("no contact requests")
         for r in requests:
@@ -306,7 +312,7 @@ class ConsoleUI:
         self._write(f"ignored the request from {one_line(name)}")
 
     def _block(self, args: str) -> None:
-        names = self._contact_names() + [r.name for r in self._backend.requests()]
+        names = self._contact_names() + [r.name for r in self._waiting_requests()]
         name = self._named(args, names, "usage: /block NAME")
         self._backend.block(name)
         self._write(f"blocked {one_line(name)}")
@@ -407,6 +413,7 @@ class ConsoleUI:
         self._write(f"* request from {one_line(request.name)}{note}")
         if self._interactive:
             self._write("  answer with /accept NAME, /ignore NAME or /block NAME")
+            self._names_changed()
 
     def contacts_changed(self) -> None:
         # Looked at once the command that may have caused it (/rename) has done its part.
@@ -415,8 +422,13 @@ class ConsoleUI:
     def _check_open_conversation(self) -> None:
         if self._open is not None and self._open not in self._contact_names():
             self._forget(self._open)  # removed or renamed by another UI
+        self._names_changed()
 
     # Helpers.
+
+    def _waiting_requests(self) -> list[ContactRequest]:
+        # TODO(merge wt-private): ChatService gets requests() there; then call it directly.
+        return self._backend.requests() if hasattr(self._backend, "requests") else []
 
     def _contact_names(self) -> list[str]:
         return [c.name for c in self._backend.contacts()]
@@ -425,7 +437,7 @@ class ConsoleUI:
         return self._named(typed, self._contact_names(), usage)
 
     def _request_named(self, typed: str, usage: str) -> str:
-        return self._named(typed, [r.name for r in self._backend.requests()], usage)
+        return self._named(typed, [r.name for r in self._waiting_requests()], usage)
 
     def _named(self, typed: str, names: list[str], usage: str) -> str:
         if not typed:
@@ -449,6 +461,11 @@ class ConsoleUI:
             self._open = None
             self._prompt_changed()
             self._write(f"* {one_line(name)} is no longer a contact; no conversation open")
+
+    def _names_changed(self) -> None:
+        if self._interactive:
+            self._guarded("listing names", lambda: self._show_names(
+                self._contact_names(), [r.name for r in self._waiting_requests()]))
 
     def _prompt_changed(self) -> None:
         self._show_prompt(f"{one_line(self._open)}> " if self._open else "> ")

@@ -1,4 +1,4 @@
-"""Which contact (or request) a console command means.
+"""Which contact (or request) a console command means, and how Tab completes one.
 
 Names may have spaces ("Ben Big"). A command names one by, in this order:
 quotes (`"Ben Big" hi`: what is inside), the longest whole name the text
@@ -29,6 +29,24 @@ def split_name(text: str, names: Iterable[str]) -> tuple[str, str]:
         return whole, text[len(whole):].removeprefix(" ")
     word, _, rest = text.partition(" ")
     return _unique_prefix(word, names) or word, rest
+
+
+# The commands whose first argument is a contact's name, a requester's, or either.
+CONTACT_COMMANDS = ("/open", "/msg", "/history", "/rename", "/remove")
+REQUEST_COMMANDS = ("/accept", "/ignore")
+
+
+def completions(line: str, commands: Iterable[str], contacts: list[str], requests: list[str]) -> list[str]:
+    """What the last word(s) of `line`, the text before the cursor, may be completed to:
+    a command while the first word is typed, then the name a command takes."""
+    command, space, typed = line.partition(" ")
+    if not space:
+        return [c for c in commands if c.startswith(command)] if command.startswith("/") else []
+    if command == "/block":
+        names = contacts + requests
+    else:
+        names = requests if command in REQUEST_COMMANDS else contacts if command in CONTACT_COMMANDS else []
+    return sorted((n for n in names if n.casefold().startswith(typed.casefold())), key=str.casefold)
 
 
 def unquote(text: str) -> str:

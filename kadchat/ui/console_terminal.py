@@ -7,8 +7,9 @@ The two threads meet in three places only: typed lines go to the reactor with
 them above the prompt and redraws the line being typed; and `close()` ends the
 prompt from the reactor thread, which gives the terminal back as it was.
 
-Whatever else writes to stderr meanwhile (log warnings) is passed through the
-same proxy, so it never splices into the typed line either.
+Whatever else writes to stderr meanwhile (log warnings), if stderr is the
+terminal too, is passed through the same proxy, so it never splices into the
+typed line either.
 
 Without a terminal (stdin or stdout not a tty: a script pipes lines in), or
 at a dumb one (TERM=dumb: it edits lines itself, e.g. Emacs's shell), the
@@ -26,11 +27,13 @@ from typing import Callable
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import StdoutProxy
 from prompt_toolkit.utils import is_dumb_terminal
 
-from kadchat.ui.console import ConsoleProtocol, ConsoleUI
+from kadchat.ui.console import COMMANDS, ConsoleProtocol, ConsoleUI
+from kadchat.ui.console_names import completions
 
 CLOSE_WAIT = 2.0  # seconds close() waits for the prompt thread to give the terminal back
 
@@ -57,14 +60,15 @@ def _start_on_pipes(reactor, backend, quit):
 
 
 def _start_at_terminal(reactor, backend, quit):
-    terminal = LineEditor(reactor)
+    terminal = LineEditor(reactor, commands=COMMANDS)
 
     def leave():
         terminal.write("* leaving: telling your contacts...")
         terminal.close()
         quit()
 
-    ui = ConsoleUI(backend, terminal.write, leave, reactor, interactive=True, show_prompt=terminal.set_prompt)
+    ui = ConsoleUI(backend, terminal.write, leave, reactor, interactive=True,
+                   show_prompt=terminal.set_prompt, show_names=terminal.set_names)
     reactor.addSystemEventTrigger("before", "shutdown", terminal.close)  # Ctrl-C from outside, SIGTERM
     # Only the main thread hears signals: a resized window is passed on to the editor's thread.
     signal.signal(signal.SIGWINCH, lambda signum, frame: terminal.redraw())
@@ -73,10 +77,12 @@ def _start_at_terminal(reactor, backend, quit):
 
 
 class LineEditor:
-    """A prompt_toolkit prompt on its own thread, for a reactor that wants lines."""
+    """A prompt_toolkit prompt on its own thread, for a reactor that wants lines;
+    Tab completes `commands` and the names set_names gave."""
 
-    def __init__(self, reactor):
+    def __init__(self, reactor, commands=()):
         self._reactor = reactor
+        self._completer = _NameCompleter(commands)
         self._prompt = "> "
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,7 +96,7 @@ class LineEditor:
         """`line_received(line)` per Enter, `input_ended()` per Ctrl-D (on an empty line) or Ctrl-C,
         both called in the reactor thread."""
         self._output = StdoutProxy()
-        self._stderr = _StderrPump(self._output)
+        self._stderr = _StderrPump(self._output) if os.isatty(2) else None  # not when it goes to a file
         self._thread = threading.Thread(target=asyncio.run, args=(self._read(line_received, input_ended),),
                                         name="console-line-editor", daemon=True)
         self._thread.start()
@@ -103,6 +109,9 @@ class LineEditor:
             sys.stdout.flush()
         else:
             self._output.write(line + "\n")
+
+    def set_names(self, contacts: list[str], requests: list[str]) -> None:
+        self._completer.names = (list(contacts), list(requests))  # one reference, swapped whole
 
     def set_prompt(self, text: str) -> None:
         self._prompt = text
@@ -117,7 +126,8 @@ class LineEditor:
         if self._closing or self._thread is None:
             return
         self._closing = True
-        self._stderr.close()
+        if self._stderr is not None:
+            self._stderr.close()
         self._output.close()  # every line is in the prompt thread's hands now
         self._call_in_prompt_thread(lambda: asyncio.ensure_future(self._exit_after_output()))
         self._thread.join(CLOSE_WAIT)
@@ -126,7 +136,8 @@ class LineEditor:
 
     async def _read(self, line_received, input_ended):
         self._loop = asyncio.get_running_loop()
-        self._session = PromptSession(history=InMemoryHistory())
+        self._session = PromptSession(history=InMemoryHistory(), completer=self._completer,
+                                      complete_while_typing=False)
         self._started.set()
         while not self._closing:
             try:
@@ -160,6 +171,21 @@ class LineEditor:
                 app.exit(result=None)
         else:  # between two prompts: the loop in _read sees _closing
             self._loop.call_later(0.05, self._exit_prompt)
+
+
+class _NameCompleter(Completer):
+    """Tab: the command being typed, then the contact (or requester) a command takes."""
+
+    def __init__(self, commands):
+        self._commands = tuple(commands)
+        self.names: tuple[list[str], list[str]] = ([], [])  # (contacts, requests), set from the reactor thread
+
+    def get_completions(self, document, complete_event):
+        line = document.text_before_cursor
+        command, space, name = line.partition(" ")
+        typed, after = (name, "") if space else (command, " ")
+        for word in completions(line, self._commands, *self.names):
+            yield Completion(word + after, start_position=-len(typed))
 
 
 class _StderrPump:
