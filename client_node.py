@@ -26,18 +26,9 @@ def ask_name(prompt):
 
 
 def start_console(reactor, service, quit):
-    from twisted.internet.stdio import StandardIO
+    from kadchat.ui.console_terminal import start_console as start
 
-    from kadchat.ui.console import ConsoleProtocol, ConsoleUI
-
-    holder = {}
-
-    def write(line):
-        holder["io"].write(line.encode("utf-8") + b"\n")
-
-    ui = ConsoleUI(service, write, quit, reactor)
-    holder["io"] = StandardIO(ConsoleProtocol(ui), reactor=reactor)
-    ui.start()
+    start(reactor, service, quit)
 
 
 def start_window(reactor, service, quit):

@@ -332,6 +332,12 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
     def retry(self, message_id):
         self.endpoint.retry(bytes.fromhex(message_id))
 
+    def undelivered(self):
+        """The outbox (every outgoing message not delivered yet) of the contacts, oldest first."""
+        waiting = [m for peer in self._db.peers_with_pending() if self.book.name_of(peer) is not None
+                   for m in self._db.pending_for(peer)]
+        return [message_view(m, self.book) for m in sorted(waiting, key=lambda m: m.timestamp)]
+
     def history(self, name, limit=200):
         return [message_view(m, self.book) for m in self._db.conversation(self.book.key_of(name), limit)]
 

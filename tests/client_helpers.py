@@ -151,9 +151,11 @@ class Spawned(ChildProcess):
         self.name = name or Path(argv[1]).name
         options = dict(cwd=cwd or ROOT, env=CHILD_ENV, start_new_session=True)
         if pty_mode:
-            # A terminal for stdin and stdout, as for a person; stderr apart.
+            # A terminal for stdin and stdout, as for a person; stderr apart. A dumb one: the
+            # console's lines, not its line editor (tests/test_console_terminal.py reads the editor's screen).
             controller, terminal = pty.openpty()
             tty.setraw(terminal)  # no echo of typed lines, no \r\n translation
+            options["env"] = dict(CHILD_ENV, TERM="dumb")
             popen = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, **options)
             os.close(terminal)
             super().__init__(popen, os.fdopen(controller, "rb", buffering=0),

@@ -6,7 +6,8 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from kadchat.ui.console import ConsoleProtocol, ConsoleUI
+from kadchat.ui.console import COMMANDS, ConsoleProtocol, ConsoleUI
+from kadchat.ui.console_names import completions
 from kadchat.errors import UserError
 from kadchat.model import Status
 from tests.backend_double import BackendDouble
@@ -26,13 +27,13 @@ def utc(monkeypatch):
 class Console:
     """A started ConsoleUI on a BackendDouble and a Clock, with its output."""
 
-    def __init__(self):
+    def __init__(self, **options):
         self.clock = Clock()
         self.clock.advance(T0)
         self.backend = BackendDouble(now=self.clock.seconds)
         self.out = []
         self.quits = 0
-        self.ui = ConsoleUI(self.backend, self.out.append, self._quit, self.clock)
+        self.ui = ConsoleUI(self.backend, self.out.append, self._quit, self.clock, **options)
         self.ui.start()
         self.out.clear()
 
@@ -158,13 +159,10 @@ def test_add_accepts_a_card_and_a_name(console):
     assert [c.name for c in console.backend.contacts()] == ["bob"]
 
 
-def test_add_takes_the_last_word_as_name_so_cards_may_contain_spaces(console):
-    calls = []
-    console.backend.add_contact = lambda card, name: calls.append((card, name)) or (
-        console.backend.add(name)
-    )
-    console.run("/add kadchat card  with spaces   bob")
-    assert calls == [("kadchat card  with spaces", "bob")]
+def test_add_takes_the_first_word_as_card_so_names_may_contain_spaces(console):
+    assert console.run("/add card:b0b Bob  Smith") == ["added Bob  Smith"]
+    assert console.run('/add "card:c4r01" "Carol Ann"') == ["added Carol Ann"]
+    assert sorted(c.name for c in console.backend.contacts()) == ["Bob  Smith", "Carol Ann"]
 
 
 def test_add_with_a_bad_card_prints_the_user_error(console):
@@ -256,7 +254,8 @@ def test_status_says_so_when_i_am_away(console):
 
 def test_help_lists_every_command(console):
     lines = console.run("/help")
-    for command in ("/contacts", "/msg", "/add", "/card", "/retry", "/refresh", "/status",
+    for command in ("/open", "/msg", "/history", "/contacts", "/add", "/rename", "/remove", "/requests",
+                    "/accept", "/ignore", "/block", "/card", "/retry", "/refresh", "/status",
                     "/away", "/back", "/quit", "/help"):
         assert any(line.startswith(command + " ") for line in lines), command
 
@@ -273,7 +272,6 @@ def test_quit_calls_on_quit_once_and_ignores_later_lines(console):
 @pytest.mark.parametrize(
     "line, error",
     [
-        ("hello", "error: unknown command 'hello'; /help lists commands"),
         ("/frobnicate x", "error: unknown command '/frobnicate'; /help lists commands"),
         ("/MSG bob hi", "error: unknown command '/MSG'; /help lists commands"),
     ],
@@ -397,3 +395,254 @@ def test_receipts_for_messages_of_an_earlier_run_are_printed_once():
     backend.set_state(earlier.id, "delivered")
     backend.set_state(earlier.id, "delivered")
     assert out[1:] == ["(delivered to bob)"]
+
+
+# Conversations, names with spaces, history.
+
+def test_plain_text_without_an_open_conversation_is_a_hint(console):
+    console.backend.add("bob")
+    assert console.run("hello") == ["error: no conversation open: /open NAME first (or /msg NAME TEXT)"]
+    assert console.backend.sent == []
+
+
+def test_open_sends_plain_text_there_and_double_slash_escapes_a_slash(console):
+    console.backend.add("Ben Big")
+    assert console.run("/open Ben Big") == ["* talking to Ben Big: lines not starting with / go there"]
+    assert console.run("hi ben") == ["(sending to Ben Big)"]
+    console.run("//shrug")
+    assert console.backend.sent == [("Ben Big", "hi ben"), ("Ben Big", "/shrug")]
+
+
+def test_open_shows_the_latest_messages_of_the_conversation_and_marks_them_read(console):
+    console.backend.add("bob", unread=1)
+    console.backend.past("bob", True, "are you there?", T0 - 86400, "delivered")
+    console.backend.past("bob", False, "yes", T0 - 60, "received")
+    assert console.run("/open bob")[1:] == [
+        "-- the last 2 messages with bob --",
+        "[2023-11-13 22:13] you: are you there? (delivered)",
+        "[2023-11-14 22:12] bob: yes",
+    ]
+    assert console.backend.contacts()[0].unread == 0
+
+
+@pytest.mark.parametrize("line, name, text", [
+    ("/msg Ben Big hello there", "Ben Big", "hello there"),
+    ('/msg "Ben Big" hello', "Ben Big", "hello"),
+    ("/msg ben big hello", "Ben Big", "hello"),  # letter case
+    ("/msg ca hello", "carol", "hello"),  # the start of one name
+    ("/msg Ben hi", "Ben", "hi"),  # a whole name beats a prefix of a longer one
+    ('/msg "Ben" Big news', "Ben", "Big news"),
+])
+def test_names_with_spaces_by_whole_name_quotes_or_unique_prefix(console, line, name, text):
+    console.backend.add("Ben Big")
+    console.backend.add("Ben")
+    console.backend.add("carol")
+    console.run(line)
+    assert console.backend.sent == [(name, text)]
+
+
+def test_an_ambiguous_prefix_names_the_candidates(console):
+    console.backend.add("Ben Big")
+    console.backend.add("Bea")
+    assert console.run("/open B") == [
+        "error: 'B' could be Bea, Ben Big: type more of the name, or quote it"]
+    assert console.run('/msg "Ben Big hi') == ['error: a quote (") is not closed']
+
+
+def test_open_an_unknown_name_is_one_error_line(console):
+    assert console.run("/open zed") == ["error: no one named 'zed' here (/contacts, /requests list them)"]
+    assert console.run("/open") == ["error: usage: /open NAME"]
+
+
+def test_history_of_the_open_conversation_or_a_named_one_last_n(console):
+    console.backend.add("bob")
+    console.backend.add("Ben Big")
+    for i in range(25):
+        console.backend.past("bob", False, f"m{i}", T0 + i * 60, "received")
+    console.backend.past("Ben Big", True, "yo", T0, "queued")
+    assert console.run("/history") == [
+        "error: no conversation open: /open NAME first (or /history NAME)"]
+    console.run("/open bob")
+    lines = console.run("/history")
+    assert lines[0] == "-- the last 20 messages with bob --" and lines[-1] == "[2023-11-14 22:37] bob: m24"
+    assert len(lines) == 21
+    assert console.run("/history 2")[1:] == ["[2023-11-14 22:36] bob: m23", "[2023-11-14 22:37] bob: m24"]
+    assert console.run("/history Ben Big 5") == [
+        "-- the last message with Ben Big --", "[2023-11-14 22:13] you: yo (queued)"]
+    assert console.run("/history Ben Big 0") == ["error: usage: /history [NAME] [N], N at least 1"]
+
+
+def test_history_with_no_messages_says_so(console):
+    console.backend.add("bob")
+    assert console.run("/history bob") == ["no messages with bob yet"]
+
+
+# Contact management and requests.
+
+def test_rename_keeps_the_open_conversation_and_receipts_under_the_new_name(console):
+    console.backend.add("bob")
+    console.run("/open bob")
+    console.run("hi")
+    assert console.run("/rename bob Bob Smith") == ["renamed bob to Bob Smith"]
+    console.run("still you?")
+    console.backend.set_state(console.backend.history("Bob Smith")[0].id, "delivered")
+    assert console.backend.sent == [("bob", "hi"), ("Bob Smith", "still you?")]
+    assert console.out[-1] == "(delivered to Bob Smith)"
+    console.clock.advance(0)
+    assert console.out[-1] == "(delivered to Bob Smith)"  # the conversation stayed open
+    assert console.run('/rename "Bob Smith" "Bob"') == ["renamed Bob Smith to Bob"]
+    assert console.run("/rename Bob") == ["error: usage: /rename NAME NEW"]
+
+
+def test_remove_closes_its_conversation(console):
+    console.backend.add("Ben Big")
+    console.run("/open Ben")
+    assert console.run("/remove Ben Big") == [
+        "removed Ben Big; the messages stay in the history",
+        "* Ben Big is no longer a contact; no conversation open"]
+    assert console.backend.contacts() == []
+    assert console.run("hello?") == ["error: no conversation open: /open NAME first (or /msg NAME TEXT)"]
+
+
+def test_a_contact_removed_by_another_ui_closes_its_conversation(console):
+    console.backend.add("bob")
+    console.run("/open bob")
+    console.backend.remove_contact("bob")
+    console.clock.advance(0)
+    assert console.out[-1] == "* bob is no longer a contact; no conversation open"
+
+
+def test_a_request_is_a_star_line_with_its_note(console):
+    console.backend.request("dave", note="we met at the\nconference")
+    console.backend.request("Eve Ng")
+    assert console.out == ["* request from dave: we met at the / conference", "* request from Eve Ng"]
+
+
+def test_requests_waiting_at_start_are_shown_after_the_greeting():
+    clock, backend, out = Clock(), BackendDouble(), []
+    backend.request("dave", note="hi")
+    ConsoleUI(backend, out.append, lambda: None, clock).start()
+    assert out == ["kadchat: you are alice; /help lists commands", "* request from dave: hi"]
+
+
+def test_requests_accept_ignore_and_block(console):
+    console.backend.request("dave", note="hi")
+    console.backend.request("Eve Ng")
+    console.backend.request("mallory", card="card:ma11")
+    assert console.run("/requests") == [
+        "dave: hi (2023-11-14 22:13)", "Eve Ng (2023-11-14 22:13)", "mallory (2023-11-14 22:13)"]
+    assert console.run("/accept dave") == ["added dave"]
+    assert console.run("/ignore Eve") == ["ignored the request from Eve Ng"]
+    assert console.run("/block mallory") == ["blocked mallory"]
+    assert console.backend.blocked == ["card:ma11"]
+    assert [c.name for c in console.backend.contacts()] == ["dave"]
+    assert console.run("/requests") == ["no contact requests"]
+    assert console.run("/accept dave") == ["error: no one named 'dave' here (/contacts, /requests list them)"]
+
+
+def test_block_a_contact_closes_its_conversation(console):
+    console.backend.add("bob")
+    console.run("/open bob")
+    assert console.run("/block bob") == ["blocked bob", "* bob is no longer a contact; no conversation open"]
+    assert console.backend.blocked == ["card:bob"]
+
+
+# At a terminal.
+
+class Terminal(Console):
+    def __init__(self):
+        self.prompts = []
+        super().__init__(interactive=True, show_prompt=self.prompts.append)
+
+
+def test_at_a_terminal_own_messages_are_echoed_with_time_and_name():
+    t = Terminal()
+    t.backend.add("Ben Big")
+    t.run("/open Ben Big")
+    assert t.run("hi / there") == ["[22:13:20] you to Ben Big: hi / there", "(sending to Ben Big)"]
+    assert t.prompts == ["> ", "Ben Big> "]
+
+
+def test_without_a_terminal_own_messages_are_not_echoed(console):
+    console.backend.add("bob")
+    assert console.run("/msg bob hi") == ["(sending to bob)"]
+
+
+def test_at_a_terminal_quit_with_undelivered_messages_warns_once_and_they_stay_queued():
+    t = Terminal()
+    for name in ("bob", "carol", "dan"):
+        t.backend.add(name)
+        t.run(f"/msg {name} hi {name}")
+    t.backend.set_state(t.backend.history("dan")[0].id, "stored")  # in the network: no need to wait
+    assert t.run("/quit") == [
+        "* 2 messages not delivered yet (to bob, carol): they stay queued and go out when kadchat runs again; "
+        "/quit again leaves"]
+    assert t.quits == 0
+    t.ui.input_ended()  # Ctrl-D (or Ctrl-C) confirms, as a second /quit does
+    assert t.quits == 1
+    assert len(t.backend.undelivered()) == 3
+
+
+def test_at_a_terminal_one_undelivered_message_is_one_message():
+    t = Terminal()
+    t.backend.add("bob")
+    t.run("/msg bob hi")
+    assert t.run("/quit") == [
+        "* 1 message not delivered yet (to bob): it stays queued and goes out when kadchat runs again; "
+        "/quit again leaves"]
+    assert t.run("/quit") == []
+    assert t.quits == 1
+
+
+def test_at_a_terminal_only_stored_messages_need_no_warning():
+    t = Terminal()
+    t.backend.add("bob")
+    t.run("/msg bob hi")
+    t.backend.set_state(t.backend.history("bob")[0].id, "stored")
+    assert t.run("/quit") == []
+    assert t.quits == 1
+
+
+def test_at_a_terminal_quit_with_everything_delivered_leaves_at_once():
+    t = Terminal()
+    t.backend.add("bob")
+    t.run("/msg bob one")
+    t.backend.set_state(t.backend.history("bob")[0].id, "delivered")
+    assert t.run("/quit") == []
+    assert t.quits == 1
+
+
+def test_without_a_terminal_quit_never_asks(console):
+    console.backend.add("bob")
+    console.run("/msg bob one")
+    assert console.run("/quit") == []
+    assert console.quits == 1
+
+
+# Tab completion (kadchat.ui.console_names.completions, fed by show_names).
+
+def test_completion_offers_commands_then_the_names_a_command_takes():
+    contacts, requests = ["Ben Big", "bob", "carol"], ["dave"]
+    assert completions("/re", COMMANDS, contacts, requests) == ["/rename", "/remove", "/requests", "/retry", "/refresh"]
+    assert completions("/msg b", COMMANDS, contacts, requests) == ["Ben Big", "bob"]
+    assert completions("/msg ben b", COMMANDS, contacts, requests) == ["Ben Big"]
+    assert completions("/msg Ben Big hel", COMMANDS, contacts, requests) == []
+    assert completions("/accept ", COMMANDS, contacts, requests) == ["dave"]
+    assert completions("/block ", COMMANDS, contacts, requests) == ["Ben Big", "bob", "carol", "dave"]
+    assert completions("/card ", COMMANDS, contacts, requests) == []
+    assert completions("hello b", COMMANDS, contacts, requests) == []
+
+
+def test_completion_knows_every_command():
+    assert set(COMMANDS) == set(Console().ui._commands)
+
+
+def test_at_a_terminal_names_for_completion_follow_contacts_and_requests():
+    shown = []
+    t = Console(interactive=True, show_names=lambda contacts, requests: shown.append((contacts, requests)))
+    t.backend.add("bob")
+    t.run("/add card:c4r01 Carol Ann")
+    t.backend.request("dave")
+    t.run("/accept dave")
+    assert shown[-3:] == [(["bob", "Carol Ann"], []), (["bob", "Carol Ann"], ["dave"]),
+                          (["bob", "Carol Ann", "dave"], [])]

@@ -31,6 +31,11 @@ def clock_time(timestamp: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(timestamp))
 
 
+def date_and_minute(timestamp: float) -> str:
+    """YYYY-MM-DD HH:MM in local time."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
 def day(timestamp: float) -> str:
     """The local date, e.g. "Mon 3 May 2027"."""
     t = time.localtime(timestamp)
