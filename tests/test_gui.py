@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from kadchat.errors import UserError
 from kadchat.model import PRESENCES, Status
 from tests.backend_double import BackendDouble
+from tests.dbus_helpers import NotificationServer, Service, SessionBus
 from tests.xvfb import Xvfb, require_tools, screenshot
 
 pytestmark = pytest.mark.gui
@@ -35,7 +36,7 @@ root.mainloop()
 @pytest.fixture(scope="module")
 def display():
     require_tools()
-    server = Xvfb(1280, 800)
+    server = Xvfb(1920, 1080)  # room for the largest screenshot
     saved = {k: os.environ.get(k) for k in ("DISPLAY", "TZ")}
     os.environ["DISPLAY"] = server.display
     os.environ["TZ"] = "UTC"
@@ -745,3 +746,150 @@ def test_the_window_size_is_remembered_across_runs(display, tmp_path):
         assert (g.root.winfo_width(), g.root.winfo_height()) == (900, 650)
     finally:
         g.root.destroy()
+
+
+# Desktop notifications, on a session bus of the test's own.
+
+@pytest.fixture
+def session_bus():
+    bus = SessionBus()
+    yield bus
+    bus.stop()
+
+
+def test_a_message_while_the_window_is_unfocused_reaches_the_notification_server(display, session_bus):
+    from kadchat.ui.gui.notify import Notifier
+
+    server = NotificationServer(session_bus.address)
+    notifier = Notifier(bus=session_bus.address)
+    g = Gui(display, notifier=notifier)
+    try:
+        g.backend.add("Bob Big")
+        g.start()
+        g.unfocus()
+        g.backend.receive("Bob Big", "first, while away")
+        g.wait_until(lambda: server.shown)
+        g.focus()
+        g.backend.receive("Bob Big", "second, while looking")
+        g.unfocus()
+        g.backend.receive("Bob Big", "third \U0001F389")
+        g.wait_until(lambda: len(server.shown) == 2)  # in order: the second would come before
+        first, third = server.shown
+        assert first[:5] == ("kadchat", 0, "", "Bob Big", "first, while away")
+        assert third[:5] == ("kadchat", 1, "", "Bob Big", "third \U0001F389")  # replaces the first
+        assert first[6]["category"] == ("s", "im.received")
+    finally:
+        g.root.tk.call(g.root.protocol("WM_DELETE_WINDOW"))  # closes the notifier too
+        g.root.destroy()
+        server.stop()
+
+
+def test_without_a_session_bus_there_are_no_notifications_and_no_error(display, tmp_path):
+    from kadchat.ui.gui.notify import Notifier
+
+    notifier = Notifier(bus=f"unix:path={tmp_path}/no-bus")
+    g = Gui(display, notifier=notifier)
+    try:
+        g.backend.add("bob")
+        g.start()
+        g.unfocus()
+        g.backend.receive("bob", "hello")
+        notifier._thread.join(5)  # it gives up on the missing bus and ends
+        assert not notifier._thread.is_alive()
+        assert "hello" in g.row("bob")[1]
+    finally:
+        g.root.destroy()
+
+
+def test_the_desktop_dark_setting_is_read_from_the_settings_portal(session_bus, monkeypatch):
+    from kadchat.ui.gui.appearance import chosen_mode
+
+    scheme = {"value": 1}
+    portal = Service(session_bus.address, "org.freedesktop.portal.Desktop",
+                     lambda message: ("v", (("v", ("u", scheme["value"])),)))
+    try:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus.address)
+        monkeypatch.delenv("KADCHAT_THEME", raising=False)
+        assert chosen_mode() == "dark"
+        assert portal.calls[0].body == ("org.freedesktop.appearance", "color-scheme")
+        scheme["value"] = 2
+        assert chosen_mode() == "light"
+        assert chosen_mode({"KADCHAT_THEME": "dark"}) == "dark"  # the override asks nobody
+        assert len(portal.calls) == 2
+    finally:
+        portal.stop()
+
+
+# Screenshots, looked at by a person: artifacts/gui-{light,dark}-{size}.png.
+
+def populate(gui):
+    b = gui.backend
+    b.add("bob", presence="connected", route="direct")
+    b.add("carol", presence="away", route="relayed", unread=2)
+    b.add("dave", presence="offline", last_seen=NOW - 5 * 3600)
+    b.add("Erin Summers", presence="offline", last_seen=NOW - 4 * 86400)
+    b.add("Frank", presence="connected", route="direct", unread=1)
+    b.add("grace", presence="seen", last_seen=NOW - 90)
+    b.set_status(Status(23, ("203.0.113.7", 40123), "direct"))
+    b.past("bob", False, "Hi Alice! Are we still on for tomorrow? \U0001F600", NOW - 86400 - 300,
+           "received")
+    b.past("bob", True, "Yes, 10:00 at the station. \U0001F44D", NOW - 86400 - 240, "delivered")
+    b.past("bob", False, "Great. I'll bring the maps.\nAnd the tickets. \U0001F39F\ufe0f", NOW - 600,
+           "received")
+    b.past("bob", True, "Perfect, see you there. This line is long enough to wrap "
+           "around inside the history pane at the smaller window size.", NOW - 540, "delivered")
+    b.past("bob", True, "Did you get my last message?", NOW - 120, "failed")
+    b.past("bob", True, "Bringing snacks \U0001F36A", NOW - 60, "stored")
+    last = b.past("bob", True, "Sending this one now", NOW - 5, "queued")
+    b.past("carol", False, "ping", NOW - 30, "received")
+    b.past("Frank", False, "Lunch? \U0001F35C", NOW - 3000, "received")
+    gui.start()
+    b.request("Zoe", note="Hi, it's Zoe from the climbing club")
+    gui.window.open_conversation("carol")
+    gui.window.open_conversation("bob")
+    gui.window.conversations["bob"].input.insert("1.0", "A reply in progress")
+    return last
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("size", ["800x600", "1280x800", "1920x1080"])
+def test_screenshot_of_a_busy_window(display, size, mode):
+    gui = Gui(display, geometry=size, mode=mode)
+    try:
+        last = populate(gui)
+        path = gui.shot(f"gui-{mode}-{size}.png")
+        assert path.stat().st_size > 10_000
+        assert (gui.root.winfo_width(), gui.root.winfo_height()) == tuple(map(int, size.split("x")))
+        tab = gui.window.conversations["bob"]
+        # The newest message, the input row and the status bar are on screen, not squeezed out.
+        start = tab.history.tag_ranges(f"text:{last.id}")[0]
+        assert tab.history.bbox(start) is not None
+        assert tab.send_button.winfo_ismapped() and tab.retry_button.winfo_ismapped()
+        assert gui.window.status_labels[2].winfo_ismapped()
+        for widget in (*gui.window.status_labels, gui.window.refresh_button,
+                       gui.window.add_button, gui.window.card_button, gui.window.my_status):
+            assert widget.winfo_width() >= widget.winfo_reqwidth(), widget  # none squeezed
+        bottom = tab.retry_button.winfo_rooty() + tab.retry_button.winfo_height()
+        assert bottom <= gui.window.status_labels[0].winfo_rooty()
+    finally:
+        gui.root.destroy()
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_screenshot_of_the_dialogs_and_the_first_run(display, mode):
+    gui = Gui(display, mode=mode)
+    try:
+        gui.start()
+        gui.shot(f"gui-{mode}-empty.png")
+        dialog = gui.window.add_contact()
+        dialog.card.insert("1.0", "card:???")
+        dialog.name.insert(0, "bob")
+        dialog.add_button.invoke()
+        gui.update()
+        screenshot(gui.display.display, dialog.wm_frame(), ARTIFACTS / f"gui-{mode}-add-contact.png")
+        card = gui.window.show_card()
+        card.copy_button.invoke()
+        gui.update()
+        screenshot(gui.display.display, card.wm_frame(), ARTIFACTS / f"gui-{mode}-my-card.png")
+    finally:
+        gui.root.destroy()

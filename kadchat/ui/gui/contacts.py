@@ -22,7 +22,7 @@ BADGES = "\u2776\u2777\u2778\u2779\u277a\u277b\u277c\u277d\u277e\u277f" + "".joi
     map(chr, range(0x24EB, 0x24F5)))  # 1-10, then 11-20
 MENU = (("Open", "open"), ("Rename\u2026", "rename"), ("Remove\u2026", "remove"),
         ("Block\u2026", "block"))
-PREVIEW_CHARACTERS = 60
+PREVIEW_ROOM = 40  # px of the name column taken by the dot and the padding
 
 
 def badge(unread: int) -> str:
@@ -53,10 +53,12 @@ class ContactList(ttk.Frame):
         self._on_open = on_open
         self._on_action = on_action
         self._latest: dict[str, float] = {}  # name -> time of the last message
+        self._shown: dict[str, tuple[Contact, Message | None]] = {}  # to draw again at another width
+        self._fitted_to: int | None = None  # the name column's width the texts were cut for
         self.tree = ttk.Treeview(self, name="chats", columns=("side", "presence", "unread"),
                                  displaycolumns=("side",), show="tree", selectmode="browse")
         measure = look.font.measure
-        self.tree.column("#0", width=measure("m" * 20), minwidth=120, stretch=True)
+        self.tree.column("#0", width=measure("m" * 14), minwidth=120, stretch=True)
         self.tree.column("side", width=measure("00 Mmm") + 16, stretch=False, anchor="e")
         self.tree.tag_configure(ContactPresence.OFFLINE, foreground=look.colours.muted)
         self.tree.tag_configure("unread", font=look.bold)
@@ -67,6 +69,7 @@ class ContactList(ttk.Frame):
         self.tree.bind("<<TreeviewSelect>>", lambda e: self._open_selected())
         self.tree.bind("<Return>", lambda e: self._open_selected())
         self.tree.bind("<Button-3>", self._context_menu)
+        self.tree.bind("<Configure>", lambda e: self._fit_previews())
         self.menu = tk.Menu(self, tearoff=False)
         for label, action in MENU:
             self.menu.add_command(label=label, command=lambda a=action: self._chosen(a))
@@ -74,6 +77,7 @@ class ContactList(ttk.Frame):
 
     def show(self, contact: Contact, last: Message | None) -> None:
         """Add the contact's row, or update it in place (and move it if its last message is newer)."""
+        self._shown[contact.name] = (contact, last)
         tags = [contact.presence]
         if contact.unread:
             tags.append("unread")
@@ -85,10 +89,10 @@ class ContactList(ttk.Frame):
             preview = ("You: " if last.outgoing else "") + one_line(last.text)
             side = when(last.timestamp, self._now())
             self._latest[contact.name] = last.timestamp
-        if len(preview) > PREVIEW_CHARACTERS:
-            preview = preview[:PREVIEW_CHARACTERS - 1] + "\u2026"
+        room = self.tree.column("#0", "width") - PREVIEW_ROOM
         options = dict(
-            text=f" {one_line(contact.name)}\n {preview}",
+            text=f" {_fitted(one_line(contact.name), self._look.bold, room)}\n"
+                 f" {_fitted(preview, self._look.bold if contact.unread else self._look.font, room)}",
             image=self._look.dots[contact.presence],
             values=(f"{side}\n{badge(contact.unread)}", status, contact.unread or ""),
             tags=tags,
@@ -103,6 +107,14 @@ class ContactList(ttk.Frame):
         if self.tree.exists(name):
             self.tree.delete(name)
         self._latest.pop(name, None)
+        self._shown.pop(name, None)
+
+    def _fit_previews(self) -> None:
+        room = self.tree.column("#0", "width")
+        if room != self._fitted_to:
+            self._fitted_to = room
+            for contact, last in list(self._shown.values()):
+                self.show(contact, last)
 
     def select(self, name: str) -> None:
         if self.tree.exists(name) and self.tree.selection() != (name,):
@@ -135,3 +147,17 @@ class ContactList(ttk.Frame):
     def _chosen(self, action: str) -> None:
         if self._menu_for is not None:
             self._on_action(action, self._menu_for)
+
+
+def _fitted(text: str, font, room: int) -> str:
+    """`text`, cut with an ellipsis to `room` pixels in `font`."""
+    if font.measure(text) <= room:
+        return text
+    low, high = 0, len(text)
+    while low < high:  # the longest prefix that fits with the ellipsis
+        middle = (low + high + 1) // 2
+        if font.measure(text[:middle] + "\u2026") <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low].rstrip() + "\u2026"

@@ -22,6 +22,7 @@ from kadchat.ui.uitext import day, presence_text, safe_text
 
 PAGE = 200  # messages per history call
 GROUP_GAP = 300.0  # seconds of quiet that start a new group under the name
+BUBBLE_WIDTH = 620  # px at most: long lines stay readable in a wide window
 TICKS = {
     MessageState.SENDING: "\u2026",
     MessageState.QUEUED: "\u25f7\u00a0queued",  # on this computer only
@@ -123,6 +124,7 @@ class Conversation(ttk.Frame):
         self._add(page)
         self._render()
         self.scroll_to_end()
+        self._update_retry_button()
 
     def show_contact(self, contact: Contact) -> None:
         facts = [presence_text(contact, self._now())]
@@ -180,6 +182,7 @@ class Conversation(ttk.Frame):
         if fresh:
             self._add(fresh)
             self._render(keep_view=True)
+            self._update_retry_button()
         return len(fresh)
 
     def reveal(self, message_id: str) -> bool:
@@ -299,8 +302,8 @@ class Conversation(ttk.Frame):
             self.history.insert(index, TICKS.get(state, state), (*tags, "meta"))
 
     def _resized(self, event) -> None:
-        """Bubbles keep a quarter of the width free on the other side."""
-        free = max(40, event.width // 4)
+        """Bubbles keep a quarter of the width free on the other side, more in a wide window."""
+        free = max(40, event.width // 4, event.width - BUBBLE_WIDTH)
         self.history.tag_configure("me", lmargin1=free, lmargin2=free)
         self.history.tag_configure("them", rmargin=free)
 

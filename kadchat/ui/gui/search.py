@@ -37,7 +37,7 @@ class SearchBox(ttk.Frame):
         self._muted = look.colours.muted
         self._hint = False  # the box shows PLACEHOLDER, not the user's text
         self.query = tk.StringVar(self)
-        self.entry = ttk.Entry(self, textvariable=self.query)
+        self.entry = ttk.Entry(self, textvariable=self.query, width=10)
         self.entry.pack(side="left", fill="x", expand=True)
         self.clear_button = ttk.Button(self, text="\u2715", width=3, command=self.clear)
         self.entry.bind("<Return>", lambda e: self.search())

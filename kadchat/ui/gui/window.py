@@ -30,6 +30,7 @@ from kadchat.ui.gui.style import Look
 from kadchat.ui.gui.winstate import MIN_SIZE, initial_geometry, save_geometry
 from kadchat.ui.uitext import one_line, status_parts
 
+LEFT_WIDTH = 290  # px: the chat list column, at any window size (the sash moves it)
 SAVE_DELAY = 500  # ms after the last move or resize before window.json is written
 
 
@@ -93,7 +94,8 @@ class ChatWindow:
 
         self.panes = ttk.PanedWindow(root, orient="horizontal")
         self.panes.pack(side="top", fill="both", expand=True, padx=10, pady=(8, 8))
-        left = ttk.Frame(self.panes, width=300)
+        left = ttk.Frame(self.panes, width=LEFT_WIDTH)
+        left.pack_propagate(False)  # its own width, not its widgets' wish
         self.search = SearchBox(left, self.look, backend, now, self._search_shown, self._found)
         self.search.pack(side="top", fill="x", pady=(0, 8))
         self.requests = RequestsPanel(left, self.look, self._answer_request)
