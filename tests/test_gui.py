@@ -893,3 +893,15 @@ def test_screenshot_of_the_dialogs_and_the_first_run(display, mode):
         screenshot(gui.display.display, card.wm_frame(), ARTIFACTS / f"gui-{mode}-my-card.png")
     finally:
         gui.root.destroy()
+
+
+def test_screenshot_for_the_readme_at_the_default_size(display):
+    """artifacts/gui-readme.png, copied by hand to docs/screenshot.png when the look changes."""
+    gui = Gui(display, geometry="1100x720", mode="light")
+    try:
+        populate(gui)
+        gui.window.conversations["bob"].input.delete("1.0", "end")
+        gui.window.conversations["bob"].input.insert("1.0", "See you at 10!")
+        assert gui.shot("gui-readme.png").stat().st_size > 10_000
+    finally:
+        gui.root.destroy()
