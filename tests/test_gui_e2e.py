@@ -6,9 +6,9 @@ X event made by xdotool: clicks, double-clicks, keystrokes. Where to click and
 what a window shows is asked of the clients' Tk interpreters with Tk's `send`
 (Tk allows it because the X server is ours and takes no remote connections);
 what the windows claim is checked against the clients' own files: contacts.txt
-and the SQLite history. Screenshots of the screen at each step go to
-artifacts/gui-e2e-*.png; the README's docs/screenshot.png is step 6 cropped to
-the two windows.
+and the SQLite history. The clients' desktop notifications go to a notification
+server on a session bus of the test's own. Screenshots of the screen at each
+step go to artifacts/gui-e2e-*.png.
 """
 
 import json
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.dbus_helpers import NotificationServer, SessionBus
 from tests.xvfb import Xvfb, require_tools, xwd_to_png
 
 pytestmark = pytest.mark.gui
@@ -126,9 +127,9 @@ WIDGETS_OF_CLASS = """{top class} {
 class Desk:
     """The display: real input through xdotool, Tk's `send` through SENDER."""
 
-    def __init__(self, display):
+    def __init__(self, display, bus_address):
         self.display = display
-        self.env = dict(os.environ, DISPLAY=display)
+        self.env = dict(os.environ, DISPLAY=display, DBUS_SESSION_BUS_ADDRESS=bus_address)
         self.sender = subprocess.Popen([sys.executable, "-c", SENDER], env=self.env, text=True,
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
@@ -276,11 +277,16 @@ class Client:
 
 @pytest.fixture
 def desk():
+    """The display, and a session bus with a notification server for the clients."""
     require_tools()
     server = Xvfb(WIDTH, HEIGHT)
-    desk = Desk(server.display)
+    bus = SessionBus()
+    desk = Desk(server.display, bus.address)
+    desk.notifications = NotificationServer(bus.address)
     yield desk
     desk.close()
+    desk.notifications.stop()
+    bus.stop()
     server.stop()
 
 
@@ -426,6 +432,11 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
                lambda: alice.status_bar()[0], "DHT peers: 2")
     desk.click(alice.ui.centre(alice.conversation()[1]))  # back to typing
     wait_equal("alice's window to count it read", lambda: alice.contact_row("bob"), ("connected", ""))
+    # Each message reached a window that was not focused (its sender's was): a desktop
+    # notification each, titled with the sender's name as the receiver calls them.
+    assert sorted((n[3], n[4]) for n in desk.notifications.shown) == [
+        ("alice", "Great. Lunch at noon tomorrow?"), ("alice", "Hi bob! Did my card work?"),
+        ("bob", "Sounds good, see you there!"), ("bob", "Yes, it worked! / You're online in my list.")]
     desk.shoot("6-conversation")
 
     # bob quits (SIGTERM); his offline notice reaches alice's contact list.

@@ -68,11 +68,10 @@ class SearchBox(ttk.Frame):
         self.results.delete(*self.results.get_children())
         self._found = {m.id: m for m in found}
         for m in found:
-            who = "You" if m.outgoing else one_line(m.contact)
-            snippet = one_line(m.text)
+            snippet = ("You: " if m.outgoing else "") + one_line(m.text)
             if len(snippet) > SNIPPET_CHARACTERS:
                 snippet = snippet[:SNIPPET_CHARACTERS - 1] + "\u2026"
-            self.results.insert("", "end", iid=m.id, text=f" {one_line(m.contact)} \u00b7 {who}\n {snippet}",
+            self.results.insert("", "end", iid=m.id, text=f" {one_line(m.contact)}\n {snippet}",
                                 values=(when(m.timestamp, self._now()),))
         self.message.configure(text=problem)
         self.clear_button.pack(side="left", padx=(4, 0))

@@ -83,11 +83,6 @@ class Look:
         style.configure("Muted.TLabel", foreground=colours.muted)
         style.configure("Error.TLabel", foreground=colours.error)
         style.configure("Status.TLabel", foreground=colours.muted, padding=(10, 3))
-        style.configure("Paper.TFrame", background=colours.paper)
-        style.configure("Paper.TLabel", background=colours.paper, foreground=colours.text)
-        style.configure("PaperMuted.TLabel", background=colours.paper, foreground=colours.muted)
-        style.configure("PaperHeading.TLabel", background=colours.paper, foreground=colours.text,
-                        font=self.heading)
         style.configure("Banner.TFrame", background=colours.banner)
         style.configure("Banner.TLabel", background=colours.banner, foreground=colours.banner_text)
 

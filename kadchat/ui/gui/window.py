@@ -104,7 +104,7 @@ class ChatWindow:
         self.contacts.pack(side="top", fill="both", expand=True)
         self.panes.add(left, weight=0)
 
-        self.right = ttk.Frame(self.panes, style="Paper.TFrame")
+        self.right = ttk.Frame(self.panes)
         self.notebook = ttk.Notebook(self.right)
         self.notebook.bind("<<NotebookTabChanged>>", self._tab_changed)
         self.placeholder = self._empty_state(self.right)
@@ -389,14 +389,14 @@ class ChatWindow:
             "Pick a chat on the left, or add another contact with their card."))
 
     def _empty_state(self, parent) -> ttk.Frame:
-        frame = ttk.Frame(parent, style="Paper.TFrame", padding=40)
-        inner = ttk.Frame(frame, style="Paper.TFrame")
+        frame = ttk.Frame(parent, padding=40)
+        inner = ttk.Frame(frame)
         inner.place(relx=0.5, rely=0.42, anchor="center")
-        self.welcome = ttk.Label(inner, style="PaperHeading.TLabel")
+        self.welcome = ttk.Label(inner, style="Heading.TLabel")
         self.welcome.pack(anchor="w")
-        self.steps = ttk.Label(inner, style="PaperMuted.TLabel", wraplength=420, justify="left")
+        self.steps = ttk.Label(inner, style="Muted.TLabel", wraplength=420, justify="left")
         self.steps.pack(anchor="w", pady=(12, 16))
-        row = ttk.Frame(inner, style="Paper.TFrame")
+        row = ttk.Frame(inner)
         row.pack(anchor="w")
         self.share_button = ttk.Button(row, text="Share my card", style="Accent.TButton",
                                        command=self.show_card)
