@@ -37,6 +37,7 @@ def start_window(reactor, service, quit):
     from twisted.internet import tksupport
 
     from kadchat.ui.gui import ChatWindow
+    from kadchat.ui.gui.winstate import WINDOW_FILE
 
     try:
         root = tkinter.Tk()
@@ -49,7 +50,7 @@ def start_window(reactor, service, quit):
         root.destroy()
         quit()
 
-    ChatWindow(root, service, close).start()
+    ChatWindow(root, service, close, window_file=os.path.join(service.config.data_dir, WINDOW_FILE)).start()
 
 
 @defer.inlineCallbacks

@@ -6,6 +6,8 @@ which is what lets the receiver acknowledge a message right after storing it
 outgoing messages until the peer acknowledges them; they survive restarts.
 Each conversation numbers its messages per direction (`seq`); incoming ones
 that arrive ahead of a gap are stored as `held` until the gap is filled.
+The full-text index (`messages_text`, SQLite FTS5) follows `messages` through
+triggers; a file from before it (schema 1) gets it built at open, nothing lost.
 """
 
 import functools
@@ -16,7 +18,7 @@ from pathlib import Path
 from kadchat.errors import UserError
 from kadchat.model import MessageState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the full-text index
 _S = MessageState
 OUTGOING_STATES = (_S.SENDING, _S.QUEUED, _S.SENT, _S.STORED, _S.DELIVERED, _S.FAILED)
 # The states an outgoing message may move to from each. Once stored in the network
@@ -55,8 +57,23 @@ CREATE TABLE IF NOT EXISTS conversations (
     next_outgoing INTEGER NOT NULL DEFAULT 1,
     next_incoming INTEGER NOT NULL DEFAULT 1
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_text USING fts5(
+    text, content='messages', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS messages_text_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_text (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_text_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_text (messages_text, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_text_update AFTER UPDATE OF text ON messages BEGIN
+    INSERT INTO messages_text (messages_text, rowid, text) VALUES ('delete', old.rowid, old.text);
+    INSERT INTO messages_text (rowid, text) VALUES (new.rowid, new.text);
+END;
 """
 _COLUMNS = "id, peer, outgoing, seq, text, timestamp, state"
+_ORDER = "timestamp, seq, outgoing"  # a conversation's order, as a row value
+_LATEST_FIRST = "timestamp DESC, seq DESC, outgoing DESC"
 
 
 @dataclass(frozen=True)
@@ -158,18 +175,45 @@ class History:
         found = self._select(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (message_id,))
         return found[0] if found else None
 
-    def conversation(self, peer, limit=200):
-        """The latest `limit` messages with `peer`, oldest first (held ones not yet).
+    def conversation(self, peer, limit=200, before=None):
+        """The latest `limit` messages with `peer`, oldest first (held ones not yet);
+        with `before` (a message id), only those older than that message.
 
         By timestamp; within one direction, equal timestamps keep `seq` order."""
+        older, args = "", ()
+        if before is not None:
+            older = f" AND ({_ORDER}) < (SELECT {_ORDER} FROM messages WHERE peer = ? AND id = ?)"
+            args = (peer, before)
         latest = self._select(
-            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND state != ?"
-            " ORDER BY timestamp DESC, seq DESC LIMIT ?", (peer, MessageState.HELD, limit))
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND state != ?{older}"
+            f" ORDER BY {_LATEST_FIRST} LIMIT ?",
+            (peer, MessageState.HELD, *args, limit))
         return latest[::-1]
+
+    def search(self, text, peers, limit=50):
+        """Messages with any of `peers` whose words start with the words of `text`
+        (in any order), newest first; none for text without a word."""
+        query = fts_query(text)
+        if not query or not peers:
+            return []
+        marks = ", ".join("?" * len(peers))
+        return self._select(
+            f"SELECT {_prefixed('m')} FROM messages_text f JOIN messages m ON m.rowid = f.rowid"
+            f" WHERE messages_text MATCH ? AND m.peer IN ({marks}) AND m.state != ?"
+            " ORDER BY m.timestamp DESC LIMIT ?", (query, *peers, MessageState.HELD, limit))
 
     def _select(self, query, args):
         return [StoredMessage(row[0], row[1], bool(row[2]), *row[3:6], MessageState(row[6]))
                 for row in self._db.execute(query, args)]
+
+
+def fts_query(text):
+    """The user's words as an FTS5 query: each a quoted prefix, all of them required.
+
+    Quoting keeps FTS5's operators (AND, NEAR, *, ^, column filters) out of
+    what a user types; a word without letters or digits matches nothing."""
+    words = [word.replace('"', '""') for word in text.split()]
+    return " ".join(f'"{word}"*' for word in words if any(c.isalnum() for c in word))
 
 
 def _prefixed(alias):
@@ -182,12 +226,15 @@ def _open(path):
     except sqlite3.Error as e:
         raise UserError(f"cannot open history file {path}: {e}") from None
     try:
-        _check_version(db, path)  # before anything writes to a file that may not be ours
+        version = _check_version(db, path)  # before anything writes to a file that may not be ours
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         with db:
             db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            with db:  # index what an older file holds; the version moves only once it is done
+                db.execute("INSERT INTO messages_text (messages_text) VALUES ('rebuild')")
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         _check_columns(db, path)
     except sqlite3.Error as e:
         db.close()
@@ -204,6 +251,7 @@ def _check_version(db, path):
         raise UserError(f"history file {path} was written by a newer kadchat")
     if version == 0 and _columns(db):  # we set the version with the first tables
         raise UserError(f"{path} is not a kadchat history file (it holds other tables)")
+    return version
 
 
 def _check_columns(db, path):

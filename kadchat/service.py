@@ -338,8 +338,14 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                    for m in self._db.pending_for(peer)]
         return [message_view(m, self.book) for m in sorted(waiting, key=lambda m: m.timestamp)]
 
-    def history(self, name, limit=200):
-        return [message_view(m, self.book) for m in self._db.conversation(self.book.key_of(name), limit)]
+    def history(self, name, limit=200, before=None):
+        older_than = _message_id(before) if before is not None else None
+        return [message_view(m, self.book)
+                for m in self._db.conversation(self.book.key_of(name), limit, older_than)]
+
+    def search(self, text, limit=50):
+        """Over the conversations with current contacts (a removed one's history stays unsearched)."""
+        return [message_view(m, self.book) for m in self._db.search(text, self.book.keys(), limit)]
 
     def mark_read(self, name):
         self.book.mark_read(name)
@@ -374,3 +380,11 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
     def _notify_status_if_changed(self):
         if self.status() != self._last_status:
             self._notify_status()
+
+
+def _message_id(text):
+    """A UI's message id (hex) back as the history's bytes; a bad one is a UserError."""
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise UserError(f"not a message id: {text!r}") from None

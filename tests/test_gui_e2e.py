@@ -6,9 +6,9 @@ X event made by xdotool: clicks, double-clicks, keystrokes. Where to click and
 what a window shows is asked of the clients' Tk interpreters with Tk's `send`
 (Tk allows it because the X server is ours and takes no remote connections);
 what the windows claim is checked against the clients' own files: contacts.txt
-and the SQLite history. Screenshots of the screen at each step go to
-artifacts/gui-e2e-*.png; the README's docs/screenshot.png is step 6 cropped to
-the two windows.
+and the SQLite history. The clients' desktop notifications go to a notification
+server on a session bus of the test's own. Screenshots of the screen at each
+step go to artifacts/gui-e2e-*.png.
 """
 
 import json
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.dbus_helpers import NotificationServer, SessionBus
 from tests.xvfb import Xvfb, require_tools, xwd_to_png
 
 pytestmark = pytest.mark.gui
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 WIDTH, HEIGHT = 1600, 700  # two windows side by side
-DELIVERED = "delivered\u00a0\u2713"  # as kadchat.ui.gui.conversation shows the state
+DELIVERED = "\u2713\u2713"  # the tick kadchat.ui.gui.conversation shows for delivered
+DAY_LINE = re.compile(r"\w{3} \d{1,2} \w{3} \d{4}")  # "Tue 14 Nov 2023"
 
 
 def wait_for(what, probe, timeout=20.0):
@@ -125,9 +127,9 @@ WIDGETS_OF_CLASS = """{top class} {
 class Desk:
     """The display: real input through xdotool, Tk's `send` through SENDER."""
 
-    def __init__(self, display):
+    def __init__(self, display, bus_address):
         self.display = display
-        self.env = dict(os.environ, DISPLAY=display)
+        self.env = dict(os.environ, DISPLAY=display, DBUS_SESSION_BUS_ADDRESS=bus_address)
         self.sender = subprocess.Popen([sys.executable, "-c", SENDER], env=self.env, text=True,
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
@@ -243,12 +245,17 @@ class Client:
             return db.execute("SELECT outgoing, text, state FROM messages"
                               " ORDER BY timestamp").fetchall()
 
+    def chats(self):
+        """The chat list (a Treeview named "chats"; search results are another)."""
+        (tree,) = [t for t in self.ui.find("Treeview") if t.endswith(".chats")]
+        return tree
+
     def contact_row(self, name):
-        """(status, unread) as the contact list shows them; None without a row."""
-        tree = self.ui.one("Treeview")
+        """(presence, unread) as the chat list holds them; None without a row."""
+        tree = self.chats()
         if self.ui(tree, "exists", name) != "1":
             return None
-        return tuple(self.ui.words(tree, "item", name, "-values"))
+        return tuple(self.ui.words(tree, "item", name, "-values"))[1:]
 
     def conversation(self):
         """The selected tab's history pane and input box."""
@@ -256,11 +263,12 @@ class Client:
         return self.ui.one("Text", tab, state="disabled"), self.ui.one("Text", tab, state="normal")
 
     def shown(self):
-        """The selected tab's messages as shown, without times and day lines."""
+        """The selected tab's lines as shown (names over groups, messages with
+        their ticks), without the HH:MM times and the day lines."""
         history, _ = self.conversation()
         text = self.ui(history, "get", "1.0", "end-1c")
-        return [re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line) for line in text.splitlines()
-                if not re.fullmatch("\u2014 .* \u2014", line)]
+        return [re.sub(r"   \d\d:\d\d", "", line) for line in text.splitlines()
+                if not DAY_LINE.fullmatch(line)]
 
     def status_bar(self):
         labels = self.ui.find("TLabel", style="Status.TLabel")
@@ -269,11 +277,16 @@ class Client:
 
 @pytest.fixture
 def desk():
+    """The display, and a session bus with a notification server for the clients."""
     require_tools()
     server = Xvfb(WIDTH, HEIGHT)
-    desk = Desk(server.display)
+    bus = SessionBus()
+    desk = Desk(server.display, bus.address)
+    desk.notifications = NotificationServer(bus.address)
     yield desk
     desk.close()
+    desk.notifications.stop()
+    bus.stop()
     server.stop()
 
 
@@ -345,9 +358,9 @@ def add_contact(desk, client, other, step):
 
 
 def open_conversation(desk, client, other):
-    """Double-click the contact's row, as a user opens a conversation."""
-    tree = client.ui.one("Treeview")
-    desk.click(client.ui.centre(tree, client.ui.words(tree, "bbox", other.name)), count=2)
+    """Click the contact's row, as a user opens a conversation."""
+    tree = client.chats()
+    desk.click(client.ui.centre(tree, client.ui.words(tree, "bbox", other.name)))
     wait_for(f"{client.name}'s tab for {other.name}", lambda: client.ui.find("TNotebook") and (
         client.ui(client.ui.one("TNotebook"), "tab", "current", "-text") == other.name))
 
@@ -386,37 +399,44 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
     open_conversation(desk, alice, bob)
     say(desk, alice, bob, "Hi bob! Did my card work?")
     wait_equal("alice's window to show it delivered",
-               alice.shown, [f"You: Hi bob! Did my card work?  {DELIVERED}"])
+               alice.shown, ["You", f"Hi bob! Did my card work? {DELIVERED}"])
     wait_equal("bob's list to count it unread", lambda: bob.contact_row("alice"), ("connected", "1"))
     desk.shoot("5-alice-sent")
 
     open_conversation(desk, bob, alice)
-    assert bob.shown() == ["alice: Hi bob! Did my card work?"]
+    assert bob.shown() == ["alice", "Hi bob! Did my card work?"]
     assert bob.contact_row("alice") == ("connected", "")
     say(desk, bob, alice, "Yes, it worked!", "You're online in my list.")
     say(desk, alice, bob, "Great. Lunch at noon tomorrow?")
     say(desk, bob, alice, "Sounds good, see you there!")
     views = {  # each window's tab, line by line; states only on one's own messages
-        alice: [f"You: Hi bob! Did my card work?  {DELIVERED}",
-                "bob: Yes, it worked!",
-                "You're online in my list.",
-                f"You: Great. Lunch at noon tomorrow?  {DELIVERED}",
-                "bob: Sounds good, see you there!"],
-        bob: ["alice: Hi bob! Did my card work?",
-              "You: Yes, it worked!",
-              f"You're online in my list.  {DELIVERED}",
-              "alice: Great. Lunch at noon tomorrow?",
-              f"You: Sounds good, see you there!  {DELIVERED}"],
+        alice: ["You", f"Hi bob! Did my card work? {DELIVERED}",
+                "bob", "Yes, it worked!", "You're online in my list.",
+                "You", f"Great. Lunch at noon tomorrow? {DELIVERED}",
+                "bob", "Sounds good, see you there!"],
+        bob: ["alice", "Hi bob! Did my card work?",
+              "You", "Yes, it worked!", f"You're online in my list. {DELIVERED}",
+              "alice", "Great. Lunch at noon tomorrow?",
+              "You", f"Sounds good, see you there! {DELIVERED}"],
     }
     for client, other in ((alice, bob), (bob, alice)):
         wait_equal(f"{client.name}'s window to show the conversation",
                    client.shown, views[client])
-        assert client.contact_row(other.name) == ("connected", "")
+    assert bob.contact_row("alice") == ("connected", "")
+    # bob's last message came while alice's window was not focused: unread (and a
+    # desktop notification) until she comes back to it.
+    assert alice.contact_row("bob") == ("connected", "1")
     # Refresh recounts the DHT peers (the status bar shows the count from join time).
     desk.click(alice.ui.centre(alice.ui.one("TButton", text="Refresh")))
     wait_equal("alice's status bar to count the server and bob",
                lambda: alice.status_bar()[0], "DHT peers: 2")
     desk.click(alice.ui.centre(alice.conversation()[1]))  # back to typing
+    wait_equal("alice's window to count it read", lambda: alice.contact_row("bob"), ("connected", ""))
+    # Each message reached a window that was not focused (its sender's was): a desktop
+    # notification each, titled with the sender's name as the receiver calls them.
+    assert sorted((n[3], n[4]) for n in desk.notifications.shown) == [
+        ("alice", "Great. Lunch at noon tomorrow?"), ("alice", "Hi bob! Did my card work?"),
+        ("bob", "Sounds good, see you there!"), ("bob", "Yes, it worked! / You're online in my list.")]
     desk.shoot("6-conversation")
 
     # bob quits (SIGTERM); his offline notice reaches alice's contact list.

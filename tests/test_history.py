@@ -140,3 +140,78 @@ def test_states_are_enum_members_stored_under_their_plain_names(history):
     history.set_state(BOB, b"1" * 16, MessageState.SENT)
     assert history.get(b"1" * 16).state is MessageState.SENT
     assert history._db.execute("SELECT state FROM messages").fetchone() == ("sent",)
+
+
+def test_conversation_pages_back_from_a_message(history):
+    for i in range(7):
+        history.add_outgoing(BOB, bytes([i]) * 16, f"m{i}", float(i // 2))  # equal times in pairs
+    history.store_incoming(incoming(b"i" * 16, 1, text="in"), [b"i" * 16], next_incoming=2)  # at 101
+    page = history.conversation(BOB, limit=3, before=b"\5" * 16)
+    assert [m.text for m in page] == ["m2", "m3", "m4"]
+    older = history.conversation(BOB, limit=3, before=page[0].id)
+    assert [m.text for m in older] == ["m0", "m1"]
+    assert [m.text for m in history.conversation(BOB, limit=2)] == ["m6", "in"]
+    assert history.conversation(BOB, before=b"?" * 16) == []  # no such message: nothing older
+
+
+def test_search_finds_word_prefixes_in_any_order_newest_first(history):
+    history.add_outgoing(BOB, b"1" * 16, "Lunch at the café tomorrow?", 1.0)
+    history.add_outgoing(CAROL, b"2" * 16, "tomorrow we lunch", 2.0)
+    history.add_outgoing(BOB, b"3" * 16, "no food talk", 3.0)
+    history.store_incoming(StoredMessage(b"4" * 16, BOB, False, 2, "lunch held back", 4.0, "held"),
+                           [], next_incoming=1)
+    assert [m.text for m in history.search("TOMORROW lun", [BOB, CAROL])] == [
+        "tomorrow we lunch", "Lunch at the café tomorrow?"]
+    assert [m.id for m in history.search("cafe", [BOB])] == [b"1" * 16]  # accents folded
+    assert history.search("lunch", [CAROL], limit=1)[0].peer == CAROL
+    assert history.search("lunch", []) == []
+
+
+@pytest.mark.parametrize("text", ['"', "a*", "NEAR(", "text:x", "-", "AND OR", "^", "  "])
+def test_search_treats_query_syntax_as_plain_words(history, text):
+    history.add_outgoing(BOB, b"1" * 16, 'quote " a*b NEAR( text:x - AND OR ^', 1.0)
+    found = history.search(text, [BOB])  # never an FTS5 syntax error
+    assert found in ([], [history.get(b"1" * 16)])
+
+
+def test_the_index_follows_deletes_and_edits(history):
+    history.add_outgoing(BOB, b"1" * 16, "apple", 1.0)
+    history._db.execute("UPDATE messages SET text = 'pear'")
+    assert history.search("apple", [BOB]) == [] and len(history.search("pear", [BOB])) == 1
+    history._db.execute("DELETE FROM messages")
+    assert history.search("pear", [BOB]) == []
+
+
+# The tables of schema 1, as kadchat wrote them before the full-text index.
+SCHEMA_1 = """
+CREATE TABLE messages (peer BLOB NOT NULL, id BLOB NOT NULL, outgoing INTEGER NOT NULL,
+    seq INTEGER NOT NULL, text TEXT NOT NULL, timestamp REAL NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (peer, id));
+CREATE INDEX messages_by_time ON messages (peer, timestamp);
+CREATE INDEX messages_by_id ON messages (id);
+CREATE TABLE outbox (peer BLOB NOT NULL, id BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (peer, id));
+CREATE TABLE conversations (peer BLOB PRIMARY KEY, next_outgoing INTEGER NOT NULL DEFAULT 1,
+    next_incoming INTEGER NOT NULL DEFAULT 1);
+PRAGMA user_version=1;
+"""
+
+
+def test_a_schema_1_file_gets_the_index_and_keeps_everything(tmp_path):
+    path = sqlite_file(tmp_path / "h.sqlite3", SCHEMA_1 + f"""
+        INSERT INTO messages VALUES (x'{BOB.hex()}', x'01', 1, 1, 'old picnic plans', 1.0, 'queued');
+        INSERT INTO messages VALUES (x'{BOB.hex()}', x'02', 0, 1, 'picnic? yes', 2.0, 'received');
+        INSERT INTO outbox VALUES (x'{BOB.hex()}', x'01', 1);
+        INSERT INTO conversations VALUES (x'{BOB.hex()}', 2, 2);""")
+    h = History(path)
+    assert [m.text for m in h.search("picnic", [BOB])] == ["picnic? yes", "old picnic plans"]
+    assert [m.text for m in h.pending_for(BOB)] == ["old picnic plans"]
+    assert h.incoming_state(BOB) == (2, [])
+    assert h.add_outgoing(BOB, b"\3", "new picnic", 3.0).seq == 2
+    assert len(h.search("picnic", [BOB])) == 3
+    h.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    db.close()
+    h = History(path)  # opened again: indexed once, not twice
+    assert len(h.search("picnic", [BOB])) == 3
+    h.close()

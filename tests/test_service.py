@@ -75,3 +75,19 @@ def test_undelivered_lists_the_outbox_oldest_first_until_delivered(tmp_path):
         (first.id, "carol", "first"), (second.id, "bob", "second")]
     service._db.set_state(service.book.key_of("carol"), bytes.fromhex(first.id), "delivered")
     assert [m.id for m in service.undelivered()] == [second.id]
+
+
+def test_history_pages_and_search_go_through_the_contact_names(tmp_path):
+    bob = load_or_create(str(tmp_path / "bob"), "bob")
+    service = ChatService(task.Clock(), Config(data_dir=str(tmp_path)), load_or_create(str(tmp_path), "alice"))
+    service.book.add(bob.card, "Bob Big")
+    for i in range(5):
+        service._db.add_outgoing(bob.public_key, bytes([i]) * 16, f"note {i}", float(i))
+    latest = service.history("Bob Big", limit=2)
+    assert [m.text for m in latest] == ["note 3", "note 4"]
+    assert [m.text for m in service.history("Bob Big", 2, before=latest[0].id)] == ["note 1", "note 2"]
+    found = service.search("NOTE", limit=2)
+    assert [(m.contact, m.text) for m in found] == [("Bob Big", "note 4"), ("Bob Big", "note 3")]
+    with pytest.raises(UserError, match="not a message id"):
+        service.history("Bob Big", before="zz")
+    service._db.close()

@@ -1,68 +1,122 @@
-"""Look of the window: ttk "clam" theme, fonts, colours, presence dots."""
+"""Look of the window: the Sun Valley ttk theme (sv-ttk), light or dark, fonts,
+the palette the plain Tk widgets use, presence dots and colour emoji."""
 
 from __future__ import annotations
 
+import re
 import tkinter as tk
 import tkinter.font as tkfont
+from dataclasses import dataclass
 from tkinter import ttk
+
+import sv_ttk
 
 from kadchat.model import ContactPresence
 
-BACKGROUND = "#eceae6"
-PAPER = "#ffffff"
-MUTED = "#6b6f76"
-ERROR = "#b00020"
-ME = "#1f5fbf"
-THEM = "#1b7a3a"
+EMOJI_FONTS = ("Noto Color Emoji", "Twemoji", "Apple Color Emoji", "Segoe UI Emoji")
+# Runs of pictographs (with their joiners and variation selectors) to draw in
+# the colour emoji font: Tk's own font fallback picks a monochrome glyph first.
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u2190-\u21FF\u200D\uFE0F"
+                   "\U0001F1E6-\U0001F1FF\U000E0020-\U000E007F]+")
+
+
+@dataclass(frozen=True)
+class Palette:
+    background: str  # the theme's own window colour
+    paper: str  # the conversation's background
+    text: str
+    muted: str
+    accent: str  # own name, links, badges
+    error: str
+    them: str  # the other person's name
+    bubble_me: str
+    bubble_them: str
+    banner: str  # "can't reach the network"
+    banner_text: str
+
+
+PALETTES = {
+    "light": Palette(background="#fafafa", paper="#ffffff", text="#1c1c1c", muted="#6b6f76",
+                     accent="#005fb8", error="#b00020", them="#1b7a3a", bubble_me="#dcebfc",
+                     bubble_them="#f0f1f3", banner="#fff4ce", banner_text="#5c4400"),
+    "dark": Palette(background="#1c1c1c", paper="#202020", text="#e8e8e8", muted="#a0a4aa",
+                    accent="#57a9f5", error="#ff7a85", them="#6cd08f", bubble_me="#1e3a5c",
+                    bubble_them="#2e2f31", banner="#433519", banner_text="#ffe3a3"),
+}
 # Filled dots for who hears us now (connected, away) or not (offline); a ring for
 # "in the network": findable, but no session yet.
 PRESENCE_DOTS = {
     ContactPresence.CONNECTED: ("#2ea44f", False),
     ContactPresence.AWAY: ("#e3a008", False),
-    ContactPresence.SEEN: ("#4f7fa8", True),
-    ContactPresence.OFFLINE: ("#a0a4aa", False),
+    ContactPresence.SEEN: ("#4f9fd8", True),
+    ContactPresence.OFFLINE: ("#8a8e94", False),
 }
 
 
 class Look:
-    """Fonts and images shared by the widgets; images must outlive them."""
+    """Theme, fonts and images shared by the widgets; images must outlive them."""
 
-    def __init__(self, root: tk.Misc):
-        style = ttk.Style(root)
-        style.theme_use("clam")
+    def __init__(self, root: tk.Misc, mode: str = "light"):
+        self.mode = mode
+        self.colours = colours = PALETTES[mode]
+        sv_ttk.set_theme(mode, root)
         base = tkfont.nametofont("TkDefaultFont")
         base.configure(size=10)
-        tkfont.nametofont("TkTextFont").configure(size=10)
+        for name in ("TkTextFont", "SunValleyBodyFont", "SunValleyCaptionFont"):
+            if name in tkfont.names(root):
+                tkfont.nametofont(name).configure(family=base.cget("family"), size=10)
         self.font = base
-        self.bold = base.copy()
-        self.bold.configure(weight="bold")
-        self.small = base.copy()
-        self.small.configure(size=9)
-        self.title = base.copy()
-        self.title.configure(size=12, weight="bold")
+        self.bold = _variant(base, weight="bold")
+        self.small = _variant(base, size=8)
+        self.title = _variant(base, size=13, weight="bold")
+        self.heading = _variant(base, size=16, weight="bold")
+        families = set(tkfont.families(root))
+        self.emoji_family = next((f for f in EMOJI_FONTS if f in families), None)
+        self.emoji = tkfont.Font(root, family=self.emoji_family or base.cget("family"), size=10)
         line = base.metrics("linespace")
 
-        root.configure(background=BACKGROUND)
-        style.configure(".", background=BACKGROUND)
-        style.configure("Treeview", rowheight=line + 10, background=PAPER,
-                        fieldbackground=PAPER, borderwidth=0)
-        style.configure("Treeview.Heading", padding=(6, 4))
-        style.configure("TNotebook.Tab", padding=(12, 4))
-        style.configure("TButton", padding=(10, 3))
+        style = ttk.Style(root)
+        root.configure(background=colours.background)
+        style.configure("Treeview", rowheight=2 * line + 14)
         style.configure("Title.TLabel", font=self.title)
-        style.configure("Muted.TLabel", foreground=MUTED)
-        style.configure("Error.TLabel", foreground=ERROR)
-        style.configure("Status.TLabel", foreground=MUTED, padding=(10, 3))
-        style.configure("Placeholder.TLabel", foreground=MUTED, background=PAPER)
-        style.configure("Paper.TFrame", background=PAPER)
+        style.configure("Heading.TLabel", font=self.heading)
+        style.configure("Muted.TLabel", foreground=colours.muted)
+        style.configure("Error.TLabel", foreground=colours.error)
+        style.configure("Status.TLabel", foreground=colours.muted, padding=(10, 3))
+        style.configure("Banner.TFrame", background=colours.banner)
+        style.configure("Banner.TLabel", background=colours.banner, foreground=colours.banner_text)
 
-        self.dots = {p: _dot(root, colour, size=line // 2 + 2, hollow=hollow)
+        self.dots = {p: _dot(root, colour, size=line // 2 + 4, hollow=hollow)
                      for p, (colour, hollow) in PRESENCE_DOTS.items()}
+
+    def text_widget_options(self) -> dict:
+        """Colours for plain tk.Text boxes, which the ttk theme does not reach."""
+        c = self.colours
+        return dict(background=c.paper, foreground=c.text, insertbackground=c.text,
+                    selectbackground=c.accent, selectforeground="#ffffff", font=self.font,
+                    highlightthickness=1, highlightbackground=c.muted, highlightcolor=c.accent,
+                    relief="flat", borderwidth=0)
+
+    def runs(self, text: str, *tags: str) -> list:
+        """`text` as Text.insert's (chunk, tags) pairs: emoji in the colour font."""
+        if self.emoji_family is None:
+            return [text, tags]
+        pieces, at = [], 0
+        for match in EMOJI.finditer(text):
+            pieces += [text[at:match.start()], tags, match.group(), (*tags, "emoji")]
+            at = match.end()
+        return pieces + [text[at:], tags]
+
+
+def _variant(font: tkfont.Font, **changes) -> tkfont.Font:
+    copy = font.copy()
+    copy.configure(**changes)
+    return copy
 
 
 def _dot(root: tk.Misc, colour: str, size: int, hollow: bool) -> tk.PhotoImage:
     """A filled circle (or a ring) on a transparent square, for presence."""
-    image = tk.PhotoImage(master=root, width=size + 4, height=size)
+    image = tk.PhotoImage(master=root, width=size + 6, height=size)
     r = size / 2
     inner = r - max(2, size / 5) if hollow else 0  # a ring two pixels wide or more
     for y in range(size):
