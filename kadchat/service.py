@@ -94,7 +94,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.mailbox = Mailbox(reactor, self.node, identity.signing_key, self.book.keys, self._drops, self._db,
                                self.endpoint.has_session, self.endpoint.deliver_stored, self.endpoint.set_state,
                                rate=LOOKUP_RATE)
-        self._joiner = Joiner(reactor, self.node.bootstrap, self._joined, self._notify_status, REJOIN_INTERVAL)
+        self._joiner = Joiner(reactor, self.node.bootstrap, self._joined, self._notify_status, REJOIN_INTERVAL,
+                              resolve=lambda host: reactor.resolve(host, timeout=(2,)),
+                              bootstrap_file=self._path(BOOTSTRAP_FILE))
+        self.node.add_response_observer(self._joiner.heard_from)
         self._status_loop = Loop(reactor, STATUS_INTERVAL, self._notify_status_if_changed)
 
     def _path(self, name):
@@ -110,7 +113,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))
         warnings += problems
         given = [(c.bootstrap_host, c.bootstrap_port)] if c.bootstrap_host is not None else []
-        self._joiner.addresses = given + list(entries)
+        self._joiner.addresses = given + [address for address in entries if address not in given]
+        self._joiner.unsaved = [address for address in given if address not in entries]
         try:
             self.address = self.node.listen(c.port, c.interface)
         except error.CannotListenError as e:
@@ -226,6 +230,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             external_address=self.reachability.external_address(),
             reachability=self.reachability.kind() if self._joiner.joined else "unknown",
             my_status=self._my_status,
+            unreachable=self._joiner.unreachable,
         )
 
     def _notify_status(self):
