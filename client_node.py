@@ -128,7 +128,7 @@ def main(reactor, argv):
     for warning in service.start():
         warn(warning)
     host, port = service.address
-    print(f"listening on {host}:{port}; {CARD_FILE} holds your card", flush=True)
+    print(f"listening on {host}:{port}; {os.path.join(config.data_dir, CARD_FILE)} holds your card", flush=True)
 
     finished = defer.Deferred()
     stopping = []
