@@ -50,6 +50,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         c = config
         self.config = config
         self.identity = identity
+        self._clock = reactor
         self.my_name = identity.username
         self.my_card = identity.card
         self.address = None
@@ -110,6 +111,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         warnings = self._seq.check() + self.book.load()
         for name, public_key in self.book.items():
             self.tracker.add_contact(name, public_key)
+            self._seen_in_history(name, public_key)
         entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))
         warnings += problems
         given = [(c.bootstrap_host, c.bootstrap_port)] if c.bootstrap_host is not None else []
@@ -158,10 +160,17 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             self.publisher.publish_now()
             self.presences.liveness.announce()
 
+    def _seen_in_history(self, name, public_key, recent=50):
+        """"Last seen" starts no older than the last message received (of the recent ones)."""
+        received = [m.timestamp for m in self._db.conversation(public_key, recent) if not m.outgoing]
+        if received:
+            self.book.seen(name, min(max(received), self._clock.seconds()))
+
     def message_received(self, peer_key, stored):
         name = self.book.name_of(peer_key)
         if name is not None:
             self.book.count_unread(name)
+            self.book.seen(name, min(stored.timestamp, self._clock.seconds()))  # a message is a sign of life
             self._tell("message", message_view(stored, self.book))
 
     def message_state(self, message_id, state):

@@ -383,3 +383,22 @@ def test_both_writing_first_at_the_same_moment_deliver_both_ways(tmp_path, procs
     assert texts_from(bob, "alice") == [f"from alice {i}" for i in range(3)]
     assert texts_from(alice, "bob") == [f"from bob {i}" for i in range(3)]
     assert alice.quit() == 0 and bob.quit() == 0
+
+
+def test_after_a_restart_last_seen_is_not_older_than_the_last_message_received(tmp_path, procs):
+    from kadchat.cards import decode_card
+    from kadchat.history import History, StoredMessage, history_path
+    from kadchat.model import MessageState
+
+    people = friends(tmp_path, ["alice", "bob"])
+    alice_dir, alice_card = people["alice"]
+    received_at = time.time() - 120
+    history = History(history_path(alice_dir, decode_card(alice_card)))
+    message_id = os.urandom(16)
+    history.store_incoming(StoredMessage(message_id, decode_card(people["bob"][1]), False, 1, "bye for now",
+                                         received_at, MessageState.HELD), [message_id], 2)
+    history.close()
+    alice = procs.client(alice_dir)  # bob is not running: offline, never seen this run
+    alice.send_line("/contacts")
+    alice.expect(rf"bob.*last seen {time.strftime('%H:%M', time.localtime(received_at))}")
+    assert alice.quit() == 0
