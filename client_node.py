@@ -91,6 +91,7 @@ def start_window(root, service, quit):
 
     root.deiconify()
     ChatWindow(root, service, close).start()
+    print(f"kadchat: you are {service.my_name}; your window is open", flush=True)  # demo.py waits for it
 
 
 @defer.inlineCallbacks

@@ -50,12 +50,12 @@ def window_problem():
 
 
 class LineProcess(protocol.ProcessProtocol):
-    """A child whose stdout lines go to `on_line`; `listening` fires at its
-    "listening on" line, `ended` when it exits."""
+    """A child whose stdout lines go to `on_line`; `window_open` fires when a
+    window client says its window is open, `ended` when it exits."""
 
     def __init__(self, on_line=None):
         self.on_line = on_line or (lambda line: None)
-        self.listening = defer.Deferred()
+        self.window_open = defer.Deferred()
         self.ended = defer.Deferred()
         self._buffer = b""
 
@@ -64,8 +64,8 @@ class LineProcess(protocol.ProcessProtocol):
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
             line = line.decode("utf-8", "replace")
-            if line.startswith("listening on") and not self.listening.called:
-                self.listening.callback(None)
+            if line.endswith("; your window is open") and not self.window_open.called:
+                self.window_open.callback(None)
             self.on_line(line)
 
     def processEnded(self, reason):
@@ -131,9 +131,8 @@ class Demo:
         if not self.console:
             clients = [self.spawn("client_node.py", self.client_args(users[name][0], True), LineProcess())
                        for name in ("alice", "bob")]
-            # A window client says "listening on" only once its window could open.
             for name, client in zip(("alice", "bob"), clients):
-                yield defer.DeferredList([client.listening, client.ended], fireOnOneCallback=True)
+                yield defer.DeferredList([client.window_open, client.ended], fireOnOneCallback=True)
                 if client.ended.called:
                     raise UserError(f"{name}'s window did not open (see the error above)")
             print("two windows open: alice and bob. Close both to end the demo.", flush=True)
