@@ -1,4 +1,4 @@
-"""A Python without tkinter (Debian/Ubuntu: no python3-tk): the window client
+"""A Python without tkinter (Debian/Ubuntu: no python3-tk), or no display: the window client
 says so in one line naming the package, and the demo claims no windows. The
 entry scripts run as real processes in which `import tkinter` fails."""
 
@@ -47,3 +47,13 @@ def test_the_demo_with_a_display_but_without_tkinter_says_so_and_opens_no_window
            "instead" in result.stdout.splitlines()
     assert "windows open" not in result.stdout
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_the_window_client_without_a_display_is_one_line_and_creates_no_identity(tmp_path):
+    env = {k: v for k, v in CHILD_ENV.items() if k != "DISPLAY"}
+    result = subprocess.run([sys.executable, CLIENT, "--data-dir", str(tmp_path), "--interface", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: cannot open a window (") and line.endswith("use -N for the console client")
+    assert not (tmp_path / "identity.key").exists()
