@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The kadchat client: a Tk window, or with -N a console (see --help)."""
 
+from kadchat import interrupts  # first: Ctrl-C while importing exits quietly
+
 import os
 import signal
 import sys
@@ -95,13 +97,20 @@ def start_window(root, service, quit):
 
 
 @defer.inlineCallbacks
-def first_run_in_window(root, config):
+def first_run_in_window(reactor, root, config):
     """Without an identity or --name, the window asks for the username (and a bootstrap node)."""
     if config.name is not None or has_identity(config.data_dir):
         return config
     from kadchat.ui.gui.firstrun import ask_first_run
 
-    choice = yield ask_first_run(root)
+    asking = ask_first_run(root)
+    # Ctrl-C or SIGTERM while the dialog is open: giving up, as closing it is
+    # (cancelling it once it has an answer does nothing).
+    reactor.addSystemEventTrigger("before", "shutdown", asking.cancel)
+    try:
+        choice = yield asking
+    except defer.CancelledError:
+        raise UserError("stopped before a username was chosen; nothing was created") from None
     bootstrap = dict(bootstrap_host=choice.bootstrap[0], bootstrap_port=choice.bootstrap[1]) if choice.bootstrap else {}
     return replace(config, name=choice.name, **bootstrap)
 
@@ -119,7 +128,7 @@ def main(reactor, argv):
         warn(exposure)
     root = None if config.no_gui else open_root()
     if root is not None:
-        config = yield first_run_in_window(root, config)
+        config = yield first_run_in_window(reactor, root, config)
     identity = load_or_create(config.data_dir, config.name, ask_name)
     # Without -l only warnings reach the terminal, which the console UI shares: one line each.
     start_logging(config.log_file, LogLevel.info if config.log_file else LogLevel.warn, terse=True)
@@ -152,4 +161,5 @@ def main(reactor, argv):
 
 
 if __name__ == "__main__":
+    interrupts.hand_over()
     task.react(run_main, (main, sys.argv[1:]))

@@ -9,7 +9,8 @@ alice in this terminal and bob is a small bot that answers you.
     python3 demo.py [--console] [--duration SECONDS]
 """
 
-import argparse
+from kadchat import interrupts  # first: Ctrl-C while importing exits quietly
+
 import os
 import re
 import socket
@@ -196,4 +197,5 @@ def main(reactor, argv):
 
 
 if __name__ == "__main__":
+    interrupts.hand_over()
     task.react(run_main, (main, sys.argv[1:]))

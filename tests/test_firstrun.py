@@ -147,3 +147,19 @@ def test_closing_the_first_run_dialog_is_one_line_a_non_zero_exit_and_creates_no
     assert client.err.read_text().splitlines() == [
         "error: no username chosen in the first-run dialog; nothing was created"]
     assert not (data_dir / "identity.key").exists() and not (data_dir / "identity.txt").exists()
+
+
+def test_ctrl_c_while_the_first_run_dialog_is_open_is_one_line_and_creates_no_identity(display, tmp_path):
+    import signal
+
+    data_dir = tmp_path / "erin"
+    client = Launched(display, data_dir, tmp_path)
+    try:
+        window(display, DIALOG, client)
+        os.killpg(client.process.pid, signal.SIGINT)
+        wait_for("the client to exit", lambda: client.process.poll() is not None)
+    finally:
+        client.stop()
+    assert client.process.returncode == 1
+    assert client.err.read_text().splitlines() == ["error: stopped before a username was chosen; nothing was created"]
+    assert not (data_dir / "identity.key").exists()

@@ -87,3 +87,24 @@ def test_ctrl_c_in_the_demo_stops_everything_without_a_traceback(tmp_path, termi
     assert "Traceback" not in terminal.screen and "GeneratorExit" not in terminal.screen, terminal.screen
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftovers.stdout == ""
+
+
+@pytest.mark.parametrize("after", [0.2, 1.0, 2.0, 3.0])
+def test_ctrl_c_at_any_moment_of_the_demo_start_is_quiet(tmp_path, after):
+    """Ctrl-C reaches the whole foreground process group: the demo, its servers and
+    clients, whether still importing, starting or running."""
+    import os
+    import signal
+    import time
+
+    env = {k: v for k, v in CHILD_ENV.items() if k != "DISPLAY"}
+    demo = subprocess.Popen([sys.executable, str(ROOT / "demo.py"), "--console"], cwd=tmp_path, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    time.sleep(after)
+    os.killpg(demo.pid, signal.SIGINT)
+    screen = demo.communicate(timeout=60)[0].decode()
+    assert demo.returncode in (0, 130), screen  # 130: still importing, as shells report an interrupt
+    assert "Traceback" not in screen and "Error" not in screen, screen
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftovers.stdout == ""

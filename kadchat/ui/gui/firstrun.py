@@ -89,11 +89,12 @@ class FirstRunDialog(tk.Toplevel):
 
 
 def ask_first_run(root: tk.Misc) -> defer.Deferred:
-    """A Deferred of the FirstRun the user chose; fails with UserError if they close the dialog."""
-    answered = defer.Deferred()
+    """A Deferred of the FirstRun the user chose; fails with UserError if they close
+    the dialog. Cancelling it (the program is stopping) closes the dialog."""
+    answered = defer.Deferred(canceller=lambda _: dialog.destroy())
 
-    def cancelled():
+    def closed():
         answered.errback(UserError("no username chosen in the first-run dialog; nothing was created"))
-    dialog = FirstRunDialog(root, answered.callback, cancelled)
+    dialog = FirstRunDialog(root, answered.callback, closed)
     dialog.lift()
     return answered
