@@ -10,7 +10,6 @@ Nodes given on the command line (`unsaved`) are added to bootstrap.txt once
 they have answered, so the next start needs no -I/-P.
 """
 
-import os
 from enum import Enum
 
 from twisted.internet import defer
@@ -19,6 +18,7 @@ from twisted.logger import Logger
 from kademlia.timers import Loop, SingleFlight
 
 BOOTSTRAP_FILE = "bootstrap.txt"
+BOOTSTRAP_HEADER = b"# nodes to join the swarm through: HOST PORT per line\n"
 
 
 class JoinState(Enum):
@@ -136,17 +136,17 @@ class Joiner:
         self.unsaved = []
 
     def _append_to_bootstrap_file(self, host, port):
+        """Add a `HOST PORT` line, keeping the user's lines byte for byte."""
         path = self._bootstrap_file
         try:
+            try:
+                with open(path, "rb") as f:
+                    old = f.read()
+            except FileNotFoundError:
+                old = b""
+            before = b"" if old.endswith(b"\n") else b"\n" if old else BOOTSTRAP_HEADER
             with open(path, "ab") as f:
-                if f.tell() == 0:
-                    f.write(b"# nodes to join the swarm through: HOST PORT per line\n")
-                else:
-                    with open(path, "rb") as old:
-                        old.seek(-1, os.SEEK_END)
-                        if old.read(1) != b"\n":
-                            f.write(b"\n")
-                f.write(f"{host} {port}\n".encode("utf-8"))
+                f.write(before + f"{host} {port}\n".encode("utf-8"))
         except OSError as e:
             self.log.warn("cannot add {host} {port} to {path}: {error}", host=host, port=port, path=path,
                           error=e.strerror)
