@@ -21,18 +21,21 @@ An unknown key, a repeated key or a bad value stops the program with a
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
+from kadchat import datadir
 from kadchat.cli import OneLineParser, flag_type
 from kadchat.errors import UserError
 from kadchat.files import parse_host, validate_name
+from kadchat.identity import CARD_FILE
 
 CONFIG_FILE = "kadchat.conf"
 
 
 @dataclass(frozen=True)
 class Config:
-    data_dir: str = "."  # identity, contacts, bootstrap list, history and state live here
+    # identity, contacts, bootstrap list, history and state live here (see kadchat.datadir.default)
+    data_dir: str = field(default_factory=lambda: datadir.default(CARD_FILE))
     port: int = 0  # UDP port for DHT and chat; 0 lets the system pick a free one
     interface: str = "0.0.0.0"  # address to bind; all interfaces so peers can reach us
     bootstrap_host: str | None = None  # a node to join through, besides bootstrap.txt
@@ -205,7 +208,8 @@ def _client_parser(prog):
             parser.add_argument(flag, dest=key, metavar=metavar, type=flag_type(PARSERS[key]), default=None, help=help_text)
     parser.add_argument("--config", metavar="PATH", help=f"config file (default: DIR/{CONFIG_FILE})")
     parser.add_argument("--data-dir", dest="data_dir", metavar="DIR", type=flag_type(_path),
-                        help="data directory (default: current directory)")
+                        help=f"data directory (default: the current directory if it holds {CARD_FILE}, "
+                             f"else $XDG_DATA_HOME/{datadir.APP_FOLDER}, i.e. ~/.local/share/{datadir.APP_FOLDER})")
     return parser
 
 
@@ -219,7 +223,7 @@ def build_config(argv, prog) -> Config:
     args = parser.parse_args(list(argv))
     if (args.bootstrap_host is None) != (args.bootstrap_port is None):
         parser.error("-I and -P go together: give both or neither")
-    data_dir = args.data_dir or Config.data_dir
+    data_dir = args.data_dir or datadir.default(CARD_FILE)
     config_path = args.config or os.path.join(data_dir, CONFIG_FILE)
     config = replace(Config(data_dir=data_dir), **read_config_file(config_path, required=args.config is not None))
     flags = {key: value for key, value in vars(args).items() if key in PARSERS and value is not None}

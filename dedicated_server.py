@@ -6,6 +6,8 @@
                         [--state FILE] [--status-interval SECONDS]
 """
 
+from kadchat import interrupts  # first: Ctrl-C while importing exits quietly
+
 import sys
 
 from twisted.internet import defer, error, task
@@ -97,4 +99,5 @@ def main(reactor, argv):
 
 
 if __name__ == "__main__":
+    interrupts.hand_over()
     task.react(run_main, (main, sys.argv[1:]))

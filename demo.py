@@ -9,13 +9,18 @@ alice in this terminal and bob is a small bot that answers you.
     python3 demo.py [--console] [--duration SECONDS]
 """
 
-import argparse
+from kadchat import interrupts  # first: Ctrl-C while importing exits quietly
+
 import os
 import re
 import socket
 import sys
 
 from twisted.internet import defer, protocol, task
+
+from kadchat.cli import OneLineParser, run_main
+from kadchat.errors import UserError
+from kadchat.identity import load_or_create
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(os.getcwd(), "demo-data")
@@ -30,11 +35,28 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
+def window_problem():
+    """Why this machine cannot show the demo's windows, or None if it can."""
+    if not os.environ.get("DISPLAY"):
+        return "no display"
+    try:
+        import tkinter
+    except ImportError:
+        return "tkinter is missing (Debian/Ubuntu package python3-tk)"
+    try:
+        tkinter.Tk().destroy()
+    except tkinter.TclError as e:
+        return f"cannot open a window ({e})"
+    return None
+
+
 class LineProcess(protocol.ProcessProtocol):
-    """A child whose stdout lines go to `on_line`; `ended` fires when it exits."""
+    """A child whose stdout lines go to `on_line`; `window_open` fires when a
+    window client says its window is open, `ended` when it exits."""
 
     def __init__(self, on_line=None):
         self.on_line = on_line or (lambda line: None)
+        self.window_open = defer.Deferred()
         self.ended = defer.Deferred()
         self._buffer = b""
 
@@ -42,7 +64,10 @@ class LineProcess(protocol.ProcessProtocol):
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
-            self.on_line(line.decode("utf-8", "replace"))
+            line = line.decode("utf-8", "replace")
+            if line.endswith("; your window is open") and not self.window_open.called:
+                self.window_open.callback(None)
+            self.on_line(line)
 
     def processEnded(self, reason):
         self.ended.callback(reason.value.exitCode)
@@ -57,6 +82,7 @@ class Demo:
         self.console = console
         self.duration = duration
         self.children = []
+        self._stopping = None
 
     def spawn(self, script, args, proto, terminal=False):
         argv = [sys.executable, "-u", os.path.join(HERE, script), *args]
@@ -82,8 +108,6 @@ class Demo:
         return ports[0]
 
     def prepare_users(self, port):
-        from kadchat.identity import load_or_create
-
         users = {}
         for name in ("alice", "bob"):
             folder = os.path.join(DATA, name)
@@ -106,10 +130,14 @@ class Demo:
         users = self.prepare_users(port)
         print(f"demo swarm: {SERVERS} DHT nodes from 127.0.0.1:{port}; data in {DATA}", flush=True)
         if not self.console:
-            alice = self.spawn("client_node.py", self.client_args(users["alice"][0], True), LineProcess())
-            bob = self.spawn("client_node.py", self.client_args(users["bob"][0], True), LineProcess())
+            clients = [self.spawn("client_node.py", self.client_args(users[name][0], True), LineProcess())
+                       for name in ("alice", "bob")]
+            for name, client in zip(("alice", "bob"), clients):
+                yield defer.DeferredList([client.window_open, client.ended], fireOnOneCallback=True)
+                if client.ended.called:
+                    raise UserError(f"{name}'s window did not open (see the error above)")
             print("two windows open: alice and bob. Close both to end the demo.", flush=True)
-            yield defer.DeferredList([alice.ended, bob.ended])
+            yield defer.DeferredList([client.ended for client in clients])
             return
         bob = self.spawn("client_node.py", self.client_args(users["bob"][0], False), LineProcess())
         bob.on_line = lambda line: self.bot(bob, line)
@@ -135,29 +163,39 @@ class Demo:
         if match:
             bob.send(f"/msg alice you said: {match.group(1)}")
 
-    @defer.inlineCallbacks
     def stop(self):
-        for child in self.children:
-            if child.transport.pid is not None:
-                child.transport.signalProcess("TERM")
-        yield defer.DeferredList([c.ended for c in self.children])
+        """End every child (SIGTERM: each says goodbye); fires once all have exited. Idempotent."""
+        if self._stopping is None:
+            for child in self.children:
+                if child.transport.pid is not None:
+                    child.transport.signalProcess("TERM")
+            self._stopping = defer.DeferredList([c.ended for c in self.children])
+        return self._stopping
 
 
-@defer.inlineCallbacks
-def main(reactor, *argv):
-    parser = argparse.ArgumentParser(prog="demo.py", description="kadchat on this machine: a swarm and two users.")
+def main(reactor, argv):
+    parser = OneLineParser(prog="demo.py", description="kadchat on this machine: a swarm and two users.")
     parser.add_argument("--console", action="store_true", help="no windows, even if a display is present")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="run non-interactively for this long (alice's screen is printed), then stop")
     args = parser.parse_args(argv)
-    console = args.console or args.duration is not None or not os.environ.get("DISPLAY")
+    console = args.console or args.duration is not None
+    if not console:
+        problem = window_problem()
+        if problem:
+            console = True
+            if problem != "no display":
+                print(f"no windows: {problem}; you are alice in this terminal instead", flush=True)
     demo = Demo(reactor, console, args.duration)
-    try:
-        yield demo.run()
-    finally:
-        yield demo.stop()
+    # Ctrl-C or SIGTERM stop the reactor while run() waits: the children still get to say goodbye.
+    reactor.addSystemEventTrigger("before", "shutdown", demo.stop)
+    ran = defer.maybeDeferred(demo.run)
+    # Not a generator: one left suspended at a yield when the reactor stops would
+    # be closed at exit ("generator ignored GeneratorExit").
+    ran.addBoth(lambda result: demo.stop().addCallback(lambda _: result))
+    return ran
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, HERE)
-    task.react(main, sys.argv[1:])
+    interrupts.hand_over()
+    task.react(run_main, (main, sys.argv[1:]))

@@ -8,6 +8,7 @@ from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
     LogLevelFilterPredicate,
+    formatEvent,
     globalLogBeginner,
     textFileLogObserver,
 )
@@ -15,15 +16,34 @@ from twisted.logger import (
 from kadchat.errors import UserError
 
 
-def start_logging(path=None, level=LogLevel.info):
-    """Log to `path` (appending) or to stderr, at `level` and above."""
+def start_logging(path=None, level=LogLevel.info, terse=False):
+    """Log to `path` (appending) or to stderr, at `level` and above.
+
+    `terse` (stderr only): each event as one line `warning: TEXT` (or `error:`),
+    without timestamp, namespace or traceback, for a person at a terminal.
+    """
     try:
         stream = open(path, "a", buffering=1) if path else sys.stderr
     except OSError as e:
         raise UserError(f"cannot open log file {path}: {e.strerror}") from None
     predicate = LogLevelFilterPredicate(defaultLogLevel=level)
-    observer = FilteringLogObserver(textFileLogObserver(stream), [predicate])
+    sink = one_line_observer(stream) if terse and not path else textFileLogObserver(stream)
+    observer = FilteringLogObserver(sink, [predicate])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def one_line_observer(stream):
+    """A log observer writing each event as one line, `warning:`/`error:` first."""
+    prefixes = {LogLevel.warn: "warning: ", LogLevel.error: "error: ", LogLevel.critical: "error: "}
+
+    def observe(event):
+        text = (formatEvent(event) or "").replace("\n", " ")
+        failure = event.get("log_failure")
+        if failure is not None:
+            text += f": {failure.getErrorMessage()}"
+        stream.write(f"{prefixes.get(event.get('log_level'), '')}{text}\n")
+        stream.flush()
+    return observe
 
 
 def run_main(reactor, main, argv):

@@ -121,7 +121,8 @@ class ContactBook:
         return self._unread.get(name, 0)
 
     def seen(self, name, when):
-        self._last_seen[name] = when
+        """A sign of life at `when`; an older one (a stale record) never moves "last seen" back."""
+        self._last_seen[name] = max(when, self._last_seen.get(name, when))
 
     def last_seen(self, name):
         return self._last_seen.get(name)

@@ -1,4 +1,9 @@
-"""The data directory: private to its user, and used by one client at a time.
+"""The data directory: where it is, private to its user, and used by one client at a time.
+
+By default it is the per-user data folder of the XDG Base Directory spec,
+``$XDG_DATA_HOME/kadchat`` (``~/.local/share/kadchat``), except that a current
+directory already holding an identity (the original prototype's layout) is
+used as before.
 
 Everything in it is private (the history is plaintext SQLite), so the client
 runs with umask PRIVATE_UMASK and creates the directory 0700. A `lock` file in
@@ -15,6 +20,20 @@ from kadchat.errors import UserError
 
 PRIVATE_UMASK = 0o077  # files 0600, directories 0700, whoever creates them
 LOCK_FILE = "lock"
+APP_FOLDER = "kadchat"
+
+
+def default(identity_file, cwd=None, environ=None) -> str:
+    """The data directory without --data-dir: `cwd` (default the current directory)
+    if it holds `identity_file`, else the per-user data folder."""
+    cwd = os.getcwd() if cwd is None else cwd
+    if os.path.exists(os.path.join(cwd, identity_file)):
+        return cwd
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(base):  # unset, empty or relative: the spec says ignore it
+        base = os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, APP_FOLDER)
 
 
 def create(data_dir) -> None:

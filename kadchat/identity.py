@@ -40,6 +40,11 @@ class Identity:
         return self.signing_key.sign(message).signature
 
 
+def has_identity(data_dir) -> bool:
+    """Whether `data_dir` holds an identity already (no username to choose)."""
+    return os.path.exists(os.path.join(data_dir, CARD_FILE))
+
+
 def load_or_create(data_dir, name=None, ask=None) -> Identity:
     """The identity stored in `data_dir`, creating it on first start.
 
@@ -51,26 +56,30 @@ def load_or_create(data_dir, name=None, ask=None) -> Identity:
     datadir.create(data_dir)
     if os.path.exists(key_path):
         signing_key = _read_key(key_path)
+        if os.path.exists(card_path):
+            return _load_card(card_path, key_path, signing_key, name)
     elif os.path.exists(card_path):
         raise UserError(
             f"{card_path} exists but {key_path} is missing: restore the key file, "
             f"or move {CARD_FILE} away to create a new identity"
         )
     else:
-        signing_key = SigningKey.generate()
-        _write(key_path, bytes(signing_key).hex().encode() + b"\n")
-    public_key = bytes(signing_key.verify_key)
-
-    if os.path.exists(card_path):
-        card_key, username = parse_identity(card_path)
-        if card_key != public_key:
-            raise UserError(f"{card_path} holds a different card than {key_path}: one of them was replaced")
-        if name is not None and validate_name(name) != username:
-            raise UserError(f"{card_path} says your name is {username!r}, not {name.strip()!r}: edit that file to rename")
-        return Identity(signing_key, username)
+        signing_key = None  # made once a username is chosen: giving up at the prompt leaves nothing
 
     username = validate_name(_choose_name(name, ask))
-    _write(card_path, identity_text(public_key, username).encode("utf-8"))
+    if signing_key is None:
+        signing_key = SigningKey.generate()
+        _write(key_path, bytes(signing_key).hex().encode() + b"\n")
+    _write(card_path, identity_text(bytes(signing_key.verify_key), username).encode("utf-8"))
+    return Identity(signing_key, username)
+
+
+def _load_card(card_path, key_path, signing_key, name):
+    card_key, username = parse_identity(card_path)
+    if card_key != bytes(signing_key.verify_key):
+        raise UserError(f"{card_path} holds a different card than {key_path}: one of them was replaced")
+    if name is not None and validate_name(name) != username:
+        raise UserError(f"{card_path} says your name is {username!r}, not {name.strip()!r}: edit that file to rename")
     return Identity(signing_key, username)
 
 

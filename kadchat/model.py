@@ -85,6 +85,9 @@ class Status:
     external_address: tuple[str, int] | None  # as voted by DHT peers, None if unknown
     reachability: str  # one of REACHABILITIES
     my_status: MyStatus = MyStatus.ONLINE  # as the user set it
+    # "HOST:PORT" of every bootstrap node tried, while none of them answers (for a
+    # "can't reach the network" banner); empty once joined or before the first try
+    unreachable: tuple[str, ...] = ()
 
 
 class ChatListener(Protocol):

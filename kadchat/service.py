@@ -59,6 +59,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.config = config
         self._clock = reactor
         self.identity = identity
+        self._clock = reactor
         self.my_name = identity.username
         self.my_card = identity.card
         self.address = None
@@ -114,7 +115,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.mailbox = Mailbox(reactor, self.node, identity.signing_key, self.book.keys, self._drops, self._db,
                                self.endpoint.has_session, self.endpoint.deliver_stored, self.endpoint.set_state,
                                rate=LOOKUP_RATE)
-        self._joiner = Joiner(reactor, self.node.bootstrap, self._joined, self._notify_status, REJOIN_INTERVAL)
+        self._joiner = Joiner(reactor, self.node.bootstrap, self._joined, self._notify_status, REJOIN_INTERVAL,
+                              resolve=lambda host: reactor.resolve(host, timeout=(2,)),
+                              bootstrap_file=self._path(BOOTSTRAP_FILE))
+        self.node.add_response_observer(self._joiner.heard_from)
         self._status_loop = Loop(reactor, STATUS_INTERVAL, self._notify_status_if_changed)
 
     def _path(self, name):
@@ -128,10 +132,12 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                     + self.pending.load() + self.secrets.load())
         for name, public_key in self.book.items():
             self.tracker.add_contact(name, public_key)
+            self._seen_in_history(name, public_key)
         entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))
         warnings += problems
         given = [(c.bootstrap_host, c.bootstrap_port)] if c.bootstrap_host is not None else []
-        self._joiner.addresses = given + list(entries)
+        self._joiner.addresses = given + [address for address in entries if address not in given]
+        self._joiner.unsaved = [address for address in given if address not in entries]
         try:
             self.address = self.node.listen(c.port, c.interface)
         except error.CannotListenError as e:
@@ -209,10 +215,17 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             self.publisher.publish_now()
             self.presences.liveness.announce()
 
+    def _seen_in_history(self, name, public_key, recent=50):
+        """"Last seen" starts no older than the last message received (of the recent ones)."""
+        received = [m.timestamp for m in self._db.conversation(public_key, recent) if not m.outgoing]
+        if received:
+            self.book.seen(name, min(max(received), self._clock.seconds()))
+
     def message_received(self, peer_key, stored):
         name = self.book.name_of(peer_key)
         if name is not None:
             self.book.count_unread(name)
+            self.book.seen(name, min(stored.timestamp, self._clock.seconds()))  # a message is a sign of life
             self._tell("message", message_view(stored, self.book))
 
     def request_received(self, public_key, name, note, source_ip):
@@ -371,6 +384,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             external_address=self.reachability.external_address(),
             reachability=self.reachability.kind() if self._joiner.joined else "unknown",
             my_status=self._my_status,
+            unreachable=self._joiner.unreachable,
         )
 
     def _notify_status(self):

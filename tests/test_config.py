@@ -89,9 +89,9 @@ def test_flags_replace_the_bootstrap_pair_of_the_file(tmp_path):
 def test_explicit_config_path_is_used_and_must_exist(tmp_path):
     path = tmp_path / "other.conf"
     path.write_text("port = 9\n")
-    assert parse_client_args(["--config", str(path)]).port == 9
+    assert parse_client_args(["--data-dir", str(tmp_path), "--config", str(path)]).port == 9
     with pytest.raises(UserError, match="does not exist"):
-        parse_client_args(["--config", str(tmp_path / "missing.conf")])
+        parse_client_args(["--data-dir", str(tmp_path), "--config", str(tmp_path / "missing.conf")])
 
 
 def test_empty_value_unsets_an_optional_setting(tmp_path):

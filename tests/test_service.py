@@ -91,3 +91,31 @@ def test_history_pages_and_search_go_through_the_contact_names(tmp_path):
     with pytest.raises(UserError, match="not a message id"):
         service.history("Bob Big", before="zz")
     service._db.close()
+
+
+def test_last_seen_is_never_older_than_the_last_message_received(tmp_path):
+    import os
+
+    from kadchat.cards import decode_card
+    from kadchat.history import StoredMessage
+    from kadchat.model import MessageState
+    from tests.client_helpers import make_identity, write_contacts
+
+    clock = task.Clock()
+    clock.advance(1_800_000_000)
+    bob_card = make_identity(tmp_path / "bob", "bob")
+    write_contacts(tmp_path, {"bob": bob_card})
+    identity = load_or_create(str(tmp_path), "alice")
+    service = ChatService(clock, Config(data_dir=str(tmp_path)), identity)
+    assert service.book.load() == []
+    bob = decode_card(bob_card)
+    service.book.seen("bob", clock.seconds() - 600)  # a presence record from ten minutes ago
+    message = StoredMessage(os.urandom(16), bob, False, 1, "still here", clock.seconds() - 5, MessageState.RECEIVED)
+    service.message_received(bob, message)
+    assert service.contacts()[0].last_seen == clock.seconds() - 5
+    service.book.seen("bob", clock.seconds() - 300)  # an older record found later changes nothing
+    assert service.contacts()[0].last_seen == clock.seconds() - 5
+    future = StoredMessage(os.urandom(16), bob, False, 2, "from a fast clock", clock.seconds() + 3600,
+                           MessageState.RECEIVED)
+    service.message_received(bob, future)
+    assert service.contacts()[0].last_seen == clock.seconds()  # never later than now
