@@ -20,7 +20,7 @@ def test_values_are_frozen_with_the_documented_fields():
     assert [f.name for f in dataclasses.fields(Message)] == [
         "id", "contact", "outgoing", "text", "timestamp", "state"]
     assert [f.name for f in dataclasses.fields(Status)] == [
-        "dht_peers", "external_address", "reachability", "my_status"]
+        "dht_peers", "external_address", "reachability", "my_status", "unreachable"]
     status = Status(1, None, "unknown")
     assert status.my_status == MyStatus.ONLINE
     with pytest.raises(dataclasses.FrozenInstanceError):
