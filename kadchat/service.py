@@ -88,7 +88,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         )
         self.presences = Presences(reactor, self.book, self.tracker, self.reachability, self.endpoint.send_presence,
                                    lambda name, shown: self._tell("presence", name, shown),
-                                   drop_session=self.endpoint.drop_session)
+                                   drop_session=self.endpoint.drop_session,
+                                   keepalive=c.keepalive_interval, gone_after=c.gone_after)
         self.endpoint.subscribe(self.presences)
         self._drops = DropStore(self._path(DROPS_FILE))
         self.mailbox = Mailbox(reactor, self.node, identity.signing_key, self.book.keys, self._drops, self._db,
