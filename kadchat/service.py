@@ -66,6 +66,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             offer=lambda key, paths: self.endpoint.peer_available(key, paths),
             has_session=lambda key: self.endpoint.has_session(key),
             on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds,
+            route_of=lambda key: self.endpoint.route_of(key),
+            probe=lambda key, addrs: self.endpoint.probe_paths(key, addrs),
         )
         self.node.add_response_observer(self.reachability.votes.add)
         self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
