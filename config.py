@@ -51,6 +51,8 @@ class Config:
     record_ttl: int = 600  # how long a presence record is stored and believed
     publish_interval: float = 120.0  # re-publish our presence this often while online
     clock_skew: float = 120.0  # tolerated clock difference between contacts
+    keepalive_interval: float = 15.0  # a live session's keep-alives (they also keep NAT mappings open)
+    gone_after: float = 45.0  # a contact silent this long is shown offline (3 missed keep-alives)
 
 
 # -- value parsers: each raises ValueError with a message for the user ----------
@@ -123,6 +125,8 @@ PARSERS = {
     "record_ttl": lambda t: _int(t, 1),
     "publish_interval": lambda t: _float(t, 0, exclusive=True),
     "clock_skew": lambda t: _float(t, 0, exclusive=False),
+    "keepalive_interval": lambda t: _float(t, 0, exclusive=True),
+    "gone_after": lambda t: _float(t, 0, exclusive=True),
 }
 _OPTIONAL = {f.name for f in fields(Config) if f.default is None}
 # Every setting but data_dir (which locates the file) can be set in the file.
@@ -174,6 +178,8 @@ def check_config(config: Config, source: str) -> Config:
         raise UserError(f"{source}: bootstrap_host and bootstrap_port go together: set both or neither")
     if config.publish_interval >= config.record_ttl:
         raise UserError(f"{source}: publish_interval must be shorter than record_ttl")
+    if config.gone_after <= config.keepalive_interval:
+        raise UserError(f"{source}: gone_after must be longer than keepalive_interval")
     return config
 
 

@@ -1,38 +1,49 @@
 """Live presence (issue 11): how fast contacts see each other come and go, and the
 DHT traffic it costs, for 1, 20 and 100 contacts. Prints one JSON object.
 
-Latency, on real loopback UDP with DEFAULT settings (no -r): a dedicated_server.py
-process, and in this process a "hub" ChatService with N contacts, each contact
-a ChatService of its own (every one on a 127.x.y.2 address of its own, as on separate
-machines; all share this process's one core, the server has the other). Per
-trial, with the contacts running: the hub starts (each side's time to show the
-other connected), quits cleanly (the contacts' time to show it offline), each
-contact writes to it while it is away, and it starts again (connected again; the
-queued messages' arrival). Times are from the hub's start() / stop() call. Once
-per size, the hub goes silent instead (a crash: its socket neither sends nor
-reads), the contacts' time to show it offline, and its restart after that.
-Samples are per contact and trial; p50/p95 over all of them.
+Latency, with real processes on loopback and DEFAULT settings (no -r, no
+kadchat.conf): a dedicated_server.py, N console clients (client_node.py -N, the
+"contacts", each on a 127.x.y.2 address of its own as on separate machines) and
+a "hub" client. Every time is read from the clients' own output lines (their
+arrival, on a reader thread per process), from the moment the bench acted:
+- `connected_after_mutual_add`: a hub with a new identity starts; it and every
+  contact /add each other at the same moment; per contact, the later of the two
+  sides showing the other connected. `add_trials` hubs per size (each trial's hub
+  stays in the contacts' lists afterwards, offline).
+- per trial (`trials`), with the last hub: `offline_after_quit` (the hub
+  /quits; each contact shows it offline), each contact then writes to it;
+  `connected_after_restart` (from spawning the hub's process again, interpreter
+  start included: `restart_listening` says how much, until each contact shows it
+  connected) and
+  `queued_delivered` (until the hub shows each contact's message).
+- once per size: `offline_after_sigkill` (the hub is SIGKILLed: no goodbye, only
+  the keep-alives stop) and `connected_after_sigkill_restart`.
+Samples are per contact and trial; p50/p95/max over all of them.
 
-Baselines: `dht_lookup_ms` is measured in the same run (one contact's record
-looked up on this swarm: the floor of any DHT-based notice). The old polling
-(commit 44536e1: every contact's records looked up every 60 s, no sessions) is
-computed: a change shows at the next look-up, uniform over 0-60 s (p50 30 s,
-p95 57 s), and a crash only once its last record is older than the record TTL
-(600 s) plus that wait.
+`--in-process` measures instead with every client a ChatService in this one
+process (the figures of earlier runs; a crash there is a socket gone silent).
+
+Baselines: `dht_lookup_ms` (in-process only) is one record looked up on the
+swarm: the floor of any DHT-based notice. The old polling (commit 44536e1: every
+contact's records looked up every 60 s, no sessions) is computed: a change shows
+at the next look-up, uniform over 0-60 s (p50 30 s, p95 57 s), and a crash only
+once its last record is older than the record TTL (600 s) plus that wait.
 
 DHT traffic per client per hour, measured on the simulator (kademlia.simswarm,
-virtual time, 500 nodes): a client's KRPC queries and bytes sent over one hour
+virtual time, 200 nodes): a client's KRPC queries and bytes sent over one hour
 after its start, with N contacts, for the old polling (PresenceTracker with a
 fixed 60 s interval), the new one with every contact offline (the most
 look-ups: 30 s backing off to 5 minutes), the new one with every contact
 connected (no look-ups), and no contacts at all (publishing and the DHT's own
 upkeep only).
 
-    python3 bench/presence_latency.py [--contacts 1,20,100] [--trials 20,5,2] [--no-crash] [--no-traffic]
+    python3 bench/presence_latency.py [--contacts 1,20,100] [--trials 20,20,5] [--add-trials 20,1,1]
+        [--in-process] [--no-crash] [--no-traffic] [--no-latency]
 """
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -55,7 +66,8 @@ from kademlia.node import DHTNode  # noqa: E402
 from kademlia.settings import DHTSettings  # noqa: E402
 from kademlia.simswarm import SimSwarm  # noqa: E402
 from tests.chat_loopback import percentile  # noqa: E402
-from tests.client_helpers import Processes, make_identity, write_contacts  # noqa: E402
+from tests.client_helpers import (  # noqa: E402
+    LISTENING, Processes, Spawned, client_argv, make_identity, presence, received, write_contacts)
 
 OLD_POLL_INTERVAL = 60.0  # commit 44536e1: ON_DEMAND_REFRESH
 RECORD_TTL = 600.0
@@ -185,7 +197,7 @@ def reset(peers):
 
 
 @defer.inlineCallbacks
-def latency(reactor, server, count, trials, crash, tmp):
+def latency_in_process(reactor, server, count, trials, crash, tmp):
     names = [f"c{i}" for i in range(count)]
     hub = Peer(reactor, tmp / "hub", "hub", "127.0.0.2", server)
     # each contact on a /24 of its own: the introducer caps registrations per network at 128
@@ -245,6 +257,135 @@ def latency(reactor, server, count, trials, crash, tmp):
         for zombie, port in p.zombies:
             yield zombie.stop()
             yield port.stopListening()
+    return result
+
+
+# -- latency: real client processes ------------------------------------------------
+
+class Timed(Spawned):
+    """A client or server process that notes when each of its output lines arrived."""
+
+    def __init__(self, argv, name):
+        self.arrivals = []  # (time.monotonic(), line), in order
+        super().__init__(argv, name=name)
+
+    def _add(self, raw):
+        self.arrivals.append((time.monotonic(), raw.decode("utf-8", "replace").rstrip("\r")))
+        super()._add(raw)
+
+    def first(self, pattern, since):
+        """When the first line matching `pattern` at or after `since` arrived, else None."""
+        return next((t for t, line in list(self.arrivals) if t >= since and re.search(pattern, line)), None)
+
+
+def until_lines(wanted, since, limit=WAIT_LIMIT):
+    """Wait (`limit` s at most) until each (process, pattern) of `wanted` has a line since
+    `since`; returns the arrival time of each, None for those that did not come."""
+    deadline = time.monotonic() + limit
+    found = [None] * len(wanted)
+    while True:
+        found = [t if t is not None else process.first(pattern, since) for t, (process, pattern) in zip(found, wanted)]
+        if all(t is not None for t in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+class Client:
+    """One client_node.py -N with its data directory, started again after each quit or kill."""
+
+    def __init__(self, processes, data_dir, name, host, server):
+        self.processes, self.data_dir, self.name, self.host, self.server = processes, data_dir, name, host, server
+        self.card = make_identity(data_dir, name)
+        write_contacts(data_dir, {})
+        self.process = None
+
+    def start(self):
+        """Spawn the process; returns when it was spawned (time.monotonic())."""
+        began = time.monotonic()
+        self.process = Timed(client_argv(self.data_dir, bootstrap=self.server, interface=self.host), self.name)
+        self.processes.started.append(self.process)
+        return began
+
+    def listening(self):
+        self.process.expect(LISTENING, timeout=60)
+
+
+def joined(clients, limit=60.0):
+    """Wait until every client's DHT knows a peer (its /status says so)."""
+    waiting, deadline = list(clients), time.monotonic() + limit
+    while waiting and time.monotonic() < deadline:
+        asked = time.monotonic()
+        for client in waiting:
+            client.process.send_line("/status")
+        time.sleep(0.3)
+        waiting = [c for c in waiting if c.process.first(r"^DHT peers: [1-9]", asked) is None]
+
+
+def took(times, since):
+    return [t - since for t in times if t is not None]
+
+
+def latency_processes(count, trials, add_trials, crash, tmp):
+    processes = Processes()
+    got = {key: [] for key in ("connected_after_mutual_add", "offline_after_quit", "restart_listening",
+                               "connected_after_restart", "queued_delivered")}
+    result = {}
+    try:
+        _, server = processes.server()
+        # each contact on a /24 of its own: the introducer caps registrations per network at 128
+        contacts = [Client(processes, tmp / f"c{i}", f"c{i}", f"127.{i // 250}.{i % 250 + 1}.2", server)
+                    for i in range(count)]
+        for c in contacts:
+            c.start()
+        for c in contacts:
+            c.listening()
+        joined(contacts)
+        for trial in range(add_trials):
+            hub = Client(processes, tmp / f"hub{trial}", f"hub{trial}", "127.0.0.2", server)
+            hub.start()
+            hub.listening()
+            joined([hub])
+            added = time.monotonic()
+            for c in contacts:
+                c.process.send_line(f"/add {hub.card} {hub.name}")
+                hub.process.send_line(f"/add {c.card} {c.name}")
+            at_hub = until_lines([(hub.process, presence(c.name, "connected")) for c in contacts], added)
+            at_contacts = until_lines([(c.process, presence(hub.name, "connected")) for c in contacts], added)
+            got["connected_after_mutual_add"] += [max(a, b) - added for a, b in zip(at_hub, at_contacts)
+                                                  if a is not None and b is not None]
+            if trial < add_trials - 1:
+                hub.process.quit()
+        for trial in range(trials):
+            quit_at = time.monotonic()
+            hub.process.send_line("/quit")
+            got["offline_after_quit"] += took(
+                until_lines([(c.process, presence(hub.name, "offline")) for c in contacts], quit_at), quit_at)
+            hub.process.wait()
+            for c in contacts:
+                c.process.send_line(f"/msg {hub.name} queued {trial}")
+            time.sleep(0.5)  # queued: waiting for a new session (and into a dead drop)
+            again = hub.start()
+            got["restart_listening"] += took(until_lines([(hub.process, LISTENING)], again), again)  # for scale
+            got["connected_after_restart"] += took(
+                until_lines([(c.process, presence(hub.name, "connected")) for c in contacts], again), again)
+            got["queued_delivered"] += took(
+                until_lines([(hub.process, received(c.name, f"queued {trial}")) for c in contacts], again), again)
+        result = {key: figures(values) for key, values in got.items()}
+        result["samples_expected"] = {"connected_after_mutual_add": count * add_trials, "others": count * trials}
+        if crash:
+            killed = time.monotonic()
+            hub.process.kill()
+            result["offline_after_sigkill"] = figures(took(
+                until_lines([(c.process, presence(hub.name, "offline")) for c in contacts], killed, 90.0), killed))
+            again = hub.start()
+            result["connected_after_sigkill_restart"] = figures(took(
+                until_lines([(c.process, presence(hub.name, "connected")) for c in contacts], again), again))
+        for c in [hub, *contacts]:
+            c.process.send_line("/quit")
+        for c in [hub, *contacts]:
+            c.process.wait(30)
+    finally:
+        processes.stop_all()
     return result
 
 
@@ -314,14 +455,21 @@ def traffic(count, tmp, nodes=200, seconds=3600.0, seed=7):
 def main(reactor, *argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", default="1,20,100", help="contact counts, comma-separated")
-    parser.add_argument("--trials", default="20,5,2", help="trials per contact count, comma-separated")
+    parser.add_argument("--trials", default="20,20,5", help="quit/restart trials per contact count")
+    parser.add_argument("--add-trials", default="20,1,1", help="mutual-add trials per contact count (processes)")
+    parser.add_argument("--in-process", action="store_true", help="every client a ChatService in this process")
     parser.add_argument("--no-crash", action="store_true", help="skip the crash figure (about 50 s per size)")
     parser.add_argument("--no-traffic", action="store_true", help="skip the simulated DHT traffic")
     parser.add_argument("--no-latency", action="store_true", help="skip the loopback latencies")
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.contacts.split(",")]
-    trials = [int(t) for t in args.trials.split(",")]
+
+    def per_count(text):
+        values = [int(t) for t in text.split(",")]
+        return values + values[-1:] * len(counts)
+
     report = {"benchmark": "presence_latency", "settings": "defaults (no -r)",
+              "clients": "ChatServices in one process" if args.in_process else "client_node.py -N processes",
               "old_polling_computed": {
                   "change_shown_after_s": {"p50": OLD_POLL_INTERVAL * 0.5, "p95": OLD_POLL_INTERVAL * 0.95},
                   "crash_shown_after_s": {"min": RECORD_TTL, "max": RECORD_TTL + OLD_POLL_INTERVAL}},
@@ -330,15 +478,20 @@ def main(reactor, *argv):
         tmp = Path(tmp)
         processes = Processes()
         try:
-            if not args.no_latency:
+            if args.in_process and not args.no_latency:
                 _, server = processes.server()
-            for count, trial_count in zip(counts, trials + trials[-1:] * len(counts)):
+            for count, trials, add_trials in zip(counts, per_count(args.trials), per_count(args.add_trials)):
                 started = time.monotonic()
                 entry = report["by_contacts"][str(count)] = {}
-                if not args.no_latency:
-                    entry["latency"] = yield latency(reactor, server, count, trial_count, not args.no_crash,
-                                                     tmp / f"latency-{count}")
-                    entry["trials"] = trial_count
+                if args.no_latency:
+                    pass
+                elif args.in_process:
+                    entry["latency"] = yield latency_in_process(reactor, server, count, trials, not args.no_crash,
+                                                                tmp / f"latency-{count}")
+                else:
+                    entry["latency"] = latency_processes(count, trials, add_trials, not args.no_crash,
+                                                         tmp / f"processes-{count}")
+                entry["trials"] = trials
                 if not args.no_traffic:
                     entry["dht_traffic_per_client_per_hour"] = traffic(count, tmp)
                 entry["wall_seconds"] = round(time.monotonic() - started, 1)

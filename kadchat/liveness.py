@@ -3,7 +3,7 @@
 Both ends of a new session say hello with their status (online or away) and
 their clock's time; while the session lives each repeats it every `keepalive`
 seconds, which also keeps NAT mappings open. A contact not heard from for
-`missed` keep-alives is gone (crashed, or its network went away); a clean
+`gone_after` seconds (three keep-alives) is gone (crashed, or its network went away); a clean
 exit says goodbye (status offline) first. This is what lets a contact see us
 arrive and leave within a second or two instead of at its next DHT look-up.
 """
@@ -12,13 +12,13 @@ from kademlia.timers import Loop
 
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 KEEPALIVE = 15.0
-MISSED = 3
+GONE_AFTER = 3 * KEEPALIVE
 CHECKS_PER_KEEPALIVE = 3  # how finely silence is measured: gone 45 to 50 s after the last word
 GOODBYE_COPIES = 2  # datagrams get lost; a goodbye is sent once per copy, no answer awaited
 
 
 class Liveness:
-    def __init__(self, clock, send_presence, on_hello, on_gone, keepalive=KEEPALIVE, missed=MISSED):
+    def __init__(self, clock, send_presence, on_hello, on_gone, keepalive=KEEPALIVE, gone_after=GONE_AFTER):
         """`send_presence(peer_key, status, time) -> bool` sends over the session (False: none
         is up); `on_hello(peer_key, status, their_time)` and `on_gone(peer_key)` tell what we heard."""
         self._clock = clock
@@ -26,7 +26,7 @@ class Liveness:
         self._on_hello = on_hello
         self._on_gone = on_gone
         self._keepalive = keepalive
-        self._patience = keepalive * missed
+        self._patience = gone_after
         self._loop = Loop(clock, keepalive / CHECKS_PER_KEEPALIVE, self._check)
         self._heard = {}  # peer key -> when we last heard it say hello
         self._said = {}  # peer key -> when we last told it our status

@@ -144,6 +144,10 @@ class ChatEndpoint:
         """The address (plain or a traversal route) the session with the peer uses, else None."""
         return self.sessions.address_of(peer_key)
 
+    def probe_paths(self, peer_key, addrs):
+        """Try `addrs` under the current session (kadchat.sessions.SessionManager.probe)."""
+        return self.sessions.probe(peer_key, addrs)
+
     def drop_session(self, peer_key):
         """The peer is gone (kadchat.liveness): the next message or reach needs a new session."""
         self.sessions.drop(peer_key)

@@ -7,23 +7,25 @@ reachability racing towards it, and the session that comes of it says hello.
 """
 
 from kadchat.contactpresence import ContactPresenceBoard
-from kadchat.liveness import Liveness
+from kadchat.liveness import GONE_AFTER, KEEPALIVE, Liveness
 from kadchat.messaging import EndpointListener
 from kadchat.presence import AWAY, ONLINE
 from kadchat.tracker import ADDRESS_CHANGED
 
 
 class Presences(EndpointListener):  # the endpoint tells it of sessions and presence notes
-    def __init__(self, clock, book, tracker, reachability, send_presence, on_shown, drop_session=lambda key: None):
+    def __init__(self, clock, book, tracker, reachability, send_presence, on_shown, drop_session=lambda key: None,
+                 keepalive=KEEPALIVE, gone_after=GONE_AFTER):
         """`on_shown(name, ContactPresence)` is told whenever what we show of a contact changes;
-        `drop_session(peer_key)` when a contact has gone, so that its dead session goes too."""
+        `drop_session(peer_key)` when a contact has gone, so that its dead session goes too;
+        `keepalive` and `gone_after` as in kadchat.liveness."""
         self._clock = clock
         self._drop_session = drop_session
         self._book = book
         self._tracker = tracker
         self._reachability = reachability
         self._on_shown = on_shown
-        self.liveness = Liveness(clock, send_presence, self._hello, self._gone)
+        self.liveness = Liveness(clock, send_presence, self._hello, self._gone, keepalive, gone_after)
         self.board = ContactPresenceBoard(clock, self._shown_changed)
         tracker.subscribe(self)
 

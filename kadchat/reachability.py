@@ -4,8 +4,14 @@ Ours: the address most DHT nodes see us at and our NAT class (kadchat.addrvote),
 the addresses our introducers see, our LAN address, and the introducers we
 keep registrations with (kadchat.nat.traversal). Theirs: a contact's record
 lists addresses and introducers; we offer the session layer every direct path
-and hole punching at once, and the relay only if no session is up within
-`punch_grace` seconds, or at once when both NATs are random (DESIGN.md).
+and hole punching at once, and the relay only if no session is up within a
+grace period: `punch_grace` when both NATs are known to keep their ports
+(punching works, given time), `relay_soon` when either may not (random, or not
+known yet: a small swarm has too few DHT peers to tell), none when both are
+random (DESIGN.md). A session that came up relayed keeps trying the contact's
+direct addresses under its keys for a while (`PROBES_AFTER`): once one gets
+through, the session moves there and the relay drops out, as Tailscale's
+connections leave DERP; presence sees one session throughout, so nothing flaps.
 """
 
 import socket
@@ -19,27 +25,38 @@ from kadchat.nat.traversal import RelayRoute, Traversal
 from kadchat.presence import MAX_ADDRS, ONLINE, Presence
 from kadchat.presencesecret import NoSecrets
 from kadchat.race import race
+from kademlia.timers import cancel
 
-PUNCH_GRACE = 3.0  # try direct paths and hole punching this long before relaying
+PUNCH_GRACE = 3.0  # both NATs keep their ports: punch this long before relaying
+RELAY_SOON = 1.0  # either NAT may not: a session within 2 s even if only the relay works
+PROBES_AFTER = (0.0, 1.0, 3.0, 7.0, 15.0)  # seconds after a relayed session came up: try going direct
 INTRODUCERS_KEPT = 3  # registrations we keep alive (a record lists up to presence.MAX_INTRODUCERS)
 
 
 class Reachability(EndpointListener):  # the endpoint tells it when a session is up
     def __init__(self, clock, send_raw, signing_key, contacts, offer, has_session, on_addresses_changed,
-                 epoch_seconds=300, punch_grace=PUNCH_GRACE, secrets=NoSecrets):
+                 epoch_seconds=300, punch_grace=PUNCH_GRACE, relay_soon=RELAY_SOON, secrets=NoSecrets,
+                 route_of=lambda key: None, probe=lambda key, addrs: False):
         """`offer(peer_key, paths)` hands paths to the session layer; `has_session(peer_key)`
         says whether one is up; `on_addresses_changed()` is told when an introducer sees
-        us somewhere new, so that the presence record can follow."""
+        us somewhere new, so that the presence record can follow. `route_of(peer_key)` is
+        where the session with the peer sends (None without one), `probe(peer_key, addrs)`
+        tries other addresses under it (kadchat.sessions.SessionManager.probe)."""
         self._clock = clock
         self._offer = offer
         self._has_session = has_session
         self._on_addresses_changed = on_addresses_changed
         self._punch_grace = punch_grace
+        self._relay_soon = relay_soon
+        self._route_of = route_of
+        self._probe = probe
         self.votes = AddressVotes(clock.seconds)
         self.traversal = Traversal(clock, send_raw, signing_key, epoch_seconds, contacts=contacts, secrets=secrets)
         self.lan = None
         self._races = {}  # peer key -> the race of its paths now running
         self._waiting = {}  # peer key -> Deferreds fired when a session with it is up
+        self._records = {}  # peer key -> the newest Presence we reached it by
+        self._probing = {}  # peer key -> the timer of its relayed session's next probe
 
     def start(self, routing_table, bootstrap_addresses):
         """Register with introducers: the bootstrap nodes that answered (long-lived, as a
@@ -52,6 +69,8 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
     def stop(self):
         for d in list(self._races.values()):
             d.cancel()
+        for peer_key in list(self._probing):
+            self._stop_probing(peer_key)
         return self.traversal.stop()
 
     # -- us ------------------------------------------------------------------------
@@ -100,9 +119,19 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         return list(presence.addrs) + self.traversal.routes_to(peer_key, presence.introducers, relay=relay,
                                                                secret=presence.secret)
 
+    def relay_delay(self, presence):
+        """Seconds of direct paths and hole punching before the relay joins in."""
+        ours, theirs = self.votes.nat_class(), presence.nat
+        if ours == RANDOM and theirs == RANDOM:
+            return 0.0
+        if ours == CONSISTENT and theirs == CONSISTENT:
+            return self._punch_grace
+        return self._relay_soon
+
     def reach(self, peer_key, presence, offer_direct=True):
         """Race the contact's direct paths against the relay, which starts after the
         grace period; `offer_direct=False` when the caller has just offered them."""
+        self._records[peer_key] = presence
         def direct():
             if offer_direct:
                 self._offer(peer_key, self.paths(peer_key, presence))
@@ -115,7 +144,7 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         old = self._races.pop(peer_key, None)
         if old is not None:
             old.cancel()
-        d = self._races[peer_key] = race(self._clock, [(0, direct), (self._punch_grace, relayed)])
+        d = self._races[peer_key] = race(self._clock, [(0, direct), (self.relay_delay(presence), relayed)])
         d.addErrback(lambda f: f.trap(defer.CancelledError))
         d.addBoth(self._race_over, peer_key, d)
 
@@ -124,10 +153,32 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
             del self._races[peer_key]
 
     def session_ready(self, peer_key):
-        """A session with the peer is up: the race for it is won."""
+        """A session with the peer is up: the race for it is won; if relayed, try going direct."""
         for d in self._waiting.pop(peer_key, []):
             if not d.called:  # the first to fire wins the race, which cancels the other's wait
                 d.callback(None)
+        self._stop_probing(peer_key)
+        if self.route_kind(self._route_of(peer_key)) == "relayed":
+            self._probe_direct(peer_key, list(PROBES_AFTER))
+
+    def _probe_direct(self, peer_key, left):
+        """Send a probe to the contact's direct addresses now and at each of `left` (seconds
+        since the session came up), while the session stays relayed."""
+        record = self._records.get(peer_key)
+        addrs = [a for a in record.addrs if isinstance(a, tuple)] if record is not None else []
+        if not addrs or self.route_kind(self._route_of(peer_key)) != "relayed":
+            self._probing.pop(peer_key, None)
+            return
+        now, *later = left
+        timer = None
+        if later:
+            timer = self._clock.callLater(later[0] - now, self._probe_direct, peer_key, later)
+        self._probing[peer_key] = timer
+        if not self._probe(peer_key, addrs):  # the session went away meanwhile
+            self._stop_probing(peer_key)
+
+    def _stop_probing(self, peer_key):
+        cancel(self._probing.pop(peer_key, None))
 
     def _connected(self, peer_key):
         if self._has_session(peer_key):

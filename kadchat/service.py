@@ -82,6 +82,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             offer=self._offer_paths,
             has_session=lambda key: self.endpoint.has_session(key),
             on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds, secrets=self.secrets,
+            route_of=lambda key: self.endpoint.route_of(key),
+            probe=lambda key, addrs: self.endpoint.probe_paths(key, addrs),
         )
         self.node.add_response_observer(self.reachability.votes.add)
         self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
@@ -109,7 +111,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         )
         self.presences = Presences(reactor, self.book, self.tracker, self.reachability, self.endpoint.send_presence,
                                    lambda name, shown: self._tell("presence", name, shown),
-                                   drop_session=self.endpoint.drop_session)
+                                   drop_session=self.endpoint.drop_session,
+                                   keepalive=c.keepalive_interval, gone_after=c.gone_after)
         self.endpoint.subscribe(self.presences)
         self._drops = DropStore(self._path(DROPS_FILE))
         self.mailbox = Mailbox(reactor, self.node, identity.signing_key, self.book.keys, self._drops, self._db,

@@ -244,6 +244,18 @@ class SessionManager:
             peer.first_unanswered = now
         return True
 
+    def probe(self, peer_key, addrs):
+        """An empty datagram over the current session to each of `addrs`: one that gets
+        through moves the peer's end of the session there (a relayed session going direct
+        once hole punching works). False without a current session."""
+        peer = self._peers.get(peer_key)
+        now = self._clock.seconds()
+        if peer is None or peer.current is None or peer.current.channel.expired(now):
+            return False
+        for addr in addrs:
+            self._send(peer.current.channel.seal(b"", now), addr)
+        return True
+
     def connect(self, peer_key):
         """Make sure a session with the peer is up or on its way, with nothing to send yet
         (live presence wants one with every contact it can reach)."""

@@ -135,6 +135,9 @@ def test_contradicting_settings_in_file_are_refused(tmp_path):
     _conf(tmp_path, "publish_interval = 700\n")
     with pytest.raises(UserError, match="publish_interval must be shorter than record_ttl"):
         parse_client_args(["--data-dir", str(tmp_path)])
+    _conf(tmp_path, "keepalive_interval = 50\n")
+    with pytest.raises(UserError, match="gone_after must be longer than keepalive_interval"):
+        parse_client_args(["--data-dir", str(tmp_path)])
 
 
 def test_prog_name_appears_in_help(capsys):

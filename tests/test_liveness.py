@@ -7,7 +7,7 @@ from kadchat.liveness import Liveness
 BOB = b"B" * 32
 
 
-def setup():
+def setup(**timing):
     clock, transcript = task.Clock(), []
     clock.advance(1000)
     live = Liveness(
@@ -15,6 +15,7 @@ def setup():
         lambda peer, status, time: transcript.append(("send", peer, status, time)) or True,
         lambda peer, status, their: transcript.append(("hello", peer, status, their)),
         lambda peer: transcript.append(("gone", peer, clock.seconds())),
+        **timing,
     )
     live.start()
     return clock, transcript, live
@@ -41,6 +42,19 @@ def test_keepalives_every_15_seconds_and_gone_after_three_missed():
     assert gone == [50]  # 45 s of silence, measured every 5 s
     clock.advance(60)
     assert not live.is_live(BOB) and len(transcript) == 4
+
+
+def test_shorter_keepalives_and_patience_as_configured():
+    clock, transcript, live = setup(keepalive=2.0, gone_after=5.0)
+    live.session_ready(BOB)
+    live.presence_received(BOB, "online", 1000.0)
+    transcript.clear()
+    for _ in range(30):
+        clock.advance(2 / 3)
+    sends = [round(t[3] - 1000, 1) for t in transcript if t[0] == "send"]
+    gone = [round(t[2] - 1000, 1) for t in transcript if t[0] == "gone"]
+    assert sends == [2.0, 4.0]
+    assert gone == [5.3]  # 5 s of silence, measured every 2/3 s
 
 
 def test_goodbye_reaches_every_live_contact_twice_and_their_goodbye_is_gone_at_once():

@@ -37,11 +37,12 @@ def start_server(lab, host):
     return server
 
 
-def start_client(lab, host, data_dir, server_host, fast_refresh=True):
-    """client_node.py -N in `host`; `fast_refresh`: -r, looking contacts up every second."""
+def start_client(lab, host, data_dir, server_host, fast_refresh=True, settings=()):
+    """client_node.py -N in `host`; `fast_refresh`: -r, looking contacts up every second;
+    `settings`: more kadchat.conf lines."""
     fast = ["-r"] if fast_refresh else []
-    if fast_refresh:
-        (data_dir / "kadchat.conf").write_text("refresh_interval = 1\n")
+    lines = [*(["refresh_interval = 1"] if fast_refresh else []), *settings]
+    (data_dir / "kadchat.conf").write_text("".join(f"{line}\n" for line in lines))
     argv = [sys.executable, CLIENT, "-N", *fast, "-I", server_host.address, "-P", str(SERVER_PORT),
             "--data-dir", str(data_dir), "-l", str(data_dir / "client.log")]
     client = lab.run(host, argv, cwd=ROOT, stdin=subprocess.PIPE)
@@ -79,7 +80,7 @@ def route(client, name):
     return client.expect(rf"^{name}: (.*)$", timeout=5)[1]
 
 
-def setup(lab, tmp_path, mode_a, mode_b, fast_refresh=True):
+def setup(lab, tmp_path, mode_a, mode_b, fast_refresh=True, settings=()):
     server_host = lab.add_public_host("server")
     nat_a, nat_b = lab.add_nat("nat-a", mode_a), lab.add_nat("nat-b", mode_b)
     for nat in (nat_a, nat_b):
@@ -88,8 +89,8 @@ def setup(lab, tmp_path, mode_a, mode_b, fast_refresh=True):
     bob_host = lab.add_private_host("bob", nat_b)
     people = friends(tmp_path, ["alice", "bob"])
     server = start_server(lab, server_host)
-    alice = start_client(lab, alice_host, people["alice"][0], server_host, fast_refresh)
-    bob = start_client(lab, bob_host, people["bob"][0], server_host, fast_refresh)
+    alice = start_client(lab, alice_host, people["alice"][0], server_host, fast_refresh, settings)
+    bob = start_client(lab, bob_host, people["bob"][0], server_host, fast_refresh, settings)
     return server, alice, bob
 
 
