@@ -820,6 +820,42 @@ def test_the_desktop_dark_setting_is_read_from_the_settings_portal(session_bus, 
         portal.stop()
 
 
+def test_the_window_follows_the_desktop_from_light_to_dark(display, session_bus, monkeypatch):
+    from kadchat.ui.gui.style import PALETTES
+    from tkinter import ttk
+
+    portal = Service(session_bus.address, "org.freedesktop.portal.Desktop",
+                     lambda message: ("v", (("v", ("u", 2)),)))  # 2: prefers light
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus.address)
+    monkeypatch.delenv("KADCHAT_THEME", raising=False)
+    g = Gui(display, mode=None)
+    try:
+        g.backend.add("bob")
+        g.backend.past("bob", False, "hello", NOW - 5, "received")
+        g.start()
+        tab = g.window.open_conversation("bob")
+        dialog = g.window.add_contact()
+        assert ttk.Style(g.root).theme_use() == "sun-valley-light"
+
+        def dark_after_a_signal():  # sent again until the watcher's match rule is in place
+            portal.emit("/org/freedesktop/portal/desktop", "org.freedesktop.portal.Settings",
+                        "SettingChanged", "ssv", ("org.freedesktop.appearance", "color-scheme", ("u", 1)))
+            time.sleep(0.05)
+            return ttk.Style(g.root).theme_use() == "sun-valley-dark"
+        g.wait_until(dark_after_a_signal, timeout=10)
+        dark = PALETTES["dark"]
+        assert tab.history.cget("background") == dark.paper
+        assert tab.history.tag_cget("them", "background") == dark.bubble_them
+        assert dialog.card.cget("background") == dark.paper
+        assert str(g.root.cget("background")) == dark.background
+        dialog.destroy()
+        g.shot("gui-followed-dark.png")
+    finally:
+        g.root.tk.call(g.root.protocol("WM_DELETE_WINDOW"))
+        g.root.destroy()
+        portal.stop()
+
+
 # Screenshots, looked at by a person: artifacts/gui-{light,dark}-{size}.png.
 
 def populate(gui):

@@ -60,7 +60,8 @@ class ContactList(ttk.Frame):
         measure = look.font.measure
         self.tree.column("#0", width=measure("m" * 14), minwidth=120, stretch=True)
         self.tree.column("side", width=measure("00 Mmm") + 16, stretch=False, anchor="e")
-        self.tree.tag_configure(ContactPresence.OFFLINE, foreground=look.colours.muted)
+        look.painted(self, lambda: self.tree.tag_configure(ContactPresence.OFFLINE,
+                                                           foreground=look.colours.muted))
         self.tree.tag_configure("unread", font=look.bold)
         scroll = ttk.Scrollbar(self, orient="vertical", command=self.tree.yview)
         self.tree.configure(yscrollcommand=scroll.set)

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 
 from kadchat.errors import UserError
 from kadchat.model import ChatBackend, Contact, ContactRequest, Message, Status
-from kadchat.ui.gui.appearance import chosen_mode
+from kadchat.ui.gui.appearance import ModeWatcher, chosen_mode, forced_mode
 from kadchat.ui.gui.contacts import ContactList
 from kadchat.ui.gui.conversation import Conversation
 from kadchat.ui.gui.dialogs import AddContactDialog, ConfirmDialog, MyCardDialog, RenameDialog
@@ -31,6 +31,7 @@ from kadchat.ui.gui.winstate import MIN_SIZE, initial_geometry, save_geometry
 from kadchat.ui.uitext import one_line, status_parts
 
 LEFT_WIDTH = 290  # px: the chat list column, at any window size (the sash moves it)
+MODE_POLL = 1000  # ms between looks at what the desktop's colour scheme watcher heard
 SAVE_DELAY = 500  # ms after the last move or resize before window.json is written
 
 
@@ -38,7 +39,9 @@ class ChatWindow:
     """Builds the window in `root`; `start()` connects it to the backend.
 
     `window_file`: where the size and place are remembered (None: nowhere);
-    `notifier`: desktop notifications for messages while the window is not focused."""
+    `notifier`: desktop notifications for messages while the window is not focused;
+    `mode`: "light" or "dark"; None follows the desktop (and its changes) unless
+    KADCHAT_THEME says."""
 
     log = Logger()
 
@@ -52,6 +55,9 @@ class ChatWindow:
         self._notifier = notifier if notifier is not None else Notifier()
         self._save_pending: str | None = None
         self.look = Look(root, mode or chosen_mode())
+        self._mode_watcher = ModeWatcher() if mode is None and forced_mode() is None else None
+        if self._mode_watcher is not None:
+            root.after(MODE_POLL, self._follow_mode)
         self.conversations: dict[str, Conversation] = {}
         self.dialog: tk.Toplevel | None = None
         self._last: dict[str, Message] = {}  # contact -> the latest message, for the chat list
@@ -405,6 +411,12 @@ class ChatWindow:
         self.add_first_button.pack(side="left", padx=(8, 0))
         return frame
 
+    def _follow_mode(self) -> None:
+        mode = self._mode_watcher.latest()
+        if mode is not None and mode != self.look.mode:
+            self.look.set_mode(mode)
+        self.root.after(MODE_POLL, self._follow_mode)
+
     def _focused(self, event) -> None:
         """Back at the window: what the open conversation shows at its end is read now."""
         name = self.visible_conversation()
@@ -429,4 +441,6 @@ class ChatWindow:
             self.root.after_cancel(self._save_pending)
             self._save_geometry()
         self._notifier.close()
+        if self._mode_watcher is not None:
+            self._mode_watcher.stop()
         on_quit()
