@@ -504,6 +504,7 @@ def test_refresh_failure_is_shown_in_the_status_bar(gui):
 def test_a_newcomer_is_told_what_to_do_first_and_the_buttons_do_it(gui):
     gui.start()
     assert gui.window.welcome.cget("text") == "Welcome, alice!"
+    assert gui.window.contacts.empty.winfo_ismapped()  # "No chats yet"
     steps = gui.window.steps.cget("text")
     assert "1.  Share your card" in steps and "2.  Add a contact" in steps
     gui.shot("gui-empty.png")
@@ -515,6 +516,8 @@ def test_a_newcomer_is_told_what_to_do_first_and_the_buttons_do_it(gui):
     gui.window.dialog.name.insert(0, "bob")
     gui.window.dialog.add_button.invoke()
     assert gui.window.welcome.cget("text") == "No chat open"
+    gui.update()
+    assert not gui.window.contacts.empty.winfo_ismapped()
 
 
 def test_closing_the_last_tab_brings_back_the_empty_state(gui):

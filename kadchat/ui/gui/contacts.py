@@ -63,6 +63,8 @@ class ContactList(ttk.Frame):
         look.painted(self, lambda: self.tree.tag_configure(ContactPresence.OFFLINE,
                                                            foreground=look.colours.muted))
         self.tree.tag_configure("unread", font=look.bold)
+        self.empty = ttk.Label(self.tree, text="No chats yet", style="Muted.TLabel")
+        self.empty.place(relx=0.5, rely=0.3, anchor="center")
         scroll = ttk.Scrollbar(self, orient="vertical", command=self.tree.yview)
         self.tree.configure(yscrollcommand=scroll.set)
         self.tree.pack(side="left", fill="both", expand=True)
@@ -102,6 +104,7 @@ class ContactList(ttk.Frame):
             self.tree.item(contact.name, **options)
         else:
             self.tree.insert("", "end", iid=contact.name, **options)
+            self.empty.place_forget()
         self.tree.move(contact.name, "", self._position(contact.name))
 
     def remove(self, name: str) -> None:
@@ -109,6 +112,8 @@ class ContactList(ttk.Frame):
             self.tree.delete(name)
         self._latest.pop(name, None)
         self._shown.pop(name, None)
+        if not self._shown:
+            self.empty.place(relx=0.5, rely=0.3, anchor="center")
 
     def _fit_previews(self) -> None:
         room = self.tree.column("#0", "width")
