@@ -42,6 +42,11 @@ def display():
     os.environ["TZ"] = "UTC"
     time.tzset()
     thief = subprocess.Popen([sys.executable, "-c", FOCUS_THIEF])  # a window of another program
+    search = ["xdotool", "search", "--name", "focus thief"]
+    deadline = time.monotonic() + 10
+    while not subprocess.run(search, capture_output=True).stdout:  # up before the first test
+        assert time.monotonic() < deadline, "the focus thief's window did not appear"
+        time.sleep(0.05)
     yield server
     thief.terminate()
     thief.wait()
@@ -135,7 +140,12 @@ class Gui:
         self.wait_until(lambda: not self.window.has_focus())
 
     def type_and_press(self, widget, text, key):
-        widget.focus_force()
+        """Generated key events go where the keyboard focus is: make that `widget` first."""
+        def focused():
+            widget.focus_force()
+            self.update()
+            return str(self.root.focus_displayof()) == str(widget)
+        self.wait_until(focused)
         widget.insert("end", text)
         self.update()
         widget.event_generate(key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from dataclasses import replace
 import tkinter as tk
 from tkinter import ttk
 from typing import Callable
@@ -163,8 +164,7 @@ class Conversation(ttk.Frame):
         message = self._by_id.get(message_id)
         if message is None:
             return False
-        self._replace(Message(message.id, message.contact, message.outgoing, message.text,
-                              message.timestamp, MessageState(state)))
+        self._replace(replace(message, state=MessageState(state)))
         ranges = self.history.tag_ranges(f"state:{message_id}")
         if ranges:
             start, end = ranges[0], ranges[-1]
