@@ -167,11 +167,11 @@ def gui(display):
 def test_title_chat_list_and_status_bar_come_from_the_backend(gui):
     gui.backend.add("bob", presence="connected", unread=3, route="direct")
     gui.backend.add("carol", presence="offline", last_seen=NOW - 7200)
-    gui.backend.past("bob", False, "see you\nat noon", NOW - 60, "received")
+    gui.backend.past("bob", False, "see you\nsoon", NOW - 60, "received")
     gui.backend.set_status(Status(17, ("203.0.113.7", 4000), "direct"))
     gui.start()
     assert gui.root.title() == "(3) kadchat \u2014 alice"
-    assert gui.row("bob") == ("bob", "see you / at noon", "22:12", "\u2778", "connected", "3")
+    assert gui.row("bob") == ("bob", "see you / soon", "22:12", "\u2778", "connected", "3")
     assert gui.row("carol") == ("carol", "last seen 20:13", "", "", "last seen 20:13", "")
     assert "unread" in gui.window.contacts.tree.item("bob", "tags")
     assert [l.cget("text") for l in gui.window.status_labels] == [
@@ -954,3 +954,14 @@ def test_screenshot_for_the_readme_at_the_default_size(display):
         assert gui.shot("gui-readme.png").stat().st_size > 10_000
     finally:
         gui.root.destroy()
+
+
+def test_a_long_last_message_is_cut_with_an_ellipsis_to_the_column(gui):
+    gui.backend.add("bob")
+    gui.backend.past("bob", False, "a rather long message " * 5, NOW - 60, "received")
+    gui.start()
+    gui.update()
+    preview = gui.row("bob")[1]
+    assert preview.startswith("a rather long") and preview.endswith("\u2026")
+    room = gui.window.contacts.tree.column("#0", "width")
+    assert gui.window.look.font.measure(preview) < room

@@ -22,7 +22,7 @@ BADGES = "\u2776\u2777\u2778\u2779\u277a\u277b\u277c\u277d\u277e\u277f" + "".joi
     map(chr, range(0x24EB, 0x24F5)))  # 1-10, then 11-20
 MENU = (("Open", "open"), ("Rename\u2026", "rename"), ("Remove\u2026", "remove"),
         ("Block\u2026", "block"))
-PREVIEW_ROOM = 40  # px of the name column taken by the dot and the padding
+INDENT = 44  # px of the name column before and around the dot (the Treeview's indent and padding)
 
 
 def badge(unread: int) -> str:
@@ -72,7 +72,7 @@ class ContactList(ttk.Frame):
         self.tree.bind("<<TreeviewSelect>>", lambda e: self._open_selected())
         self.tree.bind("<Return>", lambda e: self._open_selected())
         self.tree.bind("<Button-3>", self._context_menu)
-        self.tree.bind("<Configure>", lambda e: self._fit_previews())
+        self.tree.bind("<Configure>", lambda e: self.after_idle(self._fit_previews))  # once the columns are laid out
         self.menu = tk.Menu(self, tearoff=False)
         for label, action in MENU:
             self.menu.add_command(label=label, command=lambda a=action: self._chosen(a))
@@ -92,7 +92,7 @@ class ContactList(ttk.Frame):
             preview = ("You: " if last.outgoing else "") + one_line(last.text)
             side = when(last.timestamp, self._now())
             self._latest[contact.name] = last.timestamp
-        room = self.tree.column("#0", "width") - PREVIEW_ROOM
+        room = self.tree.column("#0", "width") - INDENT - self._look.dots[contact.presence].width()
         options = dict(
             text=f" {_fitted(one_line(contact.name), self._look.bold, room)}\n"
                  f" {_fitted(preview, self._look.bold if contact.unread else self._look.font, room)}",
