@@ -700,6 +700,7 @@ def test_contact_requests_are_shown_with_accept_ignore_and_block(gui):
     gui.update()
     assert gui.window.requests.winfo_ismapped()
     assert list(gui.window.requests.cards) == ["zoe", "yan", "xi"]
+    assert gui.window.steps.cget("text").endswith("asks to chat: answer on the left.")
     assert gui.notifications == [("request:zoe", "Contact request", "zoe wants to chat"),
                                  ("request:yan", "Contact request", "yan wants to chat"),
                                  ("request:xi", "Contact request", "xi wants to chat")]

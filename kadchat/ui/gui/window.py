@@ -122,8 +122,7 @@ class ChatWindow:
         for contact in self._backend.contacts():
             self._remember_last(contact.name)
             self.contacts.show(contact, self._last.get(contact.name))
-        self._show_requests()
-        self._update_overview()
+        self._show_requests()  # and the overview: title, empty state
         self.status(self._backend.status())
 
     def has_focus(self) -> bool:
@@ -342,7 +341,6 @@ class ChatWindow:
                 self._remember_last(name)
             self._show_contact(contact)
         self._show_requests()
-        self._update_overview()
 
     # Helpers.
 
@@ -371,6 +369,7 @@ class ChatWindow:
     def _show_requests(self) -> None:
         requests = self._backend.requests()
         self.requests.show(requests)
+        self._update_overview()
         if requests:
             self.requests.pack(side="top", fill="x", pady=(0, 8), before=self.search.results
                                if self.search.results.winfo_ismapped() else self.contacts)
@@ -392,7 +391,9 @@ class ChatWindow:
             "and whose card you have.\n\n"
             "1.  Share your card: send it to a friend by mail or another messenger.\n"
             "2.  Add a contact: paste the card a friend sent you." if newcomer else
-            "Pick a chat on the left, or add another contact with their card."))
+            "Pick a chat on the left, or add another contact with their card.")
+            + ("\n\nSomeone who has your card asks to chat: answer on the left."
+               if self._backend.requests() else ""))
 
     def _empty_state(self, parent) -> ttk.Frame:
         frame = ttk.Frame(parent, padding=40)
