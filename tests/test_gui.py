@@ -626,6 +626,14 @@ def test_search_shows_results_and_opens_the_conversation_at_the_message(gui):
     assert gui.window.contacts.winfo_ismapped() and not box.results.winfo_ismapped()
 
 
+def test_ctrl_f_goes_to_the_search_box(gui):
+    gui.backend.add("bob")
+    gui.start()
+    tab = gui.window.open_conversation("bob")
+    gui.type_and_press(tab.input, "", "<Control-f>")
+    assert gui.root.focus_get() is gui.window.search.entry
+
+
 def test_a_search_without_results_says_so(gui):
     gui.backend.add("bob")
     gui.start()

@@ -71,6 +71,7 @@ class ChatWindow:
             root.bind("<Configure>", self._configured, add="+")
         root.protocol("WM_DELETE_WINDOW", lambda: self._quit(on_quit))
         root.bind("<FocusIn>", self._focused, add="+")
+        root.bind("<Control-f>", lambda e: self.search.entry.focus_set())
 
         status_bar = ttk.Frame(root)
         status_bar.pack(side="bottom", fill="x")
