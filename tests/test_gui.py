@@ -3,6 +3,7 @@
 Screenshots go to artifacts/ (gitignored) at the repository root.
 """
 
+import gc
 import json
 import os
 import subprocess
@@ -93,6 +94,13 @@ class Gui:
     def _quit(self):
         self.quits += 1
 
+    def close(self):
+        """Destroy the window and collect its Tk objects here, in the main thread: a
+        notification or colour-scheme thread that happened to run the garbage
+        collector would otherwise finalise them there, and Tcl aborts the process."""
+        self.root.destroy()
+        gc.collect()
+
     def start(self):
         self.window.start()
         self.update()
@@ -161,7 +169,7 @@ class Gui:
 def gui(display):
     g = Gui(display)
     yield g
-    g.root.destroy()
+    g.close()
 
 
 def test_title_chat_list_and_status_bar_come_from_the_backend(gui):
@@ -747,7 +755,7 @@ def test_the_theme_is_sun_valley_in_the_mode_asked_for(display, mode):
         paper = g.window.look.colours.paper
         assert (int(paper[1:3], 16) < 0x80) == (mode == "dark")
     finally:
-        g.root.destroy()
+        g.close()
 
 
 def test_the_window_size_is_remembered_across_runs(display, tmp_path):
@@ -760,14 +768,14 @@ def test_the_window_size_is_remembered_across_runs(display, tmp_path):
         g.wait_until(lambda: state.exists())
         g.root.tk.call(g.root.protocol("WM_DELETE_WINDOW"))
     finally:
-        g.root.destroy()
+        g.close()
     assert json.loads(state.read_text())["geometry"].startswith("900x650")
     g = Gui(display, geometry=None, window_file=state)
     try:
         g.update()
         assert (g.root.winfo_width(), g.root.winfo_height()) == (900, 650)
     finally:
-        g.root.destroy()
+        g.close()
 
 
 # Desktop notifications, on a session bus of the test's own.
@@ -802,7 +810,7 @@ def test_a_message_while_the_window_is_unfocused_reaches_the_notification_server
         assert first[6]["category"] == ("s", "im.received")
     finally:
         g.root.tk.call(g.root.protocol("WM_DELETE_WINDOW"))  # closes the notifier too
-        g.root.destroy()
+        g.close()
         server.stop()
 
 
@@ -820,7 +828,7 @@ def test_without_a_session_bus_there_are_no_notifications_and_no_error(display, 
         assert not notifier._thread.is_alive()
         assert "hello" in g.row("bob")[1]
     finally:
-        g.root.destroy()
+        g.close()
 
 
 def test_the_desktop_dark_setting_is_read_from_the_settings_portal(session_bus, monkeypatch):
@@ -874,7 +882,7 @@ def test_the_window_follows_the_desktop_from_light_to_dark(display, session_bus,
         g.shot("gui-followed-dark.png")
     finally:
         g.root.tk.call(g.root.protocol("WM_DELETE_WINDOW"))
-        g.root.destroy()
+        g.close()
         portal.stop()
 
 
@@ -930,7 +938,7 @@ def test_screenshot_of_a_busy_window(display, size, mode):
         bottom = tab.retry_button.winfo_rooty() + tab.retry_button.winfo_height()
         assert bottom <= gui.window.status_labels[0].winfo_rooty()
     finally:
-        gui.root.destroy()
+        gui.close()
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
@@ -950,7 +958,7 @@ def test_screenshot_of_the_dialogs_and_the_first_run(display, mode):
         gui.update()
         screenshot(gui.display.display, card.wm_frame(), ARTIFACTS / f"gui-{mode}-my-card.png")
     finally:
-        gui.root.destroy()
+        gui.close()
 
 
 def test_screenshot_for_the_readme_at_the_default_size(display):
@@ -962,7 +970,7 @@ def test_screenshot_for_the_readme_at_the_default_size(display):
         gui.window.conversations["bob"].input.insert("1.0", "See you at 10!")
         assert gui.shot("gui-readme.png").stat().st_size > 10_000
     finally:
-        gui.root.destroy()
+        gui.close()
 
 
 def test_a_long_last_message_is_cut_with_an_ellipsis_to_the_column(gui):

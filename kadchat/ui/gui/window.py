@@ -8,6 +8,7 @@ Backend events arrive as listener calls and update single widgets in place.
 
 from __future__ import annotations
 
+import gc
 import time
 import tkinter as tk
 from pathlib import Path
@@ -55,6 +56,9 @@ class ChatWindow:
         self._notifier = notifier if notifier is not None else Notifier()
         self._save_pending: str | None = None
         self.look = Look(root, mode or chosen_mode())
+        # Tk objects left as garbage (an earlier window's) are freed here, in Tk's thread:
+        # finalised by a worker thread that ran the collector, Tcl would abort the process.
+        gc.collect()
         self._mode_watcher = ModeWatcher() if mode is None and forced_mode() is None else None
         if self._mode_watcher is not None:
             root.after(MODE_POLL, self._follow_mode)
