@@ -59,6 +59,12 @@ class Service:
             signature, body = self._answer(message)
             self._connection.send(new_method_return(message, signature, body))
 
+    def emit(self, path, interface, member, signature, body):
+        """A signal from this service, to whoever added a match for it."""
+        from jeepney import DBusAddress, new_signal
+
+        self._connection.send(new_signal(DBusAddress(path, interface=interface), member, signature, body))
+
     def stop(self):
         self._running = False
         self._thread.join(5)

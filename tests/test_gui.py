@@ -3,6 +3,7 @@
 Screenshots go to artifacts/ (gitignored) at the repository root.
 """
 
+import gc
 import json
 import os
 import subprocess
@@ -42,6 +43,11 @@ def display():
     os.environ["TZ"] = "UTC"
     time.tzset()
     thief = subprocess.Popen([sys.executable, "-c", FOCUS_THIEF])  # a window of another program
+    search = ["xdotool", "search", "--name", "focus thief"]
+    deadline = time.monotonic() + 10
+    while not subprocess.run(search, capture_output=True).stdout:  # up before the first test
+        assert time.monotonic() < deadline, "the focus thief's window did not appear"
+        time.sleep(0.05)
     yield server
     thief.terminate()
     thief.wait()
@@ -87,6 +93,13 @@ class Gui:
 
     def _quit(self):
         self.quits += 1
+
+    def close(self):
+        """Destroy the window and collect its Tk objects here, in the main thread: a
+        notification or colour-scheme thread that happened to run the garbage
+        collector would otherwise finalise them there, and Tcl aborts the process."""
+        self.root.destroy()
+        gc.collect()
 
     def start(self):
         self.window.start()
@@ -135,7 +148,12 @@ class Gui:
         self.wait_until(lambda: not self.window.has_focus())
 
     def type_and_press(self, widget, text, key):
-        widget.focus_force()
+        """Generated key events go where the keyboard focus is: make that `widget` first."""
+        def focused():
+            widget.focus_force()
+            self.update()
+            return str(self.root.focus_displayof()) == str(widget)
+        self.wait_until(focused)
         widget.insert("end", text)
         self.update()
         widget.event_generate(key)
@@ -151,17 +169,17 @@ class Gui:
 def gui(display):
     g = Gui(display)
     yield g
-    g.root.destroy()
+    g.close()
 
 
 def test_title_chat_list_and_status_bar_come_from_the_backend(gui):
     gui.backend.add("bob", presence="connected", unread=3, route="direct")
     gui.backend.add("carol", presence="offline", last_seen=NOW - 7200)
-    gui.backend.past("bob", False, "see you\nat noon", NOW - 60, "received")
+    gui.backend.past("bob", False, "see you\nsoon", NOW - 60, "received")
     gui.backend.set_status(Status(17, ("203.0.113.7", 4000), "direct"))
     gui.start()
     assert gui.root.title() == "(3) kadchat \u2014 alice"
-    assert gui.row("bob") == ("bob", "see you / at noon", "22:12", "\u2778", "connected", "3")
+    assert gui.row("bob") == ("bob", "see you / soon", "22:12", "\u2778", "connected", "3")
     assert gui.row("carol") == ("carol", "last seen 20:13", "", "", "last seen 20:13", "")
     assert "unread" in gui.window.contacts.tree.item("bob", "tags")
     assert [l.cget("text") for l in gui.window.status_labels] == [
@@ -504,6 +522,7 @@ def test_refresh_failure_is_shown_in_the_status_bar(gui):
 def test_a_newcomer_is_told_what_to_do_first_and_the_buttons_do_it(gui):
     gui.start()
     assert gui.window.welcome.cget("text") == "Welcome, alice!"
+    assert gui.window.contacts.empty.winfo_ismapped()  # "No chats yet"
     steps = gui.window.steps.cget("text")
     assert "1.  Share your card" in steps and "2.  Add a contact" in steps
     gui.shot("gui-empty.png")
@@ -515,6 +534,8 @@ def test_a_newcomer_is_told_what_to_do_first_and_the_buttons_do_it(gui):
     gui.window.dialog.name.insert(0, "bob")
     gui.window.dialog.add_button.invoke()
     assert gui.window.welcome.cget("text") == "No chat open"
+    gui.update()
+    assert not gui.window.contacts.empty.winfo_ismapped()
 
 
 def test_closing_the_last_tab_brings_back_the_empty_state(gui):
@@ -613,6 +634,14 @@ def test_search_shows_results_and_opens_the_conversation_at_the_message(gui):
     assert gui.window.contacts.winfo_ismapped() and not box.results.winfo_ismapped()
 
 
+def test_ctrl_f_goes_to_the_search_box(gui):
+    gui.backend.add("bob")
+    gui.start()
+    tab = gui.window.open_conversation("bob")
+    gui.type_and_press(tab.input, "", "<Control-f>")
+    assert gui.root.focus_get() is gui.window.search.entry
+
+
 def test_a_search_without_results_says_so(gui):
     gui.backend.add("bob")
     gui.start()
@@ -687,6 +716,7 @@ def test_contact_requests_are_shown_with_accept_ignore_and_block(gui):
     gui.update()
     assert gui.window.requests.winfo_ismapped()
     assert list(gui.window.requests.cards) == ["zoe", "yan", "xi"]
+    assert gui.window.steps.cget("text").endswith("asks to chat: answer on the left.")
     assert gui.notifications == [("request:zoe", "Contact request", "zoe wants to chat"),
                                  ("request:yan", "Contact request", "yan wants to chat"),
                                  ("request:xi", "Contact request", "xi wants to chat")]
@@ -725,7 +755,7 @@ def test_the_theme_is_sun_valley_in_the_mode_asked_for(display, mode):
         paper = g.window.look.colours.paper
         assert (int(paper[1:3], 16) < 0x80) == (mode == "dark")
     finally:
-        g.root.destroy()
+        g.close()
 
 
 def test_the_window_size_is_remembered_across_runs(display, tmp_path):
@@ -738,14 +768,14 @@ def test_the_window_size_is_remembered_across_runs(display, tmp_path):
         g.wait_until(lambda: state.exists())
         g.root.tk.call(g.root.protocol("WM_DELETE_WINDOW"))
     finally:
-        g.root.destroy()
+        g.close()
     assert json.loads(state.read_text())["geometry"].startswith("900x650")
     g = Gui(display, geometry=None, window_file=state)
     try:
         g.update()
         assert (g.root.winfo_width(), g.root.winfo_height()) == (900, 650)
     finally:
-        g.root.destroy()
+        g.close()
 
 
 # Desktop notifications, on a session bus of the test's own.
@@ -780,7 +810,7 @@ def test_a_message_while_the_window_is_unfocused_reaches_the_notification_server
         assert first[6]["category"] == ("s", "im.received")
     finally:
         g.root.tk.call(g.root.protocol("WM_DELETE_WINDOW"))  # closes the notifier too
-        g.root.destroy()
+        g.close()
         server.stop()
 
 
@@ -798,7 +828,7 @@ def test_without_a_session_bus_there_are_no_notifications_and_no_error(display, 
         assert not notifier._thread.is_alive()
         assert "hello" in g.row("bob")[1]
     finally:
-        g.root.destroy()
+        g.close()
 
 
 def test_the_desktop_dark_setting_is_read_from_the_settings_portal(session_bus, monkeypatch):
@@ -817,6 +847,42 @@ def test_the_desktop_dark_setting_is_read_from_the_settings_portal(session_bus, 
         assert chosen_mode({"KADCHAT_THEME": "dark"}) == "dark"  # the override asks nobody
         assert len(portal.calls) == 2
     finally:
+        portal.stop()
+
+
+def test_the_window_follows_the_desktop_from_light_to_dark(display, session_bus, monkeypatch):
+    from kadchat.ui.gui.style import PALETTES
+    from tkinter import ttk
+
+    portal = Service(session_bus.address, "org.freedesktop.portal.Desktop",
+                     lambda message: ("v", (("v", ("u", 2)),)))  # 2: prefers light
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus.address)
+    monkeypatch.delenv("KADCHAT_THEME", raising=False)
+    g = Gui(display, mode=None)
+    try:
+        g.backend.add("bob")
+        g.backend.past("bob", False, "hello", NOW - 5, "received")
+        g.start()
+        tab = g.window.open_conversation("bob")
+        dialog = g.window.add_contact()
+        assert ttk.Style(g.root).theme_use() == "sun-valley-light"
+
+        def dark_after_a_signal():  # sent again until the watcher's match rule is in place
+            portal.emit("/org/freedesktop/portal/desktop", "org.freedesktop.portal.Settings",
+                        "SettingChanged", "ssv", ("org.freedesktop.appearance", "color-scheme", ("u", 1)))
+            time.sleep(0.05)
+            return ttk.Style(g.root).theme_use() == "sun-valley-dark"
+        g.wait_until(dark_after_a_signal, timeout=10)
+        dark = PALETTES["dark"]
+        assert tab.history.cget("background") == dark.paper
+        assert tab.history.tag_cget("them", "background") == dark.bubble_them
+        assert dialog.card.cget("background") == dark.paper
+        assert str(g.root.cget("background")) == dark.background
+        dialog.destroy()
+        g.shot("gui-followed-dark.png")
+    finally:
+        g.root.tk.call(g.root.protocol("WM_DELETE_WINDOW"))
+        g.close()
         portal.stop()
 
 
@@ -872,7 +938,7 @@ def test_screenshot_of_a_busy_window(display, size, mode):
         bottom = tab.retry_button.winfo_rooty() + tab.retry_button.winfo_height()
         assert bottom <= gui.window.status_labels[0].winfo_rooty()
     finally:
-        gui.root.destroy()
+        gui.close()
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
@@ -892,7 +958,7 @@ def test_screenshot_of_the_dialogs_and_the_first_run(display, mode):
         gui.update()
         screenshot(gui.display.display, card.wm_frame(), ARTIFACTS / f"gui-{mode}-my-card.png")
     finally:
-        gui.root.destroy()
+        gui.close()
 
 
 def test_screenshot_for_the_readme_at_the_default_size(display):
@@ -904,4 +970,15 @@ def test_screenshot_for_the_readme_at_the_default_size(display):
         gui.window.conversations["bob"].input.insert("1.0", "See you at 10!")
         assert gui.shot("gui-readme.png").stat().st_size > 10_000
     finally:
-        gui.root.destroy()
+        gui.close()
+
+
+def test_a_long_last_message_is_cut_with_an_ellipsis_to_the_column(gui):
+    gui.backend.add("bob")
+    gui.backend.past("bob", False, "a rather long message " * 5, NOW - 60, "received")
+    gui.start()
+    gui.update()
+    preview = gui.row("bob")[1]
+    assert preview.startswith("a rather long") and preview.endswith("\u2026")
+    room = gui.window.contacts.tree.column("#0", "width")
+    assert gui.window.look.font.measure(preview) < room

@@ -433,8 +433,12 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
     desk.click(alice.ui.centre(alice.conversation()[1]))  # back to typing
     wait_equal("alice's window to count it read", lambda: alice.contact_row("bob"), ("connected", ""))
     # Each message reached a window that was not focused (its sender's was): a desktop
-    # notification each, titled with the sender's name as the receiver calls them.
-    assert sorted((n[3], n[4]) for n in desk.notifications.shown) == [
+    # notification each, titled with the sender's name as the receiver calls them. (Bob
+    # may also hear alice's contact request, should it reach him before he adds her.)
+    shown = sorted((n[3], n[4]) for n in desk.notifications.shown)
+    requests = [n for n in shown if n[0] == "Contact request"]
+    assert requests in ([], [("Contact request", "alice wants to chat")])
+    assert [n for n in shown if n not in requests] == [
         ("alice", "Great. Lunch at noon tomorrow?"), ("alice", "Hi bob! Did my card work?"),
         ("bob", "Sounds good, see you there!"), ("bob", "Yes, it worked! / You're online in my list.")]
     desk.shoot("6-conversation")
@@ -444,3 +448,26 @@ def test_two_windows_add_each_other_and_chat_both_ways(tmp_path, desk, children)
     wait_for("alice to see bob offline",
              lambda: alice.contact_row("bob")[0].startswith("last seen "), timeout=30)
     desk.shoot("7-bob-left")
+
+
+@pytest.mark.timeout(90)
+def test_a_contact_request_is_accepted_in_the_window(tmp_path, desk, children):
+    """alice adds bob; bob never pastes her card: her request appears in his window
+    with Accept, Ignore and Block, and Accept makes them contacts both ways."""
+    port = start_server(tmp_path, children)
+    alice = start_client("alice", tmp_path, desk, port, children, x=0)
+    bob = start_client("bob", tmp_path, desk, port, children, x=WIDTH // 2)
+    add_contact(desk, alice, bob, "request-1-alice-adds-bob")
+    accept = bob.ui.one("TButton", text="Accept")
+    assert bob.ui.find("TButton", text="Ignore") and bob.ui.find("TButton", text="Block")
+    assert bob.ui.find("TLabel", text="alice wants to chat")
+    desk.shoot("request-2-bob-is-asked")
+    desk.click(bob.ui.centre(accept))
+    wait_for("bob's contacts to hold alice", lambda: (bob.folder / "contacts.txt").exists() and (
+        (bob.folder / "contacts.txt").read_text().splitlines()[-1:] == [f"{alice.card} alice"]))
+    wait_for("the request to go from bob's window", lambda: not bob.ui.find("TButton", text="Accept"))
+    for client, other in ((alice, bob), (bob, alice)):
+        wait_equal(f"{client.name} to see {other.name} connected",
+                   lambda: client.contact_row(other.name), ("connected", ""), timeout=30)
+    assert ("Contact request", "alice wants to chat") in [n[3:5] for n in desk.notifications.shown]
+    desk.shoot("request-3-accepted")

@@ -22,7 +22,7 @@ BADGES = "\u2776\u2777\u2778\u2779\u277a\u277b\u277c\u277d\u277e\u277f" + "".joi
     map(chr, range(0x24EB, 0x24F5)))  # 1-10, then 11-20
 MENU = (("Open", "open"), ("Rename\u2026", "rename"), ("Remove\u2026", "remove"),
         ("Block\u2026", "block"))
-PREVIEW_ROOM = 40  # px of the name column taken by the dot and the padding
+INDENT = 44  # px of the name column before and around the dot (the Treeview's indent and padding)
 
 
 def badge(unread: int) -> str:
@@ -60,8 +60,11 @@ class ContactList(ttk.Frame):
         measure = look.font.measure
         self.tree.column("#0", width=measure("m" * 14), minwidth=120, stretch=True)
         self.tree.column("side", width=measure("00 Mmm") + 16, stretch=False, anchor="e")
-        self.tree.tag_configure(ContactPresence.OFFLINE, foreground=look.colours.muted)
+        look.painted(self, lambda: self.tree.tag_configure(ContactPresence.OFFLINE,
+                                                           foreground=look.colours.muted))
         self.tree.tag_configure("unread", font=look.bold)
+        self.empty = ttk.Label(self.tree, text="No chats yet", style="Muted.TLabel")
+        self.empty.place(relx=0.5, rely=0.3, anchor="center")
         scroll = ttk.Scrollbar(self, orient="vertical", command=self.tree.yview)
         self.tree.configure(yscrollcommand=scroll.set)
         self.tree.pack(side="left", fill="both", expand=True)
@@ -69,7 +72,7 @@ class ContactList(ttk.Frame):
         self.tree.bind("<<TreeviewSelect>>", lambda e: self._open_selected())
         self.tree.bind("<Return>", lambda e: self._open_selected())
         self.tree.bind("<Button-3>", self._context_menu)
-        self.tree.bind("<Configure>", lambda e: self._fit_previews())
+        self.tree.bind("<Configure>", lambda e: self.after_idle(self._fit_previews))  # once the columns are laid out
         self.menu = tk.Menu(self, tearoff=False)
         for label, action in MENU:
             self.menu.add_command(label=label, command=lambda a=action: self._chosen(a))
@@ -89,7 +92,7 @@ class ContactList(ttk.Frame):
             preview = ("You: " if last.outgoing else "") + one_line(last.text)
             side = when(last.timestamp, self._now())
             self._latest[contact.name] = last.timestamp
-        room = self.tree.column("#0", "width") - PREVIEW_ROOM
+        room = self.tree.column("#0", "width") - INDENT - self._look.dots[contact.presence].width()
         options = dict(
             text=f" {_fitted(one_line(contact.name), self._look.bold, room)}\n"
                  f" {_fitted(preview, self._look.bold if contact.unread else self._look.font, room)}",
@@ -101,6 +104,7 @@ class ContactList(ttk.Frame):
             self.tree.item(contact.name, **options)
         else:
             self.tree.insert("", "end", iid=contact.name, **options)
+            self.empty.place_forget()
         self.tree.move(contact.name, "", self._position(contact.name))
 
     def remove(self, name: str) -> None:
@@ -108,6 +112,8 @@ class ContactList(ttk.Frame):
             self.tree.delete(name)
         self._latest.pop(name, None)
         self._shown.pop(name, None)
+        if not self._shown:
+            self.empty.place(relx=0.5, rely=0.3, anchor="center")
 
     def _fit_previews(self) -> None:
         room = self.tree.column("#0", "width")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from dataclasses import replace
 import tkinter as tk
 from tkinter import ttk
 from typing import Callable
@@ -53,7 +54,6 @@ class Conversation(ttk.Frame):
         self._by_id: dict[str, Message] = {}
         self.complete = False  # nothing older to load
         self._loading = False  # a load of older messages is scheduled
-        colours = look.colours
 
         header = ttk.Frame(self)
         header.pack(side="top", fill="x", pady=(0, 8))
@@ -65,8 +65,7 @@ class Conversation(ttk.Frame):
 
         bottom = ttk.Frame(self)
         bottom.pack(side="bottom", fill="x", pady=(8, 0))
-        self.input = tk.Text(bottom, height=3, wrap="word", undo=True, padx=8, pady=6,
-                             **look.text_widget_options())
+        self.input = tk.Text(bottom, height=3, wrap="word", undo=True, padx=8, pady=6)
         self.send_button = ttk.Button(bottom, text="Send", command=self.send, style="Accent.TButton")
         self.retry_button = ttk.Button(bottom, text="Retry failed", command=self.retry_failed)
         self.error = ttk.Label(bottom, style="Error.TLabel")
@@ -82,9 +81,8 @@ class Conversation(ttk.Frame):
 
         body = ttk.Frame(self)
         body.pack(side="top", fill="both", expand=True)
-        options = dict(look.text_widget_options(), highlightthickness=0)
         self.history = tk.Text(body, wrap="word", state="disabled", padx=12, pady=10,
-                               cursor="arrow", **options)
+                               cursor="arrow")
         self.scroll = ttk.Scrollbar(body, orient="vertical", command=self.history.yview)
         self.history.configure(yscrollcommand=self._scrolled)
         self.scroll.pack(side="right", fill="y")
@@ -92,11 +90,25 @@ class Conversation(ttk.Frame):
         self.jump = ttk.Button(body, text="\u2193 New messages", style="Accent.TButton",
                                command=self.scroll_to_end)
         h = self.history
+        look.painted(self, self._paint)
+        h.tag_raise("found")
+        h.tag_bind("link", "<Button-1>", self._link_clicked)
+        h.tag_bind("link", "<Enter>", lambda e: h.config(cursor="hand2"))
+        h.tag_bind("link", "<Leave>", lambda e: h.config(cursor="arrow"))
+        h.bind("<Configure>", self._resized)
+
+        self.show_contact(contact)
+
+    def _paint(self) -> None:
+        """Colours (again after a switch between light and dark)."""
+        look, colours, h = self._look, self._look.colours, self.history
+        self.input.configure(**look.text_widget_options())
+        h.configure(**dict(look.text_widget_options(), highlightthickness=0))
         # A bubble: the tag's colour, the margin on the other side left as paper.
         h.tag_configure("me", background=colours.bubble_me, rmargin=4, lmargincolor=colours.paper)
         h.tag_configure("them", background=colours.bubble_them, lmargin1=4, lmargin2=4,
                         rmargincolor=colours.paper)
-        h.tag_configure("name", font=look.bold, spacing1=10, spacing3=2, background="")
+        h.tag_configure("name", font=look.bold, spacing1=10, spacing3=2)
         h.tag_configure("name_me", foreground=colours.accent, justify="right")
         h.tag_configure("name_them", foreground=colours.them)
         h.tag_configure("body", spacing1=3, spacing3=3, spacing2=1)
@@ -107,13 +119,6 @@ class Conversation(ttk.Frame):
         h.tag_configure("day", foreground=colours.muted, justify="center", font=look.small,
                         spacing1=12, spacing3=6)
         h.tag_configure("found", background=colours.accent, foreground="#ffffff")
-        h.tag_raise("found")
-        h.tag_bind("link", "<Button-1>", self._link_clicked)
-        h.tag_bind("link", "<Enter>", lambda e: h.config(cursor="hand2"))
-        h.tag_bind("link", "<Leave>", lambda e: h.config(cursor="arrow"))
-        h.bind("<Configure>", self._resized)
-
-        self.show_contact(contact)
 
     # Updates from the window.
 
@@ -159,8 +164,7 @@ class Conversation(ttk.Frame):
         message = self._by_id.get(message_id)
         if message is None:
             return False
-        self._replace(Message(message.id, message.contact, message.outgoing, message.text,
-                              message.timestamp, MessageState(state)))
+        self._replace(replace(message, state=MessageState(state)))
         ranges = self.history.tag_ranges(f"state:{message_id}")
         if ranges:
             start, end = ranges[0], ranges[-1]

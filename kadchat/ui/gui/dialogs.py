@@ -18,7 +18,8 @@ from kadchat.ui.uitext import one_line
 
 class _Dialog(tk.Toplevel):
     def __init__(self, root: tk.Misc, look: Look, title: str):
-        super().__init__(root, background=look.colours.background)
+        super().__init__(root)
+        look.painted(self, lambda: self.configure(background=look.colours.background))
         self.title(title)
         self.transient(root)
         self.geometry(f"+{root.winfo_rootx() + 80}+{root.winfo_rooty() + 60}")
@@ -28,8 +29,9 @@ class _Dialog(tk.Toplevel):
         self.bind("<Escape>", lambda e: self.destroy())
 
     def _card_box(self, look: Look) -> tk.Text:
-        return tk.Text(self.body, width=52, height=4, wrap="char", padx=6, pady=4,
-                       **look.text_widget_options())
+        box = tk.Text(self.body, width=52, height=4, wrap="char", padx=6, pady=4)
+        look.painted(box, lambda: box.configure(**look.text_widget_options()))
+        return box
 
     def _buttons(self, *buttons: tuple[str, Callable[[], None]]) -> list[ttk.Button]:
         row = ttk.Frame(self.body)

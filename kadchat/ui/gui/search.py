@@ -34,7 +34,7 @@ class SearchBox(ttk.Frame):
         self._on_results = on_results
         self._on_found = on_found
         self._found: dict[str, Message] = {}
-        self._muted = look.colours.muted
+        self._look = look
         self._hint = False  # the box shows PLACEHOLDER, not the user's text
         self.query = tk.StringVar(self)
         self.entry = ttk.Entry(self, textvariable=self.query, width=10)
@@ -46,6 +46,7 @@ class SearchBox(ttk.Frame):
         self.entry.bind("<FocusIn>", lambda e: self._placeholder(False))
         self.entry.bind("<FocusOut>", lambda e: self._placeholder(True))
         self._placeholder(True)
+        look.painted(self.entry, lambda: self._hint and self.entry.configure(foreground=look.colours.muted))
         self.results = ttk.Treeview(parent, columns=("when",), show="tree", selectmode="browse")
         self.results.column("when", width=70, stretch=False, anchor="e")
         self.results.bind("<<TreeviewSelect>>", lambda e: self._chosen())
@@ -97,7 +98,7 @@ class SearchBox(ttk.Frame):
         """Grey "Search messages" in the empty box, gone while the user types there."""
         if show and not self.query.get():
             self.query.set(PLACEHOLDER)
-            self.entry.configure(foreground=self._muted)
+            self.entry.configure(foreground=self._look.colours.muted)
             self._hint = True
         elif not show and self._hint:
             self.query.set("")

@@ -8,6 +8,7 @@ import tkinter as tk
 import tkinter.font as tkfont
 from dataclasses import dataclass
 from tkinter import ttk
+from typing import Callable
 
 import sv_ttk
 
@@ -16,8 +17,8 @@ from kadchat.model import ContactPresence
 EMOJI_FONTS = ("Noto Color Emoji", "Twemoji", "Apple Color Emoji", "Segoe UI Emoji")
 # Runs of pictographs (with their joiners and variation selectors) to draw in
 # the colour emoji font: Tk's own font fallback picks a monochrome glyph first.
-EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u2190-\u21FF\u200D\uFE0F"
-                   "\U0001F1E6-\U0001F1FF\U000E0020-\U000E007F]+")
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B05-\u2B07\u2B1B\u2B1C\u2B50\u2B55"
+                   "\u200D\uFE0F\U000E0020-\U000E007F]+")  # flags' letters are in the first range
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,10 @@ class Look:
     """Theme, fonts and images shared by the widgets; images must outlive them."""
 
     def __init__(self, root: tk.Misc, mode: str = "light"):
-        self.mode = mode
-        self.colours = colours = PALETTES[mode]
-        sv_ttk.set_theme(mode, root)
+        self._root = root
+        self._painters: list[tuple[tk.Misc, Callable[[], None]]] = []
         base = tkfont.nametofont("TkDefaultFont")
         base.configure(size=10)
-        for name in ("TkTextFont", "SunValleyBodyFont", "SunValleyCaptionFont"):
-            if name in tkfont.names(root):
-                tkfont.nametofont(name).configure(family=base.cget("family"), size=10)
         self.font = base
         self.bold = _variant(base, weight="bold")
         self.small = _variant(base, size=8)
@@ -74,10 +71,21 @@ class Look:
         self.emoji_family = next((f for f in EMOJI_FONTS if f in families), None)
         self.emoji = tkfont.Font(root, family=self.emoji_family or base.cget("family"), size=10)
         line = base.metrics("linespace")
+        self.dots = {p: _dot(root, colour, size=line // 2 + 4, hollow=hollow)
+                     for p, (colour, hollow) in PRESENCE_DOTS.items()}
+        self.set_mode(mode)
 
-        style = ttk.Style(root)
-        root.configure(background=colours.background)
-        style.configure("Treeview", rowheight=2 * line + 14)
+    def set_mode(self, mode: str) -> None:
+        """Light or dark, for the theme and for every widget that asked to be `painted`."""
+        self.mode = mode
+        self.colours = colours = PALETTES[mode]
+        sv_ttk.set_theme(mode, self._root)
+        for name in ("TkTextFont", "SunValleyBodyFont", "SunValleyCaptionFont"):
+            if name in tkfont.names(self._root):
+                tkfont.nametofont(name).configure(family=self.font.cget("family"), size=10)
+        style = ttk.Style(self._root)  # styles belong to a theme: set again after each switch
+        self._root.configure(background=colours.background)
+        style.configure("Treeview", rowheight=2 * self.font.metrics("linespace") + 14)
         style.configure("Title.TLabel", font=self.title)
         style.configure("Heading.TLabel", font=self.heading)
         style.configure("Muted.TLabel", foreground=colours.muted)
@@ -85,9 +93,17 @@ class Look:
         style.configure("Status.TLabel", foreground=colours.muted, padding=(10, 3))
         style.configure("Banner.TFrame", background=colours.banner)
         style.configure("Banner.TLabel", background=colours.banner, foreground=colours.banner_text)
+        alive = []
+        for widget, paint in self._painters:
+            if widget.winfo_exists():
+                paint()
+                alive.append((widget, paint))
+        self._painters = alive
 
-        self.dots = {p: _dot(root, colour, size=line // 2 + 4, hollow=hollow)
-                     for p, (colour, hollow) in PRESENCE_DOTS.items()}
+    def painted(self, widget: tk.Misc, paint: Callable[[], None]) -> None:
+        """Call `paint` (which sets the widget's colours from `colours`) now and after each switch."""
+        paint()
+        self._painters.append((widget, paint))
 
     def text_widget_options(self) -> dict:
         """Colours for plain tk.Text boxes, which the ttk theme does not reach."""

@@ -8,6 +8,7 @@ Backend events arrive as listener calls and update single widgets in place.
 
 from __future__ import annotations
 
+import gc
 import time
 import tkinter as tk
 from pathlib import Path
@@ -18,7 +19,7 @@ from twisted.logger import Logger
 
 from kadchat.errors import UserError
 from kadchat.model import ChatBackend, Contact, ContactRequest, Message, Status
-from kadchat.ui.gui.appearance import chosen_mode
+from kadchat.ui.gui.appearance import ModeWatcher, chosen_mode, forced_mode
 from kadchat.ui.gui.contacts import ContactList
 from kadchat.ui.gui.conversation import Conversation
 from kadchat.ui.gui.dialogs import AddContactDialog, ConfirmDialog, MyCardDialog, RenameDialog
@@ -31,6 +32,7 @@ from kadchat.ui.gui.winstate import MIN_SIZE, initial_geometry, save_geometry
 from kadchat.ui.uitext import one_line, status_parts
 
 LEFT_WIDTH = 290  # px: the chat list column, at any window size (the sash moves it)
+MODE_POLL = 1000  # ms between looks at what the desktop's colour scheme watcher heard
 SAVE_DELAY = 500  # ms after the last move or resize before window.json is written
 
 
@@ -38,7 +40,9 @@ class ChatWindow:
     """Builds the window in `root`; `start()` connects it to the backend.
 
     `window_file`: where the size and place are remembered (None: nowhere);
-    `notifier`: desktop notifications for messages while the window is not focused."""
+    `notifier`: desktop notifications for messages while the window is not focused;
+    `mode`: "light" or "dark"; None follows the desktop (and its changes) unless
+    KADCHAT_THEME says."""
 
     log = Logger()
 
@@ -52,6 +56,12 @@ class ChatWindow:
         self._notifier = notifier if notifier is not None else Notifier()
         self._save_pending: str | None = None
         self.look = Look(root, mode or chosen_mode())
+        # Tk objects left as garbage (an earlier window's) are freed here, in Tk's thread:
+        # finalised by a worker thread that ran the collector, Tcl would abort the process.
+        gc.collect()
+        self._mode_watcher = ModeWatcher() if mode is None and forced_mode() is None else None
+        if self._mode_watcher is not None:
+            root.after(MODE_POLL, self._follow_mode)
         self.conversations: dict[str, Conversation] = {}
         self.dialog: tk.Toplevel | None = None
         self._last: dict[str, Message] = {}  # contact -> the latest message, for the chat list
@@ -65,6 +75,7 @@ class ChatWindow:
             root.bind("<Configure>", self._configured, add="+")
         root.protocol("WM_DELETE_WINDOW", lambda: self._quit(on_quit))
         root.bind("<FocusIn>", self._focused, add="+")
+        root.bind("<Control-f>", lambda e: self.search.entry.focus_set())
 
         status_bar = ttk.Frame(root)
         status_bar.pack(side="bottom", fill="x")
@@ -116,8 +127,7 @@ class ChatWindow:
         for contact in self._backend.contacts():
             self._remember_last(contact.name)
             self.contacts.show(contact, self._last.get(contact.name))
-        self._show_requests()
-        self._update_overview()
+        self._show_requests()  # and the overview: title, empty state
         self.status(self._backend.status())
 
     def has_focus(self) -> bool:
@@ -336,7 +346,6 @@ class ChatWindow:
                 self._remember_last(name)
             self._show_contact(contact)
         self._show_requests()
-        self._update_overview()
 
     # Helpers.
 
@@ -365,6 +374,7 @@ class ChatWindow:
     def _show_requests(self) -> None:
         requests = self._backend.requests()
         self.requests.show(requests)
+        self._update_overview()
         if requests:
             self.requests.pack(side="top", fill="x", pady=(0, 8), before=self.search.results
                                if self.search.results.winfo_ismapped() else self.contacts)
@@ -386,7 +396,9 @@ class ChatWindow:
             "and whose card you have.\n\n"
             "1.  Share your card: send it to a friend by mail or another messenger.\n"
             "2.  Add a contact: paste the card a friend sent you." if newcomer else
-            "Pick a chat on the left, or add another contact with their card."))
+            "Pick a chat on the left, or add another contact with their card.")
+            + ("\n\nSomeone who has your card asks to chat: answer on the left."
+               if self._backend.requests() else ""))
 
     def _empty_state(self, parent) -> ttk.Frame:
         frame = ttk.Frame(parent, padding=40)
@@ -404,6 +416,12 @@ class ChatWindow:
         self.add_first_button = ttk.Button(row, text="Add a contact\u2026", command=self.add_contact)
         self.add_first_button.pack(side="left", padx=(8, 0))
         return frame
+
+    def _follow_mode(self) -> None:
+        mode = self._mode_watcher.latest()
+        if mode is not None and mode != self.look.mode:
+            self.look.set_mode(mode)
+        self.root.after(MODE_POLL, self._follow_mode)
 
     def _focused(self, event) -> None:
         """Back at the window: what the open conversation shows at its end is read now."""
@@ -429,4 +447,6 @@ class ChatWindow:
             self.root.after_cancel(self._save_pending)
             self._save_geometry()
         self._notifier.close()
+        if self._mode_watcher is not None:
+            self._mode_watcher.stop()
         on_quit()
