@@ -51,7 +51,8 @@ Output lines (scripts rely on these exact shapes):
     error: ...                   a command could not be done
 
 At a terminal (kadchat.ui.console_terminal) the line being typed stays below
-the output, and your own messages are echoed: [HH:MM:SS] you to NAME: TEXT.
+the output, your own messages are echoed ([HH:MM:SS] you to NAME: TEXT), and
+the start says who wrote while you were away (* 2 unread from bob: /open bob).
 
 End of input (stdin closed, e.g. the end of a piped script): the console quits
 once every message sent in this session is delivered, stored or failed, or after
@@ -155,6 +156,10 @@ class ConsoleUI:
         self._earlier = {m.id: m for m in self._backend.undelivered()}
         self._write(f"kadchat: you are {one_line(self._backend.my_name)}; /help lists commands")
         self._guarded("listing contact requests", self._show_waiting_requests)
+        if self._interactive:
+            for c in sorted(self._backend.contacts(), key=lambda c: c.name.casefold()):
+                if c.unread:
+                    self._write(f"* {c.unread} unread from {one_line(c.name)}: /open {one_line(c.name)}")
         self._prompt_changed()
         self._names_changed()
 
