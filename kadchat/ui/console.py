@@ -157,15 +157,18 @@ class ConsoleUI:
         self._write(f"kadchat: you are {one_line(self._backend.my_name)}; /help lists commands")
         self._guarded("listing contact requests", self._show_waiting_requests)
         if self._interactive:
-            for c in sorted(self._backend.contacts(), key=lambda c: c.name.casefold()):
-                if c.unread:
-                    self._write(f"* {c.unread} unread from {one_line(c.name)}: /open {one_line(c.name)}")
+            self._show_unread()
         self._prompt_changed()
         self._names_changed()
 
     def _show_waiting_requests(self) -> None:
         for request in self._waiting_requests():
             self.contact_request(request)
+
+    def _show_unread(self) -> None:
+        for c in sorted(self._backend.contacts(), key=lambda c: c.name.casefold()):
+            if c.unread:
+                self._write(f"* {c.unread} unread from {one_line(c.name)}: /open {one_line(c.name)}")
 
     # Input.
 
