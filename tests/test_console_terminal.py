@@ -10,7 +10,10 @@ import termios
 
 import pytest
 
-from tests.client_helpers import ROOT, client_argv, friends, presence, procs, received  # noqa: F401 (fixture)
+from kadchat.service import ChatService
+from tests.client_helpers import (ROOT, client_argv, friends, make_identity, presence, procs,  # noqa: F401 (fixture)
+                                  received, write_contacts)
+from tests.child_process import signal_group
 from tests.console_screen import ScreenClient
 
 STAMP = r"\[\d\d:\d\d:\d\d\]"
@@ -33,6 +36,12 @@ def screens():
 
 def matching(pattern):
     return lambda line: re.fullmatch(pattern, line) is not None
+
+
+def stop_together(*processes):
+    """SIGTERM to all at once: each says goodbye to the swarm (seconds), in parallel; the fixtures wait."""
+    for process in processes:
+        signal_group(process.popen, signal.SIGTERM)
 
 
 def no_traceback(client):
@@ -147,6 +156,7 @@ def test_chat_after_open_and_an_incoming_message_while_typing(tmp_path, procs, s
     message = next(i for i, line in enumerate(shown) if line.endswith("Ben Big: interrupting you"))
     assert re.fullmatch(f"{STAMP} Ben Big: interrupting you", shown[message])  # nothing spliced in
     no_traceback(alice)
+    stop_together(alice, ben)
 
 
 def test_contact_requests_arrive_while_typing_and_are_accepted_ignored_or_blocked(screens):
@@ -195,3 +205,32 @@ def test_log_warnings_on_the_same_terminal_do_not_splice_into_the_typed_line(tmp
         assert alice.cursor_line() == "> typing along"
         alice.press("ctrl-c")
         assert alice.wait() == 0
+
+
+@pytest.mark.skipif(not hasattr(ChatService, "requests"),
+                    reason="ChatService gets contact requests with the private-presence work (wt-private)")
+def test_contact_requests_from_real_clients_accepted_ignored_and_blocked(tmp_path, procs, screens):  # noqa: F811
+    _, server = procs.server()
+    cards = {name: make_identity(tmp_path / name, name) for name in ("alice", "bob", "carol", "mallory")}
+    alice = screens(client_argv(tmp_path / "alice", "-r", bootstrap=server))
+    alice.wait_line(matching("kadchat: you are alice; .*"))
+    others = {}
+    for n, name in enumerate(("bob", "carol", "mallory"), start=2):
+        write_contacts(tmp_path / name, {"alice": cards["alice"]})  # they have her card; she has none
+        others[name] = procs.client(tmp_path / name, "-r", bootstrap=server, interface=f"127.0.0.{n}")
+    for name in others:
+        alice.wait_line(f"* request from {name}", timeout=30)
+    alice.enter("/accept bob")
+    alice.wait_line("added bob")
+    alice.wait_line("* bob is connected", timeout=30)
+    alice.enter("/ignore carol")
+    alice.wait_line("ignored the request from carol")
+    alice.enter("/block mallory")
+    alice.wait_line("blocked mallory")
+    alice.enter("/requests")
+    alice.wait_line("no contact requests")
+    alice.enter("/open bob")
+    alice.enter("welcome")
+    others["bob"].expect(received("alice", "welcome"), timeout=20)
+    no_traceback(alice)
+    stop_together(alice, *others.values())
