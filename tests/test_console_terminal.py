@@ -10,7 +10,6 @@ import termios
 
 import pytest
 
-from kadchat.service import ChatService
 from tests.client_helpers import (ROOT, client_argv, friends, make_identity, presence, procs,  # noqa: F401 (fixture)
                                   received, write_contacts)
 from tests.child_process import signal_group
@@ -160,8 +159,7 @@ def test_chat_after_open_and_an_incoming_message_while_typing(tmp_path, procs, s
 
 
 def test_contact_requests_arrive_while_typing_and_are_accepted_ignored_or_blocked(screens):
-    """Against the UI contract (tests.backend_double): ChatService gets contact requests
-    from the private-presence work; the same test then runs on real processes."""
+    """Against the UI contract (tests.backend_double): requests arriving on cue, while typing."""
     console = screens([sys.executable, str(ROOT / "tests" / "console_double_child.py")])
     console.wait_line("* request from dave: we met at the conference")  # waiting at start
     console.type("/accept da")
@@ -207,8 +205,6 @@ def test_log_warnings_on_the_same_terminal_do_not_splice_into_the_typed_line(tmp
         assert alice.wait() == 0
 
 
-@pytest.mark.skipif(not hasattr(ChatService, "requests"),
-                    reason="ChatService gets contact requests with the private-presence work (wt-private)")
 def test_contact_requests_from_real_clients_accepted_ignored_and_blocked(tmp_path, procs, screens):  # noqa: F811
     _, server = procs.server()
     cards = {name: make_identity(tmp_path / name, name) for name in ("alice", "bob", "carol", "mallory")}

@@ -162,7 +162,7 @@ class ConsoleUI:
         self._names_changed()
 
     def _show_waiting_requests(self) -> None:
-        for request in self._waiting_requests():
+        for request in self._backend.requests():
             self.contact_request(request)
 
     def _show_unread(self) -> None:
@@ -303,7 +303,7 @@ class ConsoleUI:
         self._forget(name)
 
     def _requests(self, args: str) -> None:
-        requests = self._waiting_requests()
+        requests = self._backend.requests()
         if not requests:
             self._write("no contact requests")
         for r in requests:
@@ -320,7 +320,7 @@ class ConsoleUI:
         self._write(f"ignored the request from {one_line(name)}")
 
     def _block(self, args: str) -> None:
-        names = self._contact_names() + [r.name for r in self._waiting_requests()]
+        names = self._contact_names() + [r.name for r in self._backend.requests()]
         name = self._named(args, names, "usage: /block NAME")
         self._backend.block(name)
         self._write(f"blocked {one_line(name)}")
@@ -434,10 +434,6 @@ class ConsoleUI:
 
     # Helpers.
 
-    def _waiting_requests(self) -> list[ContactRequest]:
-        # TODO(merge wt-private): ChatService gets requests() there; then call it directly.
-        return self._backend.requests() if hasattr(self._backend, "requests") else []
-
     def _contact_names(self) -> list[str]:
         return [c.name for c in self._backend.contacts()]
 
@@ -445,7 +441,7 @@ class ConsoleUI:
         return self._named(typed, self._contact_names(), usage)
 
     def _request_named(self, typed: str, usage: str) -> str:
-        return self._named(typed, [r.name for r in self._waiting_requests()], usage)
+        return self._named(typed, [r.name for r in self._backend.requests()], usage)
 
     def _named(self, typed: str, names: list[str], usage: str) -> str:
         if not typed:
@@ -473,7 +469,7 @@ class ConsoleUI:
     def _names_changed(self) -> None:
         if self._interactive:
             self._guarded("listing names", lambda: self._show_names(
-                self._contact_names(), [r.name for r in self._waiting_requests()]))
+                self._contact_names(), [r.name for r in self._backend.requests()]))
 
     def _prompt_changed(self) -> None:
         self._show_prompt(f"{one_line(self._open)}> " if self._open else "> ")
