@@ -2,11 +2,13 @@
 
 For pseudo-terminal tests of what the console does with backend events that a
 real service cannot be made to produce on cue: it starts with contact `bob` and
-a contact request from `dave`, and each SIGUSR1 brings the next request of
-LATER_REQUESTS, as if it had just arrived from the network.
+a contact request from `dave`, each SIGUSR1 brings the next request of
+LATER_REQUESTS, as if it had just arrived from the network, and each SIGUSR2
+writes WARNING to stderr, as a log warning would.
 """
 
 import signal
+import sys
 
 from twisted.internet import defer, task
 
@@ -14,6 +16,7 @@ from kadchat.ui.console_terminal import start_console
 from tests.backend_double import BackendDouble
 
 LATER_REQUESTS = [("Eve Ng", "hello from the train"), ("mallory", "")]
+WARNING = "warning: something the log says"
 
 
 def main(reactor):
@@ -26,7 +29,11 @@ def main(reactor):
         name, note = next(later)
         backend.request(name, note=note)
 
+    def warn():
+        print(WARNING, file=sys.stderr, flush=True)
+
     signal.signal(signal.SIGUSR1, lambda signum, frame: reactor.callFromThread(next_request))
+    signal.signal(signal.SIGUSR2, lambda signum, frame: reactor.callFromThread(warn))
     finished = defer.Deferred()
     start_console(reactor, backend, lambda: finished.called or finished.callback(None))
     return finished

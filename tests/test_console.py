@@ -646,3 +646,12 @@ def test_at_a_terminal_names_for_completion_follow_contacts_and_requests():
     t.run("/accept dave")
     assert shown[-3:] == [(["bob", "Carol Ann"], []), (["bob", "Carol Ann"], ["dave"]),
                           (["bob", "Carol Ann", "dave"], [])]
+
+
+def test_at_a_terminal_the_start_says_who_wrote_while_you_were_away():
+    clock, backend, out = Clock(), BackendDouble(), []
+    backend.add("bob", unread=2)
+    backend.add("Ben Big", unread=1)
+    backend.add("carol")
+    ConsoleUI(backend, out.append, lambda: None, clock, interactive=True).start()
+    assert out[1:] == ["* 1 unread from Ben Big: /open Ben Big", "* 2 unread from bob: /open bob"]

@@ -4,16 +4,19 @@ through a terminal emulator (tests.console_screen), typed at key by key."""
 import os
 import re
 import signal
-import socket
 import sys
 import termios
 
 import pytest
 
-from tests.client_helpers import ROOT, client_argv, friends, presence, procs, received  # noqa: F401 (fixture)
+from tests.client_helpers import (ROOT, client_argv, friends, make_identity, presence, procs,  # noqa: F401 (fixture)
+                                  received, write_contacts)
+from tests.child_process import signal_group
+from tests.console_double_child import WARNING
 from tests.console_screen import ScreenClient
 
 STAMP = r"\[\d\d:\d\d:\d\d\]"
+DOUBLE_CHILD = ROOT / "tests" / "console_double_child.py"  # the console on the UI test double
 
 
 @pytest.fixture
@@ -33,6 +36,12 @@ def screens():
 
 def matching(pattern):
     return lambda line: re.fullmatch(pattern, line) is not None
+
+
+def stop_together(*processes):
+    """SIGTERM to all at once: each says goodbye to the swarm (seconds), in parallel; the fixtures wait."""
+    for process in processes:
+        signal_group(process.popen, signal.SIGTERM)
 
 
 def no_traceback(client):
@@ -147,12 +156,12 @@ def test_chat_after_open_and_an_incoming_message_while_typing(tmp_path, procs, s
     message = next(i for i, line in enumerate(shown) if line.endswith("Ben Big: interrupting you"))
     assert re.fullmatch(f"{STAMP} Ben Big: interrupting you", shown[message])  # nothing spliced in
     no_traceback(alice)
+    stop_together(alice, ben)
 
 
 def test_contact_requests_arrive_while_typing_and_are_accepted_ignored_or_blocked(screens):
-    """Against the UI contract (tests.backend_double): ChatService gets contact requests
-    from the private-presence work; the same test then runs on real processes."""
-    console = screens([sys.executable, str(ROOT / "tests" / "console_double_child.py")])
+    """Against the UI contract (tests.backend_double): requests arriving on cue, while typing."""
+    console = screens([sys.executable, str(DOUBLE_CHILD)])
     console.wait_line("* request from dave: we met at the conference")  # waiting at start
     console.type("/accept da")
     console.wait_for(lambda: console.cursor_line() == "> /accept da", what="the half-typed line")
@@ -178,20 +187,40 @@ def test_contact_requests_arrive_while_typing_and_are_accepted_ignored_or_blocke
     no_traceback(console)
 
 
-def test_log_warnings_on_the_same_terminal_do_not_splice_into_the_typed_line(tmp_path, screens):
-    dirs = friends(tmp_path, ["alice", "bob"])
+def test_stderr_on_the_same_terminal_does_not_splice_into_the_typed_line(screens):
+    console = screens([sys.executable, str(DOUBLE_CHILD)], stderr_too=True)
+    console.wait_line("* request from dave: we met at the conference")
+    console.type("typing along")
+    console.wait_for(lambda: console.cursor_line() == "> typing along", what="the typed line")
+    console.popen.send_signal(signal.SIGUSR2)  # a log warning, on stderr
+    console.wait_line(WARNING)
+    assert console.cursor_line() == "> typing along"
+    console.press("ctrl-c")
+    assert console.wait() == 0
 
-    def warnings():
-        return sum("no bootstrap node answered; retrying" in line for line in alice.lines())
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nobody:
-        nobody.bind(("127.0.0.1", 0))  # a bootstrap node that never answers: a warning soon, then every 10 s
-        alice = screens(client_argv(dirs["alice"][0], bootstrap=nobody.getsockname(), log=False), stderr_too=True)
-        alice.wait_line(matching("kadchat: you are alice; .*"))
-        alice.type("typing along")
-        alice.wait_for(lambda: alice.cursor_line() == "> typing along", what="the typed line")
-        before = warnings()
-        alice.wait_for(lambda: warnings() > before, timeout=25, what="a warning while typing")
-        assert alice.cursor_line() == "> typing along"
-        alice.press("ctrl-c")
-        assert alice.wait() == 0
+def test_contact_requests_from_real_clients_accepted_ignored_and_blocked(tmp_path, procs, screens):  # noqa: F811
+    _, server = procs.server()
+    cards = {name: make_identity(tmp_path / name, name) for name in ("alice", "bob", "carol", "mallory")}
+    alice = screens(client_argv(tmp_path / "alice", "-r", bootstrap=server))
+    alice.wait_line(matching("kadchat: you are alice; .*"))
+    others = {}
+    for n, name in enumerate(("bob", "carol", "mallory"), start=2):
+        write_contacts(tmp_path / name, {"alice": cards["alice"]})  # they have her card; she has none
+        others[name] = procs.client(tmp_path / name, "-r", bootstrap=server, interface=f"127.0.0.{n}")
+    for name in others:
+        alice.wait_line(f"* request from {name}", timeout=30)
+    alice.enter("/accept bob")
+    alice.wait_line("added bob")
+    alice.wait_line("* bob is connected", timeout=30)
+    alice.enter("/ignore carol")
+    alice.wait_line("ignored the request from carol")
+    alice.enter("/block mallory")
+    alice.wait_line("blocked mallory")
+    alice.enter("/requests")
+    alice.wait_line("no contact requests")
+    alice.enter("/open bob")
+    alice.enter("welcome")
+    others["bob"].expect(received("alice", "welcome"), timeout=20)
+    no_traceback(alice)
+    stop_together(alice, *others.values())

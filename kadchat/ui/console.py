@@ -51,7 +51,8 @@ Output lines (scripts rely on these exact shapes):
     error: ...                   a command could not be done
 
 At a terminal (kadchat.ui.console_terminal) the line being typed stays below
-the output, and your own messages are echoed: [HH:MM:SS] you to NAME: TEXT.
+the output, your own messages are echoed ([HH:MM:SS] you to NAME: TEXT), and
+the start says who wrote while you were away (* 2 unread from bob: /open bob).
 
 End of input (stdin closed, e.g. the end of a piped script): the console quits
 once every message sent in this session is delivered, stored or failed, or after
@@ -155,12 +156,19 @@ class ConsoleUI:
         self._earlier = {m.id: m for m in self._backend.undelivered()}
         self._write(f"kadchat: you are {one_line(self._backend.my_name)}; /help lists commands")
         self._guarded("listing contact requests", self._show_waiting_requests)
+        if self._interactive:
+            self._show_unread()
         self._prompt_changed()
         self._names_changed()
 
     def _show_waiting_requests(self) -> None:
-        for request in self._waiting_requests():
+        for request in self._backend.requests():
             self.contact_request(request)
+
+    def _show_unread(self) -> None:
+        for c in sorted(self._backend.contacts(), key=lambda c: c.name.casefold()):
+            if c.unread:
+                self._write(f"* {c.unread} unread from {one_line(c.name)}: /open {one_line(c.name)}")
 
     # Input.
 
@@ -295,7 +303,7 @@ class ConsoleUI:
         self._forget(name)
 
     def _requests(self, args: str) -> None:
-        requests = self._waiting_requests()
+        requests = self._backend.requests()
         if not requests:
             self._write("no contact requests")
         for r in requests:
@@ -312,7 +320,7 @@ class ConsoleUI:
         self._write(f"ignored the request from {one_line(name)}")
 
     def _block(self, args: str) -> None:
-        names = self._contact_names() + [r.name for r in self._waiting_requests()]
+        names = self._contact_names() + [r.name for r in self._backend.requests()]
         name = self._named(args, names, "usage: /block NAME")
         self._backend.block(name)
         self._write(f"blocked {one_line(name)}")
@@ -426,10 +434,6 @@ class ConsoleUI:
 
     # Helpers.
 
-    def _waiting_requests(self) -> list[ContactRequest]:
-        # TODO(merge wt-private): ChatService gets requests() there; then call it directly.
-        return self._backend.requests() if hasattr(self._backend, "requests") else []
-
     def _contact_names(self) -> list[str]:
         return [c.name for c in self._backend.contacts()]
 
@@ -437,7 +441,7 @@ class ConsoleUI:
         return self._named(typed, self._contact_names(), usage)
 
     def _request_named(self, typed: str, usage: str) -> str:
-        return self._named(typed, [r.name for r in self._waiting_requests()], usage)
+        return self._named(typed, [r.name for r in self._backend.requests()], usage)
 
     def _named(self, typed: str, names: list[str], usage: str) -> str:
         if not typed:
@@ -465,7 +469,7 @@ class ConsoleUI:
     def _names_changed(self) -> None:
         if self._interactive:
             self._guarded("listing names", lambda: self._show_names(
-                self._contact_names(), [r.name for r in self._waiting_requests()]))
+                self._contact_names(), [r.name for r in self._backend.requests()]))
 
     def _prompt_changed(self) -> None:
         self._show_prompt(f"{one_line(self._open)}> " if self._open else "> ")

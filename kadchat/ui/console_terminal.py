@@ -19,6 +19,7 @@ console reads lines with Twisted's StandardIO and writes the lines scripts read.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import signal
 import sys
@@ -31,11 +32,14 @@ from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import StdoutProxy
 from prompt_toolkit.utils import is_dumb_terminal
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from kadchat.ui.console import COMMANDS, ConsoleProtocol, ConsoleUI
 from kadchat.ui.console_names import completions
 
 CLOSE_WAIT = 2.0  # seconds close() waits for the prompt thread to give the terminal back
+log = Logger()
 
 
 def start_console(reactor, backend, quit: Callable[[], None]) -> None:
@@ -67,12 +71,16 @@ def _start_at_terminal(reactor, backend, quit):
         terminal.close()
         quit()
 
+    def lost(failure):
+        log.failure("the line editor stopped; leaving", failure)
+        leave()
+
     ui = ConsoleUI(backend, terminal.write, leave, reactor, interactive=True,
                    show_prompt=terminal.set_prompt, show_names=terminal.set_names)
     reactor.addSystemEventTrigger("before", "shutdown", terminal.close)  # Ctrl-C from outside, SIGTERM
     # Only the main thread hears signals: a resized window is passed on to the editor's thread.
     signal.signal(signal.SIGWINCH, lambda signum, frame: terminal.redraw())
-    terminal.start(ui.line_received, ui.input_ended)
+    terminal.start(ui.line_received, ui.input_ended, lost)
     ui.start()
 
 
@@ -92,12 +100,14 @@ class LineEditor:
         self._output: StdoutProxy | None = None
         self._stderr: _StderrPump | None = None
 
-    def start(self, line_received: Callable[[str], None], input_ended: Callable[[], None]) -> None:
+    def start(self, line_received: Callable[[str], None], input_ended: Callable[[], None],
+              lost: Callable[[Failure], None]) -> None:
         """`line_received(line)` per Enter, `input_ended()` per Ctrl-D (on an empty line) or Ctrl-C,
-        both called in the reactor thread."""
+        `lost(failure)` if the editor stopped for another reason (the terminal went away); all
+        called in the reactor thread."""
         self._output = StdoutProxy()
         self._stderr = _StderrPump(self._output) if os.isatty(2) else None  # not when it goes to a file
-        self._thread = threading.Thread(target=asyncio.run, args=(self._read(line_received, input_ended),),
+        self._thread = threading.Thread(target=asyncio.run, args=(self._read(line_received, input_ended, lost),),
                                         name="console-line-editor", daemon=True)
         self._thread.start()
         self._started.wait(CLOSE_WAIT)
@@ -134,7 +144,7 @@ class LineEditor:
 
     # In the prompt thread.
 
-    async def _read(self, line_received, input_ended):
+    async def _read(self, line_received, input_ended, lost):
         self._loop = asyncio.get_running_loop()
         self._session = PromptSession(history=InMemoryHistory(), completer=self._completer,
                                       complete_while_typing=False)
@@ -145,6 +155,9 @@ class LineEditor:
             except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C: the console decides
                 self._reactor.callFromThread(input_ended)
                 continue
+            except Exception:
+                self._reactor.callFromThread(lost, Failure())
+                return
             if line is not None and not self._closing:
                 self._reactor.callFromThread(line_received, line)
 
@@ -169,7 +182,7 @@ class LineEditor:
             app.erase_when_done = True  # no empty prompt left behind
             if not app.future.done():
                 app.exit(result=None)
-        else:  # between two prompts: the loop in _read sees _closing
+        else:  # between two prompts (the loop in _read sees _closing) or starting one: look again
             self._loop.call_later(0.05, self._exit_prompt)
 
 
@@ -203,9 +216,11 @@ class _StderrPump:
 
     @staticmethod
     def _pump(read_end, output):
+        text = codecs.getincrementaldecoder("utf-8")("replace")  # a character may span two reads
         with os.fdopen(read_end, "rb", buffering=0) as pipe:
             while chunk := pipe.read(65536):
-                output.write(chunk.decode("utf-8", "replace"))
+                output.write(text.decode(chunk))
+            output.write(text.decode(b"", final=True))
             output.flush()
 
     def close(self):
