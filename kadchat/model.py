@@ -120,8 +120,9 @@ class ChatBackend(Protocol):
 
     def contacts(self) -> list[Contact]: ...
 
-    def add_contact(self, card_text: str, name: str) -> Contact:
-        """Raises `kadchat.errors.UserError` on a bad card or name."""
+    def add_contact(self, card_text: str, name: str, note: str = "") -> Contact:
+        """`note` goes with our contact request, should they not have us yet; raises
+        `kadchat.errors.UserError` on a bad card or name."""
 
     def send_message(self, name: str, text: str) -> Message:
         """Raises `kadchat.errors.UserError` on an unknown contact or bad text."""

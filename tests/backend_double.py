@@ -39,13 +39,14 @@ class BackendDouble:
         self.my_statuses: list[str] = []  # per set_my_status call
         self._requests: dict[str, ContactRequest] = {}
         self.blocked: list[str] = []  # cards, per block call
+        self.notes: dict[str, str] = {}  # name -> the note given with add_contact
 
     # The backend interface.
 
     def contacts(self):
         return list(self._contacts.values())
 
-    def add_contact(self, card_text, name):
+    def add_contact(self, card_text, name, note=""):
         card_text, name = card_text.strip(), name.strip()
         if not _CARD.fullmatch(card_text):
             raise UserError("That is not a contact card (it should start with 'card:').")
@@ -55,6 +56,7 @@ class BackendDouble:
             raise UserError(f"You already have a contact named {name}.")
         contact = Contact(name, card_text, ContactPresence.OFFLINE, None, 0, None)
         self._contacts[name] = contact
+        self.notes[name] = note
         return contact
 
     def send_message(self, name, text):

@@ -174,7 +174,12 @@ def test_add_with_a_bad_card_prints_the_user_error(console):
 
 @pytest.mark.parametrize("line", ["/add", "/add card:b0b"])
 def test_add_without_card_and_name_prints_usage(console, line):
-    assert console.run(line) == ["error: usage: /add CARD NAME"]
+    assert console.run(line) == ["error: usage: /add CARD NAME [-- NOTE]"]
+
+
+def test_add_passes_a_note_for_the_contact_request(console):
+    assert console.run("/add card:b0b Bob Smith -- it's Alice from the climbing club") == ["added Bob Smith"]
+    assert console.backend.notes == {"Bob Smith": "it's Alice from the climbing club"}
 
 
 def test_contacts_lists_presence_route_and_unread_sorted_by_name(console):

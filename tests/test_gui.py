@@ -480,6 +480,7 @@ def test_add_contact_dialog_adds_the_contact_and_closes(gui):
     dialog = gui.window.add_contact()
     dialog.card.insert("1.0", "  card:b0b\n")
     dialog.name.insert(0, "bob")
+    dialog.note.insert(0, "Alice from the climbing club ")
     dialog.name.focus_force()
     gui.update()
     dialog.name.event_generate("<Return>")
@@ -487,6 +488,7 @@ def test_add_contact_dialog_adds_the_contact_and_closes(gui):
     assert not dialog.winfo_exists()
     assert gui.window.contacts.names() == ["bob"]
     assert gui.window.contacts.tree.selection() == ("bob",)
+    assert gui.backend.notes == {"bob": "Alice from the climbing club"}
 
 
 def test_my_card_dialog_copies_the_card_to_the_clipboard(gui):

@@ -7,8 +7,9 @@ Commands::
     /history [NAME] [N]  the last N messages (20 if not given) with NAME, or
                          with the open conversation
     /contacts            list contacts with presence and unread counts
-    /add CARD NAME       add a contact from their card (one word; quote a card
-                         with spaces in it)
+    /add CARD NAME [-- NOTE]  add a contact from their card (one word; quote a
+                         card with spaces in it); NOTE goes with the contact
+                         request, should they not have you yet
     /rename NAME NEW     give a contact a new name
     /remove NAME         remove a contact (their messages stay in the history)
     /requests            contact requests waiting for an answer
@@ -281,10 +282,11 @@ class ConsoleUI:
             self._write(f"{one_line(c.name)}: {', '.join(facts)}")
 
     def _add(self, args: str) -> None:
+        args, _, note = args.partition(" -- ")
         card, name = split_name(args, ())
         if not card or not name.strip():
-            raise UserError("usage: /add CARD NAME")
-        contact = self._backend.add_contact(card, unquote(name.strip()))
+            raise UserError("usage: /add CARD NAME [-- NOTE]")
+        contact = self._backend.add_contact(card, unquote(name.strip()), note.strip())
         self._write(f"added {one_line(contact.name)}")
 
     def _rename(self, args: str) -> None:

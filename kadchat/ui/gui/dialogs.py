@@ -60,16 +60,21 @@ class AddContactDialog(_Dialog):
         ttk.Label(name_row, text="Name:").pack(side="left")
         self.name = ttk.Entry(name_row)
         self.name.pack(side="left", fill="x", expand=True, padx=(8, 0))
+        ttk.Label(self.body, text="A note for them, should they not have you yet (optional):"
+                  ).pack(anchor="w", pady=(10, 0))
+        self.note = ttk.Entry(self.body)
+        self.note.pack(fill="x", pady=(4, 0))
         self.error = ttk.Label(self.body, style="Error.TLabel", wraplength=420)
         self.error.pack(anchor="w", pady=(8, 0))
         self.add_button, _ = self._buttons(("Add", self.add), ("Cancel", self.destroy))
-        self.name.bind("<Return>", lambda e: self.add())
+        for entry in (self.name, self.note):
+            entry.bind("<Return>", lambda e: self.add())
         self.card.focus_set()
 
     def add(self) -> None:
         try:
             contact = self._backend.add_contact(self.card.get("1.0", "end-1c").strip(),
-                                                self.name.get().strip())
+                                                self.name.get().strip(), self.note.get().strip())
         except UserError as e:
             self.error.configure(text=str(e))
             return
