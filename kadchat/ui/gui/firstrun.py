@@ -17,8 +17,8 @@ from twisted.internet import defer
 from kadchat.cli import parse_address
 from kadchat.errors import UserError
 from kadchat.files import parse_host, validate_name
-
-ERROR_COLOUR = "#b00020"
+from kadchat.ui.gui.appearance import chosen_mode
+from kadchat.ui.gui.style import Look
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,14 @@ def read_answers(name: str, bootstrap: str) -> FirstRun:
 class FirstRunDialog(tk.Toplevel):
     """Asks; calls `on_done(FirstRun)` once the answers are good, `on_cancel()` if closed."""
 
-    def __init__(self, root: tk.Misc, on_done, on_cancel):
-        super().__init__(root)
+    def __init__(self, root: tk.Misc, look: Look, on_done, on_cancel):
+        super().__init__(root, background=look.colours.background)
         self._on_done, self._on_cancel = on_done, on_cancel
         self.title("Welcome to kadchat")
         self.resizable(False, False)
         body = ttk.Frame(self, padding=20)
         body.pack(fill="both", expand=True)
-        ttk.Label(body, text="Welcome to kadchat", font=("TkHeadingFont", 14, "bold")).pack(anchor="w")
+        ttk.Label(body, text="Welcome to kadchat", style="Heading.TLabel").pack(anchor="w")
         ttk.Label(body, wraplength=400, justify="left",
                   text="Choose the name your contacts will see. A new identity (your key and your "
                        "contact card) is made for it on this computer.").pack(anchor="w", pady=(6, 12))
@@ -57,14 +57,15 @@ class FirstRunDialog(tk.Toplevel):
         ttk.Label(body, text="A node to join the network through (optional)").pack(anchor="w")
         self.bootstrap = ttk.Entry(body, width=40)
         self.bootstrap.pack(fill="x", pady=(2, 2))
-        ttk.Label(body, wraplength=400, justify="left", foreground="#6b6f76",
+        ttk.Label(body, wraplength=400, justify="left", style="Muted.TLabel",
                   text="HOST:PORT, e.g. server.example.org:6881, from whoever runs one for your "
                        "group. It is kept in bootstrap.txt once it has answered.").pack(anchor="w")
-        self.error = ttk.Label(body, foreground=ERROR_COLOUR, wraplength=400, justify="left")
+        self.error = ttk.Label(body, style="Error.TLabel", wraplength=400, justify="left")
         self.error.pack(anchor="w", pady=(10, 0))
         buttons = ttk.Frame(body)
         buttons.pack(fill="x", pady=(12, 0))
-        self.start_button = ttk.Button(buttons, text="Start", command=self.submit, default="active")
+        self.start_button = ttk.Button(buttons, text="Start", command=self.submit, default="active",
+                                       style="Accent.TButton")
         self.start_button.pack(side="right")
         ttk.Button(buttons, text="Quit", command=self.cancel).pack(side="right", padx=(0, 6))
         for entry in (self.name, self.bootstrap):  # a complaint goes once the user types again
@@ -95,6 +96,7 @@ def ask_first_run(root: tk.Misc) -> defer.Deferred:
 
     def closed():
         answered.errback(UserError("no username chosen in the first-run dialog; nothing was created"))
-    dialog = FirstRunDialog(root, answered.callback, closed)
+    look = Look(root, chosen_mode())  # the window's theme, light or dark, from the first dialog on
+    dialog = FirstRunDialog(root, look, answered.callback, closed)
     dialog.lift()
     return answered
