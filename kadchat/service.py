@@ -84,6 +84,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         )
         self.node.add_response_observer(self.reachability.votes.add)
         self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
+        # Next-epoch records and registrations go out in the epoch's last fifth, at most a minute.
+        self.reachability.traversal.lead = lead = min(60.0, c.epoch_seconds / 5)
         # The replay guard on disk: a captured initiation is not answered after a restart either.
         sessions = SessionConfig(replay_path=self._path(REPLAY_FILE), **HANDSHAKES)
         self.endpoint = ChatEndpoint(reactor, self.reachability.traversal.send, identity.signing_key,
@@ -98,8 +100,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             blake2b(bytes(identity.signing_key), person=b"kadchat-reqseq").digest(), c.epoch_seconds)
         self.publisher = PresencePublisher(
             reactor, self.node, identity, self._own_presence, self._seq,
-            epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval,
-            secrets=self.secrets, request_seq=self._request_seq,
+            epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval, lead=lead,
+            secrets=self.secrets, request_seq=self._request_seq, renew_id=lambda: self.node.renew_id(self._voted_ip()),
         )
         self.tracker = PresenceTracker(
             reactor, self.node, epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, skew=c.clock_skew,
@@ -166,6 +168,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._db.close()
         self._drops.close()
         self._joiner.stopped()
+
+    def _voted_ip(self):
+        address = self.reachability.votes.external_address()
+        return address[0] if address is not None else None
 
     def _offer_paths(self, public_key, paths):
         if not self.book.is_contact(public_key):  # a race may end after the contact was removed
