@@ -12,7 +12,6 @@ from kadchat.presencesecret import NoSecrets
 from kademlia.timers import cancel
 
 GAP = 2.0  # seconds, at least, between the puts of two epochs' records (issue 12, 3)
-REQUEST_POINT_GRAIN = 60.0  # a request point's time says only which minute we last published it
 
 
 class PresencePublisher:
@@ -178,9 +177,10 @@ class PresencePublisher:
         ours = self._put_record(epoch, presence, secret, self._seq)
         if not secret:
             return ours
+        # Its time, as any put's, is what a storage node sees anyway; a contact that falls back
+        # to it after a rotation must find it newer than the record it held.
         point = (presence if presence.status == OFFLINE else  # we left: say so there too
-                 Presence(status=ONLINE, introducers=presence.introducers,
-                          ts=now // REQUEST_POINT_GRAIN * REQUEST_POINT_GRAIN))
+                 Presence(status=ONLINE, introducers=presence.introducers, ts=presence.ts))
         both = [ours, self._put_record(epoch, point, b"", self._request_seq)]
         return defer.gatherResults(both).addCallback(lambda accepted: accepted[0])  # neither fails
 
