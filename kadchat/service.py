@@ -61,6 +61,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.identity = identity
         self.my_name = identity.username
         self.my_card = identity.card
+        self.my_key = identity.public_key
         self.address = None
         self._listeners = []
         self._last_status = None
@@ -186,7 +187,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         if now - self._asked.get(public_key, -REQUEST_EVERY) < REQUEST_EVERY:
             return
         self._asked[public_key] = now
-        request = make_request(self.identity.signing_key, public_key, self.my_name, self._notes.get(public_key, ""), now)
+        note = self._notes.get(public_key, "")
+        request = make_request(self.identity.signing_key, public_key, self.my_name, note, now)
         for route in routes:
             self.reachability.traversal.send(request, route)
 
@@ -221,12 +223,12 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             self.book.count_unread(name)
             self._tell("message", message_view(stored, self.book))
 
-    def request_received(self, public_key, name, note, source_ip):
-        """Someone not in our contacts asks to become one (their card is `public_key`)."""
-        if self.book.is_contact(public_key) or self.blocked.is_blocked(public_key) or public_key == self.identity.public_key:
+    def request_received(self, public_key, name, note, source):
+        """Someone not in our contacts asks to become one (their card is `public_key`), from `source`."""
+        if self.book.is_contact(public_key) or self.blocked.is_blocked(public_key) or public_key == self.my_key:
             return
         try:
-            request = self.pending.offer(public_key, name, note, source_ip)
+            request = self.pending.offer(public_key, name, note, source[0])
         except OSError as e:  # no disk: the ask is lost, as if rate-limited
             self.log.error("cannot keep a contact request: {error}", error=e)
             return

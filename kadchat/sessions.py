@@ -316,7 +316,8 @@ class SessionManager:
         session = self._by_index.get(packet.receiver_index)
         if session is None or session.channel is None:
             self.stats.undecryptable += 1
-            self._send(wire.encode_unknown_session(packet.receiver_index, self._reset_token(packet.receiver_index)), addr)
+            token = self._reset_token(packet.receiver_index)
+            self._send(wire.encode_unknown_session(packet.receiver_index, token), addr)
             return
         try:
             payload = session.channel.open(packet, self._clock.seconds())

@@ -258,7 +258,8 @@ def is_reset(payload):
 
 
 def decode_record(payload):
-    """Parse a TRANSPORT's plaintext: MessageFragment | Ack | PresenceNote | SecretNote | None (keepalive)."""
+    """Parse a TRANSPORT's plaintext: MessageFragment | Ack | PresenceNote | SecretNote | None
+    (keepalive)."""
     if not payload:
         return None
     kind = payload[0]

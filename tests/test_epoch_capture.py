@@ -133,7 +133,8 @@ def test_three_epochs_of_a_client_on_the_wire_are_unlinkable(tmp_path, procs):
     for e in ids_by_epoch:
         for other in ids_by_epoch:
             if other != e:
-                assert not ids_by_epoch[e] & ids_by_epoch[other], f"one node id put records of epochs {e} and {other}: {timeline}"
+                assert not ids_by_epoch[e] & ids_by_epoch[other], (
+                    f"one node id put records of epochs {e} and {other}: {timeline}")
 
     # Sequence numbers: each record's grow within its epoch, and nothing carries on across them.
     for kind in ("record", "point"):
