@@ -44,6 +44,7 @@ DHT_STATE_FILE = "dht-state.json"
 SEQ_FILE = "presence-seq"
 REQUEST_SEQ_FILE = "request-seq"
 REQUEST_EVERY = 30.0  # seconds, at least, between two contact requests of ours to one card
+CALL_BACK_EVERY = 5.0  # seconds, at least, between two call-backs to one contact (_caller_is_contact)
 REPLAY_FILE = "answered-initiations"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
@@ -73,6 +74,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._inbox = RequestInbox(reactor, identity.signing_key, self.request_received)
         self._notes = {}  # contact's key -> the note our requests to it carry (this run)
         self._asked = {}  # contact's key -> when we last sent it a request
+        self._called_back = {}  # contact's key -> when its handshake last made us reach it
         # Items without `ttl` live record_ttl; dead drops ask (and get) two days.
         settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
         self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
@@ -93,6 +95,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                                      self.book.is_contact, self._db, MessagingConfig(sessions=sessions))
         self.endpoint.subscribe(self)
         self.endpoint.subscribe(self.reachability)
+        self.endpoint.sessions.on_answered = self._answered
         self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
                                           self.reachability.nat_message_received, self._chat_datagram)
         self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds, bytes(identity.signing_key), c.epoch_seconds)
@@ -191,6 +194,26 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         request = make_request(self.identity.signing_key, public_key, self.my_name, note, now)
         for route in routes:
             self.reachability.traversal.send(request, route)
+
+    def _answered(self, public_key, address):
+        """We answered a contact's handshake and have no session with it yet. If it came
+        through an introducer, call back through the same one: a caller that found only our
+        request point has no address of ours, so its NAT drops our answer; our own
+        introduced handshake gives it our address, and its answer opens the way."""
+        introducer = self.reachability.traversal.introducer_of(address)
+        now = self._clock.seconds()
+        if introducer is None or now - self._called_back.get(public_key, -CALL_BACK_EVERY) < CALL_BACK_EVERY:
+            return
+        self._called_back[public_key] = now
+        self._clock.callLater(0, self._call_back, public_key, introducer)  # not inside the handshake
+
+    def _call_back(self, public_key, introducer):
+        if not self.book.is_contact(public_key) or self.endpoint.has_session(public_key):
+            return
+        secrets = dict.fromkeys([self.secrets.of(public_key), b""])  # its tag, and its request tag
+        routes = [route for secret in secrets
+                  for route in self.reachability.traversal.routes_to(public_key, [introducer], False, secret)]
+        self.endpoint.call_back(public_key, routes)
 
     def _chat_datagram(self, data, address):
         if data[:1] == bytes([REQUEST]):

@@ -113,6 +113,7 @@ class PeerEvent(enum.Enum):
     RESPONSE = "response"  # the answer to our initiation
     GAVE_UP = "gave up"  # our initiations got no answer
     LOST = "lost"  # the current session is gone: keys retired, or the peer forgot it
+    CALL_BACK = "call back"  # our answer may not get through its NAT: handshake towards it too
 
 
 class PeerMachine:
@@ -150,6 +151,11 @@ class PeerMachine:
         (_A, PeerEvent.ANSWERED): (_A, _ANSWER),
         (_A, PeerEvent.CONFIRMED): (_E, ("promote",)),
         (_A, PeerEvent.UNCONFIRMED): (_I, ("drop_answer",)),
+        (_A, PeerEvent.CALL_BACK): (_H, ("start_attempt",)),  # the held answer may still be confirmed
+        (_I, PeerEvent.CALL_BACK): (_H, ("start_attempt",)),
+        (_H, PeerEvent.CALL_BACK): (_H, ()),
+        (_E, PeerEvent.CALL_BACK): (_E, ()),
+        (_R, PeerEvent.CALL_BACK): (_R, ()),
         (_E, PeerEvent.WANTED): (_R, ("start_attempt",)),
         (_E, PeerEvent.ANSWERED): (_E, _ANSWER),
         (_E, PeerEvent.CONFIRMED): (_E, ("promote",)),
@@ -203,6 +209,8 @@ class SessionManager:
         self.handshake_stats = HandshakeStats()
         self._initiator = Initiator(clock, send, self._identity, self._by_index, config, self.handshake_stats,
                                     lambda peer: peer.machine.fire(PeerEvent.GAVE_UP))
+        # Told (peer key, address) when we answer a peer we have no session with yet.
+        self.on_answered = lambda peer_key, addr: None
 
     def start(self):
         self._sweeper.start()
@@ -225,6 +233,18 @@ class SessionManager:
         added = [a for a in dict.fromkeys(addrs) if a not in peer.candidates]
         peer.candidates = list(dict.fromkeys(addrs))
         if added:
+            self._initiator.hurry(peer)
+
+    def call_back(self, peer_key, addrs):
+        """The peer called us through an introducer and may not hear our answer (its NAT has
+        not seen our address): handshake towards it at `addrs` too, even while our answer
+        waits for its confirmation."""
+        peer = self._peer(peer_key)
+        added = [a for a in dict.fromkeys(addrs) if a not in peer.candidates]
+        peer.candidates = list(dict.fromkeys([*addrs, *peer.candidates]))
+        attempting = peer.attempt is not None
+        peer.machine.fire(PeerEvent.CALL_BACK)
+        if attempting and added:
             self._initiator.hurry(peer)
 
     def has_session(self, peer_key):
@@ -372,6 +392,8 @@ class SessionManager:
             peer.candidates.insert(0, addr)
         self.handshake_stats.answered += 1
         self._send(response, addr)
+        if peer.current is None:
+            self.on_answered(peer.key, addr)
 
     def _response_received(self, packet, addr):
         session = self._by_index.get(packet.receiver_index)
