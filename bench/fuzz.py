@@ -71,7 +71,7 @@ def wire_samples():
         wire.encode_initiation(5, key, rng.randbytes(48), rng.randbytes(24)),
         wire.encode_response(5, 6, key, tag),
         wire.transport_header(6, 1) + rng.randbytes(40),
-        wire.encode_unknown_session(9),
+        wire.encode_unknown_session(9, tag),
     ]
 
 

@@ -152,6 +152,11 @@ class ChatEndpoint:
         """The peer is gone (kadchat.liveness): the next message or reach needs a new session."""
         self.sessions.drop(peer_key)
 
+    def call_back(self, peer_key, addrs):
+        """`SessionManager.call_back`."""
+        self.sessions.call_back(peer_key, addrs)
+        self._tell_listeners()
+
     def forget_peer(self, peer_key):
         """The peer is no longer a contact: its sessions, attempts and addresses go."""
         self.sessions.forget_peer(peer_key)

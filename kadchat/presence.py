@@ -11,10 +11,12 @@ replaced when one is removed or blocked.
 
 With S empty the same construction is the *request point*: a record anyone
 with the card finds, which lists our introducers and nothing else (no
-address, status "online", the epoch's start as its time), so that a stranger
-can send a contact request through them to our request tag
-(kadchat.nat.regproof), and a contact without our current S a handshake. The payload is a bencoded dict, length-prefixed and zero-padded to a
-fixed size so record lengths say nothing about their contents:
+address, status "online"), so that a stranger can send a contact request
+through them to our request tag (kadchat.nat.regproof), and a contact without
+our current S a handshake.
+
+The payload is a bencoded dict, length-prefixed and zero-padded to a fixed
+size so record lengths say nothing about their contents:
 
     s: status (online | away | offline)   a: [compact address, ...]
     n: NAT class (consistent | random | unknown)

@@ -12,7 +12,6 @@ from kadchat.presencesecret import NoSecrets
 from kademlia.timers import cancel
 
 GAP = 2.0  # seconds, at least, between the puts of two epochs' records (issue 12, 3)
-REQUEST_POINT_GRAIN = 60.0  # a request point's time says only which minute we last published it
 
 
 class PresencePublisher:
@@ -36,8 +35,13 @@ class PresencePublisher:
 
     def __init__(self, clock, dht, identity, presence_source, seq_counter,
                  epoch_seconds=300, ttl=600, refresh=120.0, lead=60.0, offline_timeout=5.0, rng=None,
-                 secrets=NoSecrets, request_seq=None):
+                 secrets=NoSecrets, request_seq=None, renew_id=lambda: None):
+        """`renew_id()` gives the DHT node a new id: called before a put for another epoch
+        than the last one's, so that no node id is seen putting two epochs' records (every
+        KRPC query carries it; issue 12, 3)."""
         self._secrets = secrets
+        self._renew_id = renew_id
+        self._id_epoch = None  # the epoch whose records the DHT node's current id has put
         self._request_seq = request_seq
         self._clock = clock
         self._dht = dht
@@ -173,13 +177,17 @@ class PresencePublisher:
         ours = self._put_record(epoch, presence, secret, self._seq)
         if not secret:
             return ours
+        # Its time, as any put's, is what a storage node sees anyway; a contact that falls back
+        # to it after a rotation must find it newer than the record it held.
         point = (presence if presence.status == OFFLINE else  # we left: say so there too
-                 Presence(status=ONLINE, introducers=presence.introducers,
-                          ts=now // REQUEST_POINT_GRAIN * REQUEST_POINT_GRAIN))
+                 Presence(status=ONLINE, introducers=presence.introducers, ts=presence.ts))
         both = [ours, self._put_record(epoch, point, b"", self._request_seq)]
         return defer.gatherResults(both).addCallback(lambda accepted: accepted[0])  # neither fails
 
     def _put_record(self, epoch, presence, secret, seq):
+        if self._id_epoch not in (None, epoch):
+            self._renew_id()
+        self._id_epoch = epoch
         try:
             item = make_record(self._identity, epoch, presence, seq.next(epoch), secret)
         except (ValueError, OSError) as e:  # a bad presence from the source, or no disk

@@ -44,6 +44,7 @@ DHT_STATE_FILE = "dht-state.json"
 SEQ_FILE = "presence-seq"
 REQUEST_SEQ_FILE = "request-seq"
 REQUEST_EVERY = 30.0  # seconds, at least, between two contact requests of ours to one card
+CALL_BACK_EVERY = 5.0  # seconds, at least, between two call-backs to one contact (_caller_is_contact)
 REPLAY_FILE = "answered-initiations"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
 STATUS_INTERVAL = 5.0  # how often the UIs' status line is brought up to date
@@ -62,6 +63,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._clock = reactor
         self.my_name = identity.username
         self.my_card = identity.card
+        self.my_key = identity.public_key
         self.address = None
         self._listeners = []
         self._last_status = None
@@ -73,6 +75,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._inbox = RequestInbox(reactor, identity.signing_key, self.request_received)
         self._notes = {}  # contact's key -> the note our requests to it carry (this run)
         self._asked = {}  # contact's key -> when we last sent it a request
+        self._called_back = {}  # contact's key -> when its handshake last made us reach it
         # Items without `ttl` live record_ttl; dead drops ask (and get) two days.
         settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
         self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
@@ -87,12 +90,15 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         )
         self.node.add_response_observer(self.reachability.votes.add)
         self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
+        # Next-epoch records and registrations go out in the epoch's last fifth, at most a minute.
+        self.reachability.traversal.lead = lead = min(60.0, c.epoch_seconds / 5)
         # The replay guard on disk: a captured initiation is not answered after a restart either.
         sessions = SessionConfig(replay_path=self._path(REPLAY_FILE), **HANDSHAKES)
         self.endpoint = ChatEndpoint(reactor, self.reachability.traversal.send, identity.signing_key,
                                      self.book.is_contact, self._db, MessagingConfig(sessions=sessions))
         self.endpoint.subscribe(self)
         self.endpoint.subscribe(self.reachability)
+        self.endpoint.sessions.on_answered = self._answered
         self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
                                           self.reachability.nat_message_received, self._chat_datagram)
         self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds, bytes(identity.signing_key), c.epoch_seconds)
@@ -101,8 +107,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             blake2b(bytes(identity.signing_key), person=b"kadchat-reqseq").digest(), c.epoch_seconds)
         self.publisher = PresencePublisher(
             reactor, self.node, identity, self._own_presence, self._seq,
-            epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval,
-            secrets=self.secrets, request_seq=self._request_seq,
+            epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval, lead=lead,
+            secrets=self.secrets, request_seq=self._request_seq, renew_id=lambda: self.node.renew_id(self._voted_ip()),
         )
         self.tracker = PresenceTracker(
             reactor, self.node, epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, skew=c.clock_skew,
@@ -176,6 +182,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._drops.close()
         self._joiner.stopped()
 
+    def _voted_ip(self):
+        address = self.reachability.votes.external_address()
+        return address[0] if address is not None else None
+
     def _offer_paths(self, public_key, paths):
         if not self.book.is_contact(public_key):  # a race may end after the contact was removed
             return
@@ -189,9 +199,30 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         if now - self._asked.get(public_key, -REQUEST_EVERY) < REQUEST_EVERY:
             return
         self._asked[public_key] = now
-        request = make_request(self.identity.signing_key, public_key, self.my_name, self._notes.get(public_key, ""), now)
+        note = self._notes.get(public_key, "")
+        request = make_request(self.identity.signing_key, public_key, self.my_name, note, now)
         for route in routes:
             self.reachability.traversal.send(request, route)
+
+    def _answered(self, public_key, address):
+        """We answered a contact's handshake and have no session with it yet. If it came
+        through an introducer, call back through the same one: a caller that found only our
+        request point has no address of ours, so its NAT drops our answer; our own
+        introduced handshake gives it our address, and its answer opens the way."""
+        introducer = self.reachability.traversal.introducer_of(address)
+        now = self._clock.seconds()
+        if introducer is None or now - self._called_back.get(public_key, -CALL_BACK_EVERY) < CALL_BACK_EVERY:
+            return
+        self._called_back[public_key] = now
+        self._clock.callLater(0, self._call_back, public_key, introducer)  # not inside the handshake
+
+    def _call_back(self, public_key, introducer):
+        if not self.book.is_contact(public_key) or self.endpoint.has_session(public_key):
+            return
+        secrets = dict.fromkeys([self.secrets.of(public_key), b""])  # its tag, and its request tag
+        routes = [route for secret in secrets
+                  for route in self.reachability.traversal.routes_to(public_key, [introducer], False, secret)]
+        self.endpoint.call_back(public_key, routes)
 
     def _chat_datagram(self, data, address):
         if data[:1] == bytes([REQUEST]):
@@ -231,12 +262,12 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             self.book.seen(name, min(stored.timestamp, self._clock.seconds()))  # a message is a sign of life
             self._tell("message", message_view(stored, self.book))
 
-    def request_received(self, public_key, name, note, source_ip):
-        """Someone not in our contacts asks to become one (their card is `public_key`)."""
-        if self.book.is_contact(public_key) or self.blocked.is_blocked(public_key) or public_key == self.identity.public_key:
+    def request_received(self, public_key, name, note, source):
+        """Someone not in our contacts asks to become one (their card is `public_key`), from `source`."""
+        if self.book.is_contact(public_key) or self.blocked.is_blocked(public_key) or public_key == self.my_key:
             return
         try:
-            request = self.pending.offer(public_key, name, note, source_ip)
+            request = self.pending.offer(public_key, name, note, source[0])
         except OSError as e:  # no disk: the ask is lost, as if rate-limited
             self.log.error("cannot keep a contact request: {error}", error=e)
             return

@@ -8,6 +8,12 @@ something to send and no usable session, and again when a session should be
 replaced: its keys are old (rekey), the peer says it does not know the session
 (it restarted: UNKNOWN_SESSION), or it has not answered anything for a while.
 
+An UNKNOWN_SESSION counts only with the reset token the peer gave us for that
+session (a RESET record, kadchat.wire): a keyed hash of its index under a key
+its identity derives, which it can compute again after the restart that lost
+the session, and nobody else can. A forged notice is ignored (and one that
+comes before the peer's RESET did is honoured, rate-limited).
+
 An attempt (kadchat.initiator) sends its initiation to every candidate address
 at once; the first authenticated response wins and fixes the peer's address.
 Later datagrams that authenticate from another address move it (the peer
@@ -16,7 +22,9 @@ peer's `PeerMachine`: its table says it all.
 """
 
 import enum
+import hmac
 import os
+from hashlib import blake2b
 from dataclasses import dataclass, field
 
 from twisted.logger import Logger
@@ -52,6 +60,7 @@ class HandshakeStats:
     stale: int = 0  # replayed or out-of-window initiations
     invalid: int = 0  # handshake messages that do not authenticate
     unknown_session_notices: int = 0
+    forged_notices: int = 0  # UNKNOWN_SESSION without the session's reset token
     cookies_sent: int = 0  # under load: initiations answered with a cookie reply
     cookies_received: int = 0  # our initiations that the callee asked to prove their address
     over_budget: int = 0  # initiations dropped unanswered: not even a cookie reply left
@@ -67,6 +76,7 @@ class _Session:
         self.addr = addr
         self.created = created
         self.channel = None  # once keys exist
+        self.peer_reset = None  # the reset token the peer gave for this session (RESET)
         self.initiation = None  # ours, the datagram (a cookie reply makes us send it again)
 
 
@@ -103,6 +113,7 @@ class PeerEvent(enum.Enum):
     RESPONSE = "response"  # the answer to our initiation
     GAVE_UP = "gave up"  # our initiations got no answer
     LOST = "lost"  # the current session is gone: keys retired, or the peer forgot it
+    CALL_BACK = "call back"  # our answer may not get through its NAT: handshake towards it too
 
 
 class PeerMachine:
@@ -140,6 +151,11 @@ class PeerMachine:
         (_A, PeerEvent.ANSWERED): (_A, _ANSWER),
         (_A, PeerEvent.CONFIRMED): (_E, ("promote",)),
         (_A, PeerEvent.UNCONFIRMED): (_I, ("drop_answer",)),
+        (_A, PeerEvent.CALL_BACK): (_H, ("start_attempt",)),  # the held answer may still be confirmed
+        (_I, PeerEvent.CALL_BACK): (_H, ("start_attempt",)),
+        (_H, PeerEvent.CALL_BACK): (_H, ()),
+        (_E, PeerEvent.CALL_BACK): (_E, ()),
+        (_R, PeerEvent.CALL_BACK): (_R, ()),
         (_E, PeerEvent.WANTED): (_R, ("start_attempt",)),
         (_E, PeerEvent.ANSWERED): (_E, _ANSWER),
         (_E, PeerEvent.CONFIRMED): (_E, ("promote",)),
@@ -179,6 +195,7 @@ class SessionManager:
         self._clock = clock
         self._send = send
         self._identity = StaticIdentity(identity)
+        self._reset_key = blake2b(bytes(identity), digest_size=32, person=b"kadchat-reset").digest()
         self._is_contact = is_contact
         self._on_payload = on_payload
         self._on_ready = on_ready
@@ -192,6 +209,8 @@ class SessionManager:
         self.handshake_stats = HandshakeStats()
         self._initiator = Initiator(clock, send, self._identity, self._by_index, config, self.handshake_stats,
                                     lambda peer: peer.machine.fire(PeerEvent.GAVE_UP))
+        # Told (peer key, address) when we answer a peer we have no session with yet.
+        self.on_answered = lambda peer_key, addr: None
 
     def start(self):
         self._sweeper.start()
@@ -214,6 +233,18 @@ class SessionManager:
         added = [a for a in dict.fromkeys(addrs) if a not in peer.candidates]
         peer.candidates = list(dict.fromkeys(addrs))
         if added:
+            self._initiator.hurry(peer)
+
+    def call_back(self, peer_key, addrs):
+        """The peer called us through an introducer and may not hear our answer (its NAT has
+        not seen our address): handshake towards it at `addrs` too, even while our answer
+        waits for its confirmation."""
+        peer = self._peer(peer_key)
+        added = [a for a in dict.fromkeys(addrs) if a not in peer.candidates]
+        peer.candidates = list(dict.fromkeys([*addrs, *peer.candidates]))
+        attempting = peer.attempt is not None
+        peer.machine.fire(PeerEvent.CALL_BACK)
+        if attempting and added:
             self._initiator.hurry(peer)
 
     def has_session(self, peer_key):
@@ -317,7 +348,8 @@ class SessionManager:
         session = self._by_index.get(packet.receiver_index)
         if session is None or session.channel is None:
             self.stats.undecryptable += 1
-            self._send(wire.encode_unknown_session(packet.receiver_index), addr)
+            token = self._reset_token(packet.receiver_index)
+            self._send(wire.encode_unknown_session(packet.receiver_index, token), addr)
             return
         try:
             payload = session.channel.open(packet, self._clock.seconds())
@@ -330,7 +362,9 @@ class SessionManager:
         if session.handshake.state is State.RESPONDED:
             session.handshake.confirm()
             peer.machine.fire(PeerEvent.CONFIRMED, session)
-        if payload:
+        if wire.is_reset(payload):
+            session.peer_reset = bytes(payload[1:])
+        elif payload:
             self._on_payload(peer.key, payload)
 
     def _initiation_received(self, data, addr):
@@ -370,6 +404,8 @@ class SessionManager:
             peer.candidates.insert(0, addr)
         self.handshake_stats.answered += 1
         self._send(response, addr)
+        if peer.current is None:
+            self.on_answered(peer.key, addr)
 
     def _response_received(self, packet, addr):
         session = self._by_index.get(packet.receiver_index)
@@ -388,16 +424,23 @@ class SessionManager:
         self._send(session.channel.seal(b"", now), addr)  # confirms the session to the callee
         session.peer.machine.fire(PeerEvent.RESPONSE, session)
 
+    def _reset_token(self, local_index):
+        return blake2b(local_index.to_bytes(4, "big"), digest_size=wire.RESET_TOKEN_SIZE, key=self._reset_key).digest()
+
     def _unknown_session_received(self, packet, addr):
-        # The notice is not authenticated: anyone who sees our datagrams can
-        # send it from the peer's address. So it only asks for new keys, at most
-        # once per `notice_interval` per peer, while the session keeps carrying
-        # traffic until they are up: a forged one breaks nothing (issue 12, 4).
+        # Only with the session's reset token (issue 12, 4). Even then it only asks
+        # for new keys, at most once per `notice_interval` per peer, while the
+        # session keeps carrying traffic until they are up.
         now = self._clock.seconds()
         for peer in list(self._peers.values()):
             session = peer.current
             if (session is not None and session.addr == addr
                     and session.channel.keys.remote_index == packet.receiver_index):
+                # Before its RESET arrives (within a round trip, unless lost), a notice is taken
+                # on trust as before: the peer may have restarted before it could send one.
+                if session.peer_reset is not None and not hmac.compare_digest(session.peer_reset, packet.token):
+                    self.handshake_stats.forged_notices += 1
+                    return
                 if peer.notice_at is not None and now - peer.notice_at < self._config.notice_interval:
                     return
                 peer.notice_at = now
@@ -430,6 +473,8 @@ class SessionManager:
             self.forget(peer, peer.previous)
         peer.previous, peer.current = peer.current, session
         peer.first_unanswered = None
+        token = self._reset_token(session.handshake.local_index)
+        self._send(session.channel.seal(wire.encode_reset(token), self._clock.seconds()), session.addr)
         self.log.debug("session {index} with {peer} ready", index=session.handshake.local_index,
                        peer=peer.key[:4].hex())
         self._on_ready(peer.key)

@@ -12,7 +12,8 @@ Outer datagrams (DESIGN.md "Direct chat"):
                         | mac1 16 | mac2 16
     RESPONSE         02 | sender index 4 | receiver index 4 | ephemeral 32 | sealed empty 16
     TRANSPORT        03 | receiver index 4 | counter 8 | sealed record (>= 16)
-    UNKNOWN_SESSION  04 | receiver index 4   (answer to a TRANSPORT for an index we don't know)
+    UNKNOWN_SESSION  04 | receiver index 4 | reset token 16   (answer to a TRANSPORT for an index
+                          we don't know; the token proves it is the index's owner, see RESET)
     COOKIE_REPLY     05 | receiver index 4 | nonce 24 | sealed cookie 32   (answer to an INITIATION
                           when under load: send it again with mac2; kadchat.cookies)
 
@@ -28,6 +29,10 @@ Records, the plaintext of a TRANSPORT (empty = keepalive / handshake confirmatio
                   (kadchat.liveness: hello, keep-alive, goodbye; never acknowledged)
     SECRET   04 | the sender's presence secret 32 (kadchat.presencesecret: sent when a session
                   comes up and when the secret rotates; never acknowledged)
+    RESET    05 | reset token 16: what the sender's UNKNOWN_SESSION for its index of this session
+                  will carry, a keyed hash of the index under a key only its identity gives
+                  (kadchat.sessions), so it survives the restart that loses the session; sent
+                  once when a session comes up
 
 A REQUEST (06, kadchat.requestwire) is a contact request, outside any session.
 """
@@ -54,6 +59,8 @@ RECORD_ACK = 0x02
 RECORD_PRESENCE = 0x03
 RECORD_SECRET = 0x04
 SECRET_SIZE = 32
+RECORD_RESET = 0x05
+RESET_TOKEN_SIZE = 16
 PRESENCE_STATUSES = ("online", "away", "offline")  # on the wire as 1, 2, 3
 MESSAGE_ID_SIZE = 16
 MAX_SEQ = 2**63 - 1  # SQLite integers are signed 64-bit; the history stores seq
@@ -68,7 +75,7 @@ INITIATION_SIZE = _INITIATION.size
 NO_MAC = bytes(MAC_SIZE)
 _RESPONSE = struct.Struct(f">BII{KEY_SIZE}s{TAG_SIZE}s")
 _TRANSPORT_HEADER = struct.Struct(">BIQ")
-_UNKNOWN_SESSION = struct.Struct(">BI")
+_UNKNOWN_SESSION = struct.Struct(f">BI{RESET_TOKEN_SIZE}s")
 _COOKIE_REPLY = struct.Struct(f">BI{COOKIE_NONCE_SIZE}s{MAC_SIZE + TAG_SIZE}s")
 _MESSAGE_HEADER = struct.Struct(f">B{MESSAGE_ID_SIZE}sQQQHH")
 _ACK_HEADER = struct.Struct(f">B{MESSAGE_ID_SIZE}sH")
@@ -109,6 +116,7 @@ class Transport(NamedTuple):
 
 class UnknownSession(NamedTuple):
     receiver_index: int
+    token: bytes  # the reset token of the index (RESET)
 
 
 class CookieReply(NamedTuple):
@@ -167,8 +175,9 @@ def transport_header(receiver_index, counter):
     return _TRANSPORT_HEADER.pack(TRANSPORT, receiver_index, counter)
 
 
-def encode_unknown_session(receiver_index):
-    return _UNKNOWN_SESSION.pack(UNKNOWN_SESSION, receiver_index)
+def encode_unknown_session(receiver_index, token):
+    _check_sizes(token, RESET_TOKEN_SIZE)
+    return _UNKNOWN_SESSION.pack(UNKNOWN_SESSION, receiver_index, token)
 
 
 def encode_cookie_reply(receiver_index, nonce, sealed_cookie):
@@ -196,7 +205,7 @@ def decode(data):
         return Response(*_RESPONSE.unpack(data)[1:])
     if kind == UNKNOWN_SESSION:
         _expect_size(size, _UNKNOWN_SESSION.size, "unknown-session notice")
-        return UnknownSession(_UNKNOWN_SESSION.unpack(data)[1])
+        return UnknownSession(*_UNKNOWN_SESSION.unpack(data)[1:])
     if kind == COOKIE_REPLY:
         _expect_size(size, _COOKIE_REPLY.size, "cookie reply")
         return CookieReply(*_COOKIE_REPLY.unpack(data)[1:])
@@ -238,8 +247,19 @@ def encode_secret(note):
     return bytes([RECORD_SECRET]) + note.secret
 
 
+def encode_reset(token):
+    _check_sizes(token, RESET_TOKEN_SIZE)
+    return bytes([RECORD_RESET]) + token
+
+
+def is_reset(payload):
+    """Whether a TRANSPORT's plaintext is a RESET record (kadchat.sessions keeps those)."""
+    return len(payload) == 1 + RESET_TOKEN_SIZE and payload[0] == RECORD_RESET
+
+
 def decode_record(payload):
-    """Parse a TRANSPORT's plaintext: MessageFragment | Ack | PresenceNote | SecretNote | None (keepalive)."""
+    """Parse a TRANSPORT's plaintext: MessageFragment | Ack | PresenceNote | SecretNote | None
+    (keepalive)."""
     if not payload:
         return None
     kind = payload[0]

@@ -48,7 +48,8 @@ def test_only_contacts_locate_and_open_the_record_and_removal_cuts_them_off(tmp_
     old = facts["bob_reads_old_secret"]
     assert old is None or (old["status"] == "offline" and old["addrs"] == [])
     assert facts["bob_reads_request_point"]["addrs"] == []
-    assert any(port == facts["dave_reads_new_secret"]["own_port"] for _, port in facts["dave_reads_new_secret"]["addrs"])
+    dave_reads = facts["dave_reads_new_secret"]
+    assert any(port == dave_reads["own_port"] for _, port in dave_reads["addrs"])
     assert not facts["bob_connected_after_removal"] and facts["alice_refused_strangers"] >= 1
     assert facts["dave_still_connected"]
     # Offline at the removal, erin finds her way in through the request point and gets the new one.

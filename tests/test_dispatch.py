@@ -27,7 +27,7 @@ def test_a_server_serves_nat_requests_and_drops_chat_and_junk():
     introducer = Recorder()
     dispatch = DatagramDispatch(introducer)
     dispatch(natwire.encode(natwire.Register(TAG, natwire.NO_COOKIE)), CALLER)
-    dispatch(wire.encode_unknown_session(7), CALLER)
+    dispatch(wire.encode_unknown_session(7, bytes(16)), CALLER)
     dispatch(bytes([natwire.NAT_TYPES[0]]) + b"short", CALLER)
     dispatch(b"", CALLER)
     assert introducer.seen == [("Register", CALLER)]
@@ -41,6 +41,6 @@ def test_a_client_also_takes_its_own_nat_answers_and_the_chat_datagrams_they_car
     dispatch = DatagramDispatch(introducer, client_side.client, chat.chat)
     introduction = natwire.encode(natwire.Introduction(CALLER, initiation))
     dispatch(introduction, ("203.0.113.9", 6881))
-    dispatch(wire.encode_unknown_session(7), CALLER)
+    dispatch(wire.encode_unknown_session(7, bytes(16)), CALLER)
     assert introducer.seen == client_side.seen == [("Introduction", ("203.0.113.9", 6881))]
-    assert chat.seen == [(bytes([wire.INITIATION]), CALLER), (wire.encode_unknown_session(7)[:1], CALLER)]
+    assert chat.seen == [(bytes([wire.INITIATION]), CALLER), (wire.encode_unknown_session(7, bytes(16))[:1], CALLER)]

@@ -38,15 +38,15 @@ def test_contact_requests_rename_remove_and_block_tell_the_uis_and_change_the_fi
     events = Events()
     service.subscribe(events)
     service.add_contact(encode_card(bob), "Bob")
-    service.request_received(carol, "Carol", "we met at the conference", "10.0.0.3")
-    service.request_received(mallory, "Bob", "", "10.0.0.4")  # a name like a contact's is made unique
-    service.request_received(bob, "Bob", "", "10.0.0.2")  # a contact's ask is no request
+    service.request_received(carol, "Carol", "we met at the conference", ("10.0.0.3", 1))
+    service.request_received(mallory, "Bob", "", ("10.0.0.4", 1))  # a name like a contact's is made unique
+    service.request_received(bob, "Bob", "", ("10.0.0.2", 1))  # a contact's ask is no request
     assert [r.name for r in service.requests()] == ["Carol", "Bob (2)"]
     assert service.accept_request("Carol").name == "Carol"
     service.block("Bob (2)")
     with pytest.raises(UserError):
         service.ignore_request("Bob (2)")
-    service.request_received(mallory, "M", "let me in", "10.0.0.5")  # blocked: nothing shows
+    service.request_received(mallory, "M", "let me in", ("10.0.0.5", 1))  # blocked: nothing shows
     assert service.rename_contact("Bob", "Robert").name == "Robert"
     service.remove_contact("Carol")
     service.block("Robert")

@@ -82,7 +82,7 @@ def test_tampered_and_replayed_transport_are_counted_not_delivered():
     net, alice, bob = setup()
     connect(net, alice)
     captured = []
-    net.taps.append(lambda data, src, dst: data[0] == wire.TRANSPORT and captured.append(data))
+    net.taps.append(lambda data, src, dst: data[0] == wire.TRANSPORT and dst == B_ADDR and captured.append(data))
     alice.manager.send(B_KEY, b"genuine")
     net.run(lambda: bob.payloads, timeout=1)
     net.inject(captured[-1], A_ADDR, B_ADDR)  # replay
@@ -250,7 +250,7 @@ def test_malformed_datagrams_are_counted_never_raised():
     net, alice, bob = setup()
     for junk in (b"", b"\x01", b"\x0e" * 30):  # not even well formed
         bob.manager.datagram_received(junk, A_ADDR)
-    for stray in (b"\x02" + bytes(56), b"\x04\0\0\0\1"):  # answers to nothing we asked
+    for stray in (b"\x02" + bytes(56), b"\x04\0\0\0\1" + bytes(16)):  # answers to nothing we asked
         bob.manager.datagram_received(stray, A_ADDR)
     assert bob.manager.stats.undecryptable == 3 and not bob.manager._peers
 
@@ -275,20 +275,21 @@ def test_an_initiation_replayed_after_the_callee_restarts_is_not_answered(tmp_pa
 
 
 def test_forged_unknown_session_notices_neither_break_the_session_nor_force_handshakes():
-    """Issue 12, 4: UNKNOWN_SESSION is unauthenticated; anyone on the path can send it."""
+    """Issue 12, 4: anyone on the path can send UNKNOWN_SESSION; without the reset token it is ignored."""
     net, alice, bob = setup()
     connect(net, alice)
     net.run(lambda: bob.ready, timeout=1)
     started = alice.manager.handshake_stats.started
     for n in range(20):  # over 20 s, spoofed from bob's address
         index = alice.manager._peers[B_KEY].current.channel.keys.remote_index  # in every datagram alice sends
-        net.inject(wire.encode_unknown_session(index), B_ADDR, A_ADDR)
+        net.inject(wire.encode_unknown_session(index, bytes([n]) * 16), B_ADDR, A_ADDR)
         net.run(timeout=1)
         assert alice.manager.has_session(B_KEY)
         # (no answer expected: a silent peer would be a reason of its own to handshake)
         assert alice.manager.send(B_KEY, b"still here %d" % n, expects_answer=False)
     net.run(timeout=1)
-    assert alice.manager.handshake_stats.started - started <= 1
+    assert alice.manager.handshake_stats.started == started
+    assert (alice.manager.handshake_stats.forged_notices, alice.manager.handshake_stats.unknown_session_notices) == (20, 0)
     assert [p for _, p in bob.payloads if p.startswith(b"still here")] == [b"still here %d" % n for n in range(20)]
 
 

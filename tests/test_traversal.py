@@ -231,3 +231,34 @@ def test_the_next_epochs_tag_is_registered_late_and_never_in_the_same_burst():
     assert min(abs(a - c) for a in times[ahead] for c in times[current]) >= 2.0
     alice.stop()
     assert not clock.getDelayedCalls()
+
+
+class Secrets:
+    def __init__(self, own, theirs):
+        self.own, self._theirs = own, theirs
+
+    def of(self, key):
+        return self._theirs.get(key, b"")
+
+
+def test_with_a_secret_both_tags_are_registered_and_each_reaches_us_from_whoever_can_compute_it():
+    clock = Clock()
+    clock.advance(1_000_000)
+    wires = Wires(clock)
+    bob_secret = b"s" * 32
+    bob = Traversal(clock, wires.sender(BOB_ADDR), BOB_SIGNING, contacts=lambda: [ALICE_KEY],
+                    secrets=Secrets(bob_secret, {}))
+    alice = Traversal(clock, wires.sender(ALICE_ADDR), ALICE_SIGNING, contacts=lambda: [BOB_KEY])
+    wires.clients = {ALICE_ADDR: alice, BOB_ADDR: bob}
+    bob.start([INTRODUCER])
+    epoch = bob.epoch()
+    assert wires.introducer.address_of(rendezvous_tag(BOB_KEY, epoch, bob_secret)) == BOB_ADDR
+    assert wires.introducer.address_of(rendezvous_tag(BOB_KEY, epoch)) == BOB_ADDR  # the request tag
+    assert wires.introducer.registered == 2
+    request = bytes([0x06]) + b"r" * 40  # a contact request goes to the request tag, as initiations
+    initiation = bytes([wire.INITIATION]) + b"x" * 40
+    alice.send(request, IntroductionRoute(INTRODUCER, BOB_KEY))  # she has the card only
+    alice.send(initiation, IntroductionRoute(INTRODUCER, BOB_KEY, secret=bob_secret))  # she was given it
+    alice.send(initiation, IntroductionRoute(INTRODUCER, BOB_KEY, secret=b"w" * 32))  # a wrong (old) one
+    assert wires.chat == [(BOB_ADDR, request, ALICE_ADDR), (BOB_ADDR, initiation, ALICE_ADDR)]
+    bob.stop()

@@ -23,11 +23,11 @@ def test_every_outer_type_round_trips():
     init = wire.encode_initiation(7, b"e" * 32, b"s" * 48, b"t" * 24)
     resp = wire.encode_response(1, 2, b"e" * 32, b"x" * 16)
     header = wire.transport_header(9, 2**40)
-    notice = wire.encode_unknown_session(5)
+    notice = wire.encode_unknown_session(5, b"r" * 16)
     assert wire.decode(init) == wire.Initiation(7, b"e" * 32, b"s" * 48, b"t" * 24)
     assert wire.decode(resp) == wire.Response(1, 2, b"e" * 32, b"x" * 16)
     assert wire.decode(header + b"c" * 16) == wire.Transport(9, 2**40, header, b"c" * 16)
-    assert wire.decode(notice) == wire.UnknownSession(5)
+    assert wire.decode(notice) == wire.UnknownSession(5, b"r" * 16)
     assert init[:5] == wire.initiation_header(7) and resp[:9] == wire.response_header(1, 2)
 
 
@@ -35,7 +35,7 @@ def test_session_datagrams_never_look_like_krpc_or_nat():
     assert not wire.is_session_datagram(b"d1:ad2:id20:")
     assert not wire.is_session_datagram(b"")
     assert not wire.is_session_datagram(b"\x14" + b"\0" * 40)  # a NAT relay datagram
-    assert wire.is_session_datagram(wire.encode_unknown_session(1))
+    assert wire.is_session_datagram(wire.encode_unknown_session(1, bytes(16)))
 
 
 @pytest.mark.parametrize("data", [

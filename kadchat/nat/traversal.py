@@ -68,6 +68,7 @@ __all__ = ["IntroductionRoute", "RelayRoute", "Traversal", "rendezvous_tag"]
 MAX_EXTRA = 4
 EXTRA_IDLE = 600.0  # seconds without a relayed datagram before we stop registering there
 GAP = 2.0  # seconds, at least, between registrations of two epochs' tags
+INTRODUCED_KEPT = 64  # callers whose introducer we remember, to call them back (kadchat.service)
 
 
 class Traversal:
@@ -96,6 +97,7 @@ class Traversal:
         self._extra = OrderedDict()  # peers' introducers we relay through -> last use, least recent first
         self.observed = {}  # one of our introducers -> our address as it sees it
         self._cookies = {}  # introducer -> the cookie it gave us (natwire: registration)
+        self._introduced = OrderedDict()  # caller address -> the introducer that last passed its handshake
         self._loop = Loop(clock, keepalive, self._register_everywhere)
 
     def epoch(self):
@@ -210,6 +212,10 @@ class Traversal:
                 for epoch in answered[:1]:
                     self._register(address, epoch)
         elif isinstance(message, natwire.Introduction):
+            self._introduced[message.caller] = address
+            self._introduced.move_to_end(message.caller)
+            while len(self._introduced) > INTRODUCED_KEPT:
+                self._introduced.popitem(last=False)
             return message.payload, message.caller
         elif isinstance(message, natwire.Relayed):
             owner = self._owner(message.from_tag)
@@ -218,6 +224,10 @@ class Traversal:
             self._use_extra(address)
             return message.payload, RelayRoute(address, *owner)
         return None
+
+    def introducer_of(self, caller):
+        """The introducer that last passed us a handshake from `caller`, if one did lately."""
+        return self._introduced.get(caller)
 
     def _owner(self, tag):
         """(identity key, skew, secret) of the contact whose tag for a neighbouring epoch `tag` is."""
