@@ -278,10 +278,9 @@ class RoutingUpkeep:
 
     def _fill(self, table, bucket, servers, keys):
         first, last = bisect.bisect_left(keys, bucket.low), bisect.bisect_left(keys, bucket.high)
-        room = bucket.k - len(bucket.contacts)
-        for i in self.swarm.rng.sample(range(first, last), min(room + 1, last - first)):
-            if len(bucket.contacts) < bucket.k and servers[i].node_id != table.own_id:
-                table.heard_from(servers[i].node_id, servers[i].address)
+        fresh = [n for n in servers[first:last] if n.node_id not in bucket.contacts and n.node_id != table.own_id]
+        for node in self.swarm.rng.sample(fresh, min(bucket.k - len(bucket.contacts), len(fresh))):
+            table.heard_from(node.node_id, node.address)
 
 
 def weibull(rng, shape, scale):
