@@ -2,6 +2,7 @@
 
     python3 bench/deaddrop.py [--nodes 2000] [--pairs 200] [--messages 5]
                               [--spans 1,2,4,8,12,24,36,48] [--replaced 0.3] [--seed 1]
+                              [--refresh 300] [--node-upkeep]
 
 A simulated swarm (kademlia.simswarm) of `--nodes` storage nodes accepting the
 drops' 50 h ttl, `--replaced` of them replaced per hour (a node leaves silently
@@ -12,17 +13,22 @@ offline contact with kadchat.mailbox's DropWriter, wait until every drop is
 stored, and leave for good. Each recipient returns after one of `--spans`
 hours (all recipients on the one virtual clock, each at its own time): a
 new client joins, runs one DropReader pass at once (lookups paced
-as the client paces them, kadchat.service.DROPS_RATE) and one more
+as the client paces them, kadchat.mailbox.LOOKUP_RATE) and one more
 `--refresh` seconds later. Printed per span: drops read in the first pass and
 within one refresh, duplicates, delivery time from the recipient's start, and
 the DHT bytes per message (datagrams sent and received by sender and recipient,
 and bytes held by storage nodes per message at write time: replicas x item).
 
-Prints one JSON document (and a line per recipient on stderr). Cost: the
-storage nodes re-get every held drop every 5 minutes, so virtual time is slow
-with many drops: the default (2,000 nodes, 1,000 drops, 48 h) takes hours on
-this project's 2-core machine; a 2,000-node run with `--spans 1` about 15
-minutes, `--nodes 100 --pairs 40 --spans 1,4,12,24,48` about 20.
+Prints one JSON document (and a line per recipient on stderr).
+
+Cost: BEP 5 table upkeep alone (pings, bucket refreshes) is about 500
+datagrams a virtual second at 2,000 nodes, hours of CPU for 48 h. So the
+storage nodes' own upkeep is off and kademlia.simswarm.RoutingUpkeep does
+its job every 15 minutes (dead contacts forgotten, live ones learnt as a
+long-lived table would have them); `--node-upkeep` runs the nodes' own
+instead. Everything about the drops is the nodes' code: puts, gets with
+read-repair, hand-over to newcomers, republication (DHTNode.republish: a
+51 h item about hourly, by whichever replica's turn comes first).
 """
 
 import argparse
@@ -42,11 +48,11 @@ from twisted.internet import defer, task  # noqa: E402
 from kadchat.deaddrop import DROP_TTL, Pair, slot_of  # noqa: E402
 from kadchat.dropstore import DropStore  # noqa: E402
 from kadchat.history import History  # noqa: E402
-from kadchat.mailbox import DropReader, DropWriter, DHTCalls  # noqa: E402
+from kadchat.mailbox import LOOKUP_RATE, DropReader, DropWriter, DHTCalls  # noqa: E402
 from kadchat.model import MessageState  # noqa: E402
-from kadchat.service import DROPS_RATE  # noqa: E402
+
 from kademlia.settings import DHTSettings  # noqa: E402
-from kademlia.simswarm import SimSwarm  # noqa: E402
+from kademlia.simswarm import RoutingUpkeep, SimSwarm  # noqa: E402
 from tests.scenario_recipes import ReadOnlyNode  # noqa: E402
 
 T0 = 1_800_000_000.0  # the wall clock the clients read at simulated time 0
@@ -116,7 +122,10 @@ class Traffic:
 def run(args):
     started = time.monotonic()
     spans = [float(s) for s in args.spans.split(",")]
-    swarm = SimSwarm.build(args.nodes, seed=args.seed, settings=DHTSettings(max_ttl=DROP_TTL))
+    upkeep = {} if args.node_upkeep else dict(maintenance_interval=10.0 ** 9)
+    swarm = SimSwarm.build(args.nodes, seed=args.seed, settings=DHTSettings(max_ttl=DROP_TTL, **upkeep))
+    if not args.node_upkeep:
+        RoutingUpkeep(swarm, serves=lambda node: not isinstance(node, ReadOnlyNode)).start()
     traffic = Traffic(swarm.network)
     wall = WallClock(swarm.clock)
     tmp = Path(tempfile.mkdtemp(prefix="deaddrop-bench-"))
@@ -137,7 +146,7 @@ def run(args):
         for n in range(args.messages):
             history.add_outgoing(b_key, (i * 1000 + n).to_bytes(16, "big"), f"message {n} of pair {i}",
                                  wall.seconds())
-        net = DHTCalls(wall, node, rate=DROPS_RATE)
+        net = DHTCalls(wall, node, rate=LOOKUP_RATE)
         pair = Pair(a, b_key)
 
         def set_state(peer, message_id, state, history=history):
@@ -170,7 +179,8 @@ def run(args):
                replicas_at_write=statistics.mean(held) if held else 0,
                sender_bytes_per_message=round(write_bytes / max(1, args.pairs * args.messages)),
                storage_bytes_per_message=round(statistics.mean(held) * 944) if held else 0,
-               nodes_replaced=churn.replaced, wall_seconds=round(time.monotonic() - started),
+               nodes_replaced=churn.replaced, table_upkeep="nodes" if args.node_upkeep else "simulator",
+               datagrams=swarm.network.sent, wall_seconds=round(time.monotonic() - started),
                spans=[])
     total = dict(drops=0, first=0, refresh=0)
     for span in spans:
@@ -211,7 +221,7 @@ def _recipient_returns(swarm, wall, traffic, sender, i, tmp, args, result, span)
     pair = Pair(sender["b"], sender["a_key"])
     store = DropStore(tmp / f"b{i}.db")
     store.set_read_slot(sender["a_key"], slot_of(wall.seconds() - span * 3600) - 1)  # last online: then
-    reader = DropReader(wall, DHTCalls(wall, node, rate=DROPS_RATE), lambda peer: pair, store, deliver)
+    reader = DropReader(wall, DHTCalls(wall, node, rate=LOOKUP_RATE), lambda peer: pair, store, deliver)
     yield joined
     yield reader.read(sender["a_key"])
     first = len(seen)
@@ -235,6 +245,8 @@ def main():
     parser.add_argument("--replaced", type=float, default=0.3)
     parser.add_argument("--refresh", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--node-upkeep", action="store_true",
+                        help="the storage nodes keep their routing tables themselves (slow)")
     print(json.dumps(run(parser.parse_args()), indent=2))
 
 

@@ -14,6 +14,9 @@ outbox still has it for a direct session).
 Reading (`DropReader`): each pass reads a contact's slots from where the last
 pass left off (at most RETENTION back) up to the next slot (clock skew), each
 slot from index 0 until the first empty position, three slots at a time.
+A position is empty only if a second lookup (paced after the first) finds
+nothing either: a storage node past an address's value budget answers as if
+it held nothing (kademlia.reflection).
 Complete messages are handed to `deliver` in seq order (it stores them, de-
 duplicated by message id), and only then acknowledged. The next pass starts a
 slot back (drops still coming in the current one) or at the oldest incomplete
@@ -229,6 +232,8 @@ class DropReader:
             position = Position(slot, index)
             drop = self._pairs(peer).incoming(position)
             item = yield self._net.get(drop.target)
+            if item is None:  # empty, or withheld by nodes that spent our value budget
+                item = yield self._net.get(drop.target)
             if item is FAILED:
                 return found, False
             if item is None:

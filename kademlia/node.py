@@ -311,13 +311,37 @@ class DHTNode:
         return sum(1 for ok, _ in results if ok)
 
     def republish(self):
-        """Bring every held item to the closest nodes, if they lack it or hold an older one.
+        """Bring held items to the closest nodes, if they lack them or hold an older one.
 
-        Covers a node that comes back online with a newer item than the swarm has."""
-        for item, _ in self.store.items():
+        Short-lived items every round. One with more than `long_republish_interval`
+        left only once about that long has passed since it was put here or a fellow
+        replica looked it up (that get repaired the replicas, ours included): each
+        replica waits 3/4 to 5/4 of the interval, its share drawn from its id and the
+        target, so that one goes first and spares the others (Kademlia 2.5). Covers
+        a node that comes back online with a newer item than the swarm has."""
+        long = self.settings.long_republish_interval
+        due = [item for item, left in self.store.items() if left <= long]
+        due += [item for item, _ in self.store.unrefreshed(long, self._republish_wait)]
+        for item in due:
+            self.store.refreshed(item.target)
             self.get(item.target, item.salt).addErrback(
                 lambda f: self.log.failure("republish failed", f)
             )
+
+    def _republish_wait(self, target):
+        share = (int.from_bytes(target[-2:], "big") ^ int.from_bytes(self.node_id[-2:], "big")) / 65536
+        return self.settings.long_republish_interval * (0.75 + 0.5 * share)
+
+    def _fellow_looked_up(self, query, address):
+        """A get from a verified contact among the k closest to an item we hold is a
+        fellow replica's republication (or its user's read): its read-repair covers ours."""
+        target = query.args.get(b"target")
+        contact = self.routing_table.get(query.sender_id)
+        if contact is None or not contact.verified or contact.address != address:
+            return
+        if isinstance(target, bytes) and self.store.get(target) is not None \
+                and contact in self.routing_table.closest(target, self.settings.k):
+            self.store.refreshed(target)
 
     # -- server side ---------------------------------------------------------
 
@@ -330,6 +354,8 @@ class DHTNode:
             return None
         if not query.read_only:
             self._heard_from(query.sender_id, address)
+        if query.method == b"get":
+            self._fellow_looked_up(query, address)
         values[b"id"] = self.node_id
         return values
 

@@ -20,6 +20,11 @@ class DHTSettings:
     token_rotation: float = 300.0
     maintenance_interval: float = 60.0  # expire, refresh buckets, ping questionable nodes
     republish_interval: float = 300.0  # push held items to the closest nodes again
+    # An item with longer than this left is pushed again about this often, and not
+    # by a replica that saw a fellow replica's get for it meanwhile (Kademlia 2.5):
+    # 8 replicas each re-getting a 51 h dead drop every 5 minutes made most of a
+    # swarm's traffic.
+    long_republish_interval: float = 3600.0
     # BEP 42: ignore nodes whose id does not fit their IP ("public": local networks
     # exempt, as the BEP says; "all": checked too, for the simulator's 10/8 swarm).
     # Our own id must fit: kademlia.nodeid.node_id_for(external_ip, os.urandom).

@@ -22,8 +22,9 @@ from twisted.internet import defer
 from kademlia import nodeid
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
+from kademlia.routing import QUESTIONABLE_AFTER
 from kademlia.sim import SimClock, SimNetwork
-from kademlia.timers import cancel
+from kademlia.timers import Loop, cancel
 
 ID_BITS = 160
 
@@ -234,6 +235,52 @@ class Churn:
         self.arrivals += 1
         node, _ = self.swarm.revive(address, via=self.via)
         self._schedule(self.session(), self._leave, node)
+
+
+class RoutingUpkeep:
+    """Table upkeep by the simulator, for runs too long for the nodes' own.
+
+    BEP 5 upkeep (DHTNode's maintenance: pings of quiet contacts, refreshes of
+    stale buckets) costs a 2,000-node swarm some 500 datagrams a second, most of
+    a multi-day run's CPU. With it off in the nodes (a huge
+    `DHTSettings.maintenance_interval`), this stands in for it at its own
+    15-minute cadence: every live node forgets the contacts that died and fills
+    the buckets they leave with random live nodes of the bucket's range, among
+    the nodes for which `serves(node)` holds (not read-only clients). Newcomers
+    get into tables as in the nodes (their bootstrap queries); lookups, items,
+    hand-over and republication run the nodes' own code. Unlike real upkeep it
+    verifies nobody, so no hand-over comes of it."""
+
+    def __init__(self, swarm, serves=lambda node: True, interval=QUESTIONABLE_AFTER):
+        self.swarm = swarm
+        self.serves = serves
+        self.forgotten = 0
+        self._loop = Loop(swarm.clock, interval, self.run)
+
+    def start(self):
+        self._loop.start()
+
+    def stop(self):
+        return self._loop.stop()
+
+    def run(self):
+        servers = sorted((n for n in self.swarm.nodes if self.serves(n)), key=lambda n: n.node_id)
+        keys = [int.from_bytes(n.node_id, "big") for n in servers]
+        live = {n.node_id for n in servers}
+        for node in self.swarm.nodes:
+            table = node.routing_table
+            dead = [c for c in table.contacts() if c.node_id not in live]
+            for contact in dead:
+                table.remove(contact.node_id)
+            self.forgotten += len(dead)
+            for bucket in {b for c in dead for b in table.buckets if b.covers(c.key)}:
+                self._fill(table, bucket, servers, keys)
+
+    def _fill(self, table, bucket, servers, keys):
+        first, last = bisect.bisect_left(keys, bucket.low), bisect.bisect_left(keys, bucket.high)
+        fresh = [n for n in servers[first:last] if n.node_id not in bucket.contacts and n.node_id != table.own_id]
+        for node in self.swarm.rng.sample(fresh, min(bucket.k - len(bucket.contacts), len(fresh))):
+            table.heard_from(node.node_id, node.address)
 
 
 def weibull(rng, shape, scale):

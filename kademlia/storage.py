@@ -20,12 +20,13 @@ from kademlia.krpc import SERVER_ERROR, KRPCError
 
 
 class StoredItem:
-    __slots__ = ("item", "deadline", "source_ip")
+    __slots__ = ("item", "deadline", "source_ip", "refreshed")
 
-    def __init__(self, item, deadline, source_ip):
+    def __init__(self, item, deadline, source_ip, refreshed):
         self.item = item
         self.deadline = deadline
         self.source_ip = source_ip
+        self.refreshed = refreshed  # when the replicas were last brought up to date
 
 
 class ItemStore:
@@ -67,6 +68,19 @@ class ItemStore:
         now = self._now()
         return [(s.item, s.deadline - now) for s in self._items.values() if s.deadline > now]
 
+    def unrefreshed(self, min_remaining, age):
+        """(item, remaining ttl) for the live items with more than `min_remaining`
+        left whose replicas were last refreshed `age(target)` seconds ago or more."""
+        now = self._now()
+        return [(s.item, s.deadline - now) for t, s in self._items.items()
+                if s.deadline - now > min_remaining and now - s.refreshed >= age(t)]
+
+    def refreshed(self, target):
+        """A put or a fellow replica's get brought `target`'s replicas up to date just now."""
+        stored = self._items.get(target)
+        if stored is not None:
+            stored.refreshed = self._now()
+
     def put(self, item, ttl, source_ip, cas=None):
         """Store `item` or raise KRPCError with the BEP 44 code saying why not."""
         try:
@@ -93,18 +107,18 @@ class ItemStore:
                 if item != current:
                     raise KRPCError(ERROR_SEQ_LESS_THAN_CURRENT, "sequence number equal to current, value differs")
                 stored = self._items[item.target]
-                stored.deadline = max(stored.deadline, deadline)
+                stored.deadline, stored.refreshed = max(stored.deadline, deadline), self._now()
                 return
         if not item.verify():
             raise KRPCError(ERROR_INVALID_SIGNATURE, "invalid signature")
         if held is None:
             self._check_quota(source_ip)
             self._per_ip[source_ip] = self._per_ip.get(source_ip, 0) + 1
-            self._items[item.target] = StoredItem(item, deadline, source_ip)
+            self._items[item.target] = StoredItem(item, deadline, source_ip, self._now())
             bisect.insort(self._keys, int.from_bytes(item.target, "big"))
         else:
             stored = self._items[item.target]
-            stored.item, stored.deadline = item, deadline
+            stored.item, stored.deadline, stored.refreshed = item, deadline, self._now()
 
     def _check_quota(self, source_ip):
         if len(self._items) >= self.max_items:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.client_helpers import Processes, friends, received, texts_from
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(200)
 TEXTS = [f"while you were out {n}" for n in range(5)]
 
 
@@ -60,7 +60,7 @@ def test_messages_reach_b_after_a_has_gone_and_a_sees_them_delivered_later(tmp_p
         a.kill()  # at once after the fifth "stored": no goodbye, nothing flushed
 
     b = procs.client(b_dir, "-r", bootstrap=server, interface="127.0.0.2")
-    b.expect(received("a", TEXTS[-1]), timeout=60)  # a first start reads 50 hours, 2 lookups/s
+    b.expect(received("a", TEXTS[-1]), timeout=120)  # a first start reads 50 hours, 2 gets each, 2 lookups/s
     assert texts_from(b, "a") == TEXTS  # all five, once, in order
     theirs, ours = sent_times(a_dir, 1), sent_times(b_dir, 0)  # a's own send times (to the microsecond)
     assert [t for t, _ in ours] == TEXTS
