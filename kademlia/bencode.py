@@ -5,13 +5,18 @@ strictly increasing byte strings, nothing after the value. Canonical-only means
 decode followed by encode is the identity, which BEP 44 relies on when it hashes
 and signs ``v`` "as it appeared in the message".
 
-Hostile input is bounded: total size, nesting depth and integer length. The
-parser recurses at most ``MAX_DEPTH`` frames, so no input can exhaust the stack.
+Hostile input is bounded: total size, nesting depth and integer length. Every
+datagram a lookup receives is decoded, so the parsing itself is bencode2's
+(C++, as strict about canonical forms; it refuses deep nesting without
+recursing the stack away), and this module adds our bounds on what it returns.
 """
+
+import bencode2
 
 MAX_DEPTH = 32          # nesting levels of lists/dicts
 MAX_INT_DIGITS = 64     # far beyond any int64 a KRPC field carries
 DEFAULT_MAX_SIZE = 65536  # a UDP datagram never exceeds this
+_INT_BOUND = 10**MAX_INT_DIGITS
 
 
 class DecodeError(ValueError):
@@ -28,45 +33,63 @@ def encode(obj) -> bytes:
     and ValueError for duplicate keys or nesting deeper than decode accepts.
     """
     parts = []
-    _encode(obj, parts.append, 0)
+    _encode(obj, parts, 0)
     return b"".join(parts)
 
 
-def _encode(obj, put, depth):
+def _encode(obj, parts, depth):
     kind = type(obj)
     if kind is bytes:
-        put(b"%d:" % len(obj))
-        put(obj)
+        parts.append(b"%d:" % len(obj))
+        parts.append(obj)
     elif kind is int:
-        put(b"i%de" % obj)
-    elif kind is str:
-        raw = obj.encode("utf-8")
-        put(b"%d:" % len(raw))
-        put(raw)
+        parts.append(b"i%de" % obj)
     elif kind is dict:
         depth = _enter(depth)
-        items = sorted(((_key_bytes(key), value) for key, value in obj.items()),
-                       key=lambda item: item[0])
-        put(b"d")
-        previous = None
-        for key, value in items:
-            if key == previous:
-                raise ValueError("duplicate dict key %r" % (key,))
-            previous = key
-            put(b"%d:" % len(key))
-            put(key)
-            _encode(value, put, depth)
-        put(b"e")
+        parts.append(b"d")
+        for key, value in _sorted_items(obj):
+            parts.append(b"%d:" % len(key))
+            parts.append(key)
+            if type(value) is bytes:  # most values of a KRPC message: no call for them
+                parts.append(b"%d:" % len(value))
+                parts.append(value)
+            else:
+                _encode(value, parts, depth)
+        parts.append(b"e")
+    elif kind is str:
+        raw = obj.encode("utf-8")
+        parts.append(b"%d:" % len(raw))
+        parts.append(raw)
     elif kind is list or kind is tuple:
         depth = _enter(depth)
-        put(b"l")
+        parts.append(b"l")
         for value in obj:
-            _encode(value, put, depth)
-        put(b"e")
+            _encode(value, parts, depth)
+        parts.append(b"e")
     elif kind is bytearray or kind is memoryview:
-        _encode(bytes(obj), put, depth)
+        _encode(bytes(obj), parts, depth)
     else:
         raise TypeError("cannot bencode %s" % kind.__name__)
+
+
+def _sorted_items(obj):
+    """(raw key, value) pairs in raw-byte order."""
+    try:
+        # Keys all bytes, or all str: code point order is UTF-8 byte order.
+        keys = sorted(obj)
+    except TypeError:  # bytes and str mixed (or keys of no bencode type)
+        keys = None
+    if keys is not None and (not keys or type(keys[0]) is bytes):
+        for key in keys:
+            if type(key) is not bytes:
+                raise TypeError("dict keys must be bytes or str, not %s" % type(key).__name__)
+        return [(key, obj[key]) for key in keys]
+    items = sorted(((_key_bytes(key), value) for key, value in obj.items()),
+                   key=lambda item: item[0])
+    for (key, _), (following, _) in zip(items, items[1:]):
+        if key == following:
+            raise ValueError("duplicate dict key %r" % (key,))
+    return items
 
 
 def _enter(depth):
@@ -99,83 +122,23 @@ def decode(data, max_size: int = DEFAULT_MAX_SIZE):
     if len(data) > max_size:
         raise DecodeError("input of %d bytes exceeds %d" % (len(data), max_size))
     try:
-        value, end = _decode(data, 0, 0)
-    except IndexError:  # ran off the end while reading a type byte
-        raise DecodeError("truncated input") from None
-    if end != len(data):
-        raise DecodeError("trailing data at offset %d" % end)
+        value = bencode2.bdecode(data)
+    except bencode2.BencodeDecodeError as e:
+        raise DecodeError(str(e)) from None
+    _check_bounds(value, 0)
     return value
 
 
-# Byte values of the type markers, compared against data[i] (an int).
-_INT, _LIST, _DICT, _END = ord("i"), ord("l"), ord("d"), ord("e")
-_ZERO, _NINE, _MINUS = ord("0"), ord("9"), ord("-")
-
-
-def _decode(data, i, depth):
-    """Decode the value starting at ``i``; return (value, index after it)."""
-    marker = data[i]
-    if _ZERO <= marker <= _NINE:
-        return _decode_string(data, i)
-    if marker == _INT:
-        end = data.find(b"e", i + 1, i + 3 + MAX_INT_DIGITS)  # "-" + digits
-        if end < 0:
-            raise DecodeError("unterminated or oversized integer at %d" % i)
-        digits = data[i + 1:end]
-        if not _canonical_int(digits):
-            raise DecodeError("non-canonical integer %r at %d" % (digits, i))
-        return int(digits), end + 1
-    if marker == _LIST:
+def _check_bounds(value, depth):
+    """Our bounds on a decoded value: nesting depth and integer length. Recursion
+    stops one level past MAX_DEPTH, however deep the value."""
+    kind = type(value)
+    if kind is int:
+        if not -_INT_BOUND < value < _INT_BOUND:
+            raise DecodeError("integer of more than %d digits" % MAX_INT_DIGITS)
+    elif kind is dict or kind is list:
         if depth >= MAX_DEPTH:
             raise DecodeError("nesting deeper than %d levels" % MAX_DEPTH)
-        depth += 1
-        i += 1
-        items = []
-        append = items.append
-        while data[i] != _END:
-            value, i = _decode(data, i, depth)
-            append(value)
-        return items, i + 1
-    if marker == _DICT:
-        if depth >= MAX_DEPTH:
-            raise DecodeError("nesting deeper than %d levels" % MAX_DEPTH)
-        depth += 1
-        i += 1
-        result = {}
-        previous = None
-        while data[i] != _END:
-            if not _ZERO <= data[i] <= _NINE:
-                raise DecodeError("dict key at %d is not a string" % i)
-            key, i = _decode_string(data, i)
-            if previous is not None and key <= previous:
-                raise DecodeError("dict key %r at %d out of order or repeated" % (key, i))
-            previous = key
-            result[key], i = _decode(data, i, depth)
-        return result, i + 1
-    raise DecodeError("unexpected byte %r at %d" % (bytes((marker,)), i))
-
-
-def _decode_string(data, i):
-    # Lengths above the input size are rejected below; 10 digits is more than any.
-    colon = data.find(b":", i, i + 11)
-    if colon < 0:
-        raise DecodeError("bad string length at %d" % i)
-    digits = data[i:colon]
-    if not digits.isdigit() or (digits[0] == _ZERO and len(digits) > 1):
-        raise DecodeError("non-canonical string length %r at %d" % (digits, i))
-    start = colon + 1
-    end = start + int(digits)
-    if end > len(data):
-        raise DecodeError("string at %d runs past the end" % i)
-    return data[start:end], end
-
-
-def _canonical_int(digits):
-    """True for the canonical decimal forms: 0, 7, -7; not 07, -0, +7, 1_0, ''."""
-    if digits[:1] == b"-":
-        digits = digits[1:]
-        if digits[:1] == b"0":
-            return False
-    # bytes.isdigit is ASCII-only, so int() sees nothing but 0-9 here.
-    return (digits.isdigit() and len(digits) <= MAX_INT_DIGITS
-            and (digits[0] != _ZERO or len(digits) == 1))
+        for item in (value.values() if kind is dict else value):
+            if type(item) is not bytes:
+                _check_bounds(item, depth + 1)

@@ -12,6 +12,7 @@ still comes before the hard timeout, is used all the same.
 
 import bisect
 import enum
+from operator import attrgetter
 
 from twisted.internet import defer
 
@@ -31,6 +32,10 @@ class State(enum.Enum):
     FAILED = "failed"
 
 
+# Plain names: an enum member looked up on its class costs a descriptor call, and
+# these are read for every candidate at every step.
+WAITING, IN_FLIGHT, STALLED, ANSWERED, FAILED = State
+
 
 class Candidate:
     __slots__ = ("node_id", "address", "distance", "state", "values", "stall_timer")
@@ -39,12 +44,13 @@ class Candidate:
         self.node_id = node_id
         self.address = address
         self.distance = distance
-        self.state = State.WAITING
+        self.state = WAITING
         self.values = None
         self.stall_timer = None
 
-    def __lt__(self, other):
-        return self.distance < other.distance
+
+
+_distance = attrgetter("distance")
 
 
 class Lookup:
@@ -60,32 +66,51 @@ class Lookup:
         self.k = k
         self.alpha = alpha
         self._shortlist = []  # sorted by distance
-        self._seen = set()  # (node id, address) pairs
+        # Compact node entries (id + address) already met: a referral seen before is
+        # skipped before it is decoded, as most referrals in a lookup are.
+        self._seen = set()
+        self._in_state = dict.fromkeys(State, 0)  # how many candidates are in each state
         self._done = defer.Deferred(self._cancelled)
         self.queries_sent = 0
 
     def start(self, seeds):
+        """`seeds`: routing Contacts (node_id, address and their `compact` encoding)."""
         for contact in seeds:
-            self._add(contact.node_id, contact.address)
+            if contact.compact not in self._seen:
+                self._seen.add(contact.compact)
+                self._add(contact.node_id, contact.address)
         self._step()
         return self._done
 
-    def _add(self, node_id, address):
+    def _refer(self, entry):
         # Keyed by address too: a node that moved is referred at its new address while
         # our own table may still hold the old one, which will not answer.
-        if (node_id, address) in self._seen or node_id == self._node.node_id:
+        if entry in self._seen:
+            return
+        self._seen.add(entry)
+        node = krpc.decode_node(entry)
+        if node is not None:
+            self._add(*node)
+
+    def _add(self, node_id, address):
+        if node_id == self._node.node_id:
             return
         if self._accept is not None and not self._accept(node_id, address):
             return
-        self._seen.add((node_id, address))
         distance = int.from_bytes(node_id, "big") ^ self._target_key
-        bisect.insort(self._shortlist, Candidate(node_id, address, distance))
+        bisect.insort(self._shortlist, Candidate(node_id, address, distance), key=_distance)
+        self._in_state[WAITING] += 1
+
+    def _move(self, candidate, state):
+        self._in_state[candidate.state] -= 1
+        self._in_state[state] += 1
+        candidate.state = state
 
     def _window(self):
         """The k closest candidates not known or suspected to be dead."""
         window = []
         for candidate in self._shortlist:
-            if candidate.state not in (State.FAILED, State.STALLED):
+            if candidate.state is not FAILED and candidate.state is not STALLED:
                 window.append(candidate)
                 if len(window) == self.k:
                     break
@@ -95,23 +120,21 @@ class Lookup:
         if self._done.called:
             return
         window = self._window()
-        if all(c.state is State.ANSWERED for c in window):
+        if self._in_state[ANSWERED] >= len(window) and all(c.state is ANSWERED for c in window):
             self._finish(window)
             return
-        active = sum(1 for c in self._shortlist if c.state is State.IN_FLIGHT)
         for candidate in window:
-            if active >= self.alpha:
+            if self._in_state[IN_FLIGHT] >= self.alpha:
                 break
-            if candidate.state is State.WAITING:
+            if candidate.state is WAITING:
                 self._ask(candidate)
                 if self._done.called:  # our node stopped as we asked
                     return
-                active += 1
-        if active == 0 and not any(c.state is State.STALLED for c in self._shortlist):
+        if not self._in_state[IN_FLIGHT] and not self._in_state[STALLED]:
             self._finish(window)  # nothing left to ask and nobody to wait for
 
     def _ask(self, candidate):
-        candidate.state = State.IN_FLIGHT
+        self._move(candidate, IN_FLIGHT)
         self.queries_sent += 1
         stall_after = self._node.stall_timeout(candidate.node_id)
         candidate.stall_timer = self._node.clock.callLater(stall_after, self._stalled, candidate)
@@ -120,8 +143,8 @@ class Lookup:
 
     def _stalled(self, candidate):
         candidate.stall_timer = None
-        if candidate.state is State.IN_FLIGHT:
-            candidate.state = State.STALLED
+        if candidate.state is IN_FLIGHT:
+            self._move(candidate, STALLED)
             self._step()
 
     def _cancel_stall_timer(self, candidate):
@@ -130,25 +153,25 @@ class Lookup:
     def _answered(self, response, candidate):
         self._cancel_stall_timer(candidate)
         if self._accept is not None and not self._accept(response.sender_id, candidate.address):
-            candidate.state = State.FAILED  # answers under an id its address may not have
+            self._move(candidate, FAILED)  # answers under an id its address may not have
             self._step()
             return
         if response.sender_id != candidate.node_id:
             # Someone else answers at that address now: trust the answer, not the old id.
             candidate.node_id = response.sender_id
-        candidate.state = State.ANSWERED
+        self._move(candidate, ANSWERED)
         candidate.values = response.values
         try:
-            nodes = krpc.decode_nodes(response.values.get(b"nodes", b""))
+            entries = krpc.split_nodes(response.values.get(b"nodes", b""))
         except krpc.MalformedMessage:
-            nodes = []
-        for node_id, address in nodes:
-            self._add(node_id, address)
+            entries = []
+        for entry in entries:
+            self._refer(entry)
         self._step()
 
     def _failed(self, failure, candidate):
         self._cancel_stall_timer(candidate)
-        candidate.state = State.FAILED
+        self._move(candidate, FAILED)
         if failure.check(NodeStopped):
             # Our own node stopped: end now with what has answered, asking nobody else.
             if not self._done.called:
@@ -166,4 +189,4 @@ class Lookup:
     def _finish(self, window):
         for candidate in self._shortlist:
             self._cancel_stall_timer(candidate)
-        self._done.callback([c for c in window if c.state is State.ANSWERED])
+        self._done.callback([c for c in window if c.state is ANSWERED])
