@@ -6,9 +6,10 @@ decode followed by encode is the identity, which BEP 44 relies on when it hashes
 and signs ``v`` "as it appeared in the message".
 
 Hostile input is bounded: total size, nesting depth and integer length. Every
-datagram a lookup receives is decoded, so the parsing itself is bencode2's
-(C++, as strict about canonical forms; it refuses deep nesting without
-recursing the stack away), and this module adds our bounds on what it returns.
+datagram a lookup sends or receives goes through here, so the work itself is
+bencode2's (C++, as strict about canonical forms; it refuses deep nesting
+without recursing the stack away), and this module adds our bounds: on what
+decoding returns, and on what we encode (nothing that decoding would refuse).
 """
 
 import bencode2
@@ -32,78 +33,22 @@ def encode(obj) -> bytes:
     TypeError for other types (bool included: it is not meant as an int here)
     and ValueError for duplicate keys or nesting deeper than decode accepts.
     """
-    parts = []
-    _encode(obj, parts, 0)
-    return b"".join(parts)
+    _check_encodable(obj, 0)
+    return bencode2.bencode(obj)
 
 
-def _encode(obj, parts, depth):
+def _check_encodable(obj, depth):
+    """What bencode2 would encode but decode refuses: bools, deep nesting."""
     kind = type(obj)
-    if kind is bytes:
-        parts.append(b"%d:" % len(obj))
-        parts.append(obj)
-    elif kind is int:
-        parts.append(b"i%de" % obj)
-    elif kind is dict:
-        depth = _enter(depth)
-        parts.append(b"d")
-        for key, value in _sorted_items(obj):
-            parts.append(b"%d:" % len(key))
-            parts.append(key)
-            if type(value) is bytes:  # most values of a KRPC message: no call for them
-                parts.append(b"%d:" % len(value))
-                parts.append(value)
-            else:
-                _encode(value, parts, depth)
-        parts.append(b"e")
-    elif kind is str:
-        raw = obj.encode("utf-8")
-        parts.append(b"%d:" % len(raw))
-        parts.append(raw)
-    elif kind is list or kind is tuple:
-        depth = _enter(depth)
-        parts.append(b"l")
-        for value in obj:
-            _encode(value, parts, depth)
-        parts.append(b"e")
-    elif kind is bytearray or kind is memoryview:
-        _encode(bytes(obj), parts, depth)
-    else:
-        raise TypeError("cannot bencode %s" % kind.__name__)
-
-
-def _sorted_items(obj):
-    """(raw key, value) pairs in raw-byte order."""
-    try:
-        # Keys all bytes, or all str: code point order is UTF-8 byte order.
-        keys = sorted(obj)
-    except TypeError:  # bytes and str mixed (or keys of no bencode type)
-        keys = None
-    if keys is not None and (not keys or type(keys[0]) is bytes):
-        for key in keys:
-            if type(key) is not bytes:
-                raise TypeError("dict keys must be bytes or str, not %s" % type(key).__name__)
-        return [(key, obj[key]) for key in keys]
-    items = sorted(((_key_bytes(key), value) for key, value in obj.items()),
-                   key=lambda item: item[0])
-    for (key, _), (following, _) in zip(items, items[1:]):
-        if key == following:
-            raise ValueError("duplicate dict key %r" % (key,))
-    return items
-
-
-def _enter(depth):
-    if depth >= MAX_DEPTH:
-        raise ValueError("nesting deeper than %d levels" % MAX_DEPTH)
-    return depth + 1
-
-
-def _key_bytes(key):
-    if type(key) is bytes:
-        return key
-    if type(key) is str:
-        return key.encode("utf-8")
-    raise TypeError("dict keys must be bytes or str, not %s" % type(key).__name__)
+    if kind is bool:
+        raise TypeError("cannot bencode bool")
+    if kind is dict or kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            raise ValueError("nesting deeper than %d levels" % MAX_DEPTH)
+        for item in (obj.values() if kind is dict else obj):
+            kind = type(item)
+            if kind is not bytes and kind is not int:
+                _check_encodable(item, depth + 1)
 
 
 # -- decoding -----------------------------------------------------------------
@@ -140,5 +85,9 @@ def _check_bounds(value, depth):
         if depth >= MAX_DEPTH:
             raise DecodeError("nesting deeper than %d levels" % MAX_DEPTH)
         for item in (value.values() if kind is dict else value):
-            if type(item) is not bytes:
+            kind = type(item)
+            if kind is int:
+                if not -_INT_BOUND < item < _INT_BOUND:
+                    raise DecodeError("integer of more than %d digits" % MAX_INT_DIGITS)
+            elif kind is not bytes:
                 _check_bounds(item, depth + 1)

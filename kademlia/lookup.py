@@ -21,15 +21,16 @@ from kademlia.protocol import NodeStopped
 from kademlia.timers import cancel
 
 
-class State(enum.Enum):
+class State(enum.IntEnum):
     """A candidate's state: WAITING -> IN_FLIGHT -> ANSWERED or FAILED; IN_FLIGHT ->
-    STALLED when its adaptive timeout passes, and on to ANSWERED or FAILED still."""
+    STALLED when its adaptive timeout passes, and on to ANSWERED or FAILED still.
+    (Integers: they index the lookup's count of candidates in each state.)"""
 
-    WAITING = "waiting"
-    IN_FLIGHT = "in-flight"
-    STALLED = "stalled"
-    ANSWERED = "answered"
-    FAILED = "failed"
+    WAITING = 0
+    IN_FLIGHT = 1
+    STALLED = 2
+    ANSWERED = 3
+    FAILED = 4
 
 
 # Plain names: an enum member looked up on its class costs a descriptor call, and
@@ -69,7 +70,7 @@ class Lookup:
         # Compact node entries (id + address) already met: a referral seen before is
         # skipped before it is decoded, as most referrals in a lookup are.
         self._seen = set()
-        self._in_state = dict.fromkeys(State, 0)  # how many candidates are in each state
+        self._in_state = [0] * len(State)  # how many candidates are in each state
         self._done = defer.Deferred(self._cancelled)
         self.queries_sent = 0
 

@@ -28,7 +28,7 @@ def distance(a, b):
 
 
 class Contact:
-    __slots__ = ("node_id", "key", "_address", "compact", "last_seen", "failures", "rtt", "verified")
+    __slots__ = ("node_id", "key", "_address", "_compact", "last_seen", "failures", "rtt", "verified")
 
     def __init__(self, node_id, address, last_seen):
         self.node_id = node_id
@@ -46,8 +46,14 @@ class Contact:
     @address.setter
     def address(self, address):
         self._address = address
-        # As find_node answers and lookups carry it: encoded once, not per answer.
-        self.compact = krpc.encode_node(self.node_id, address)
+        self._compact = None
+
+    @property
+    def compact(self):
+        """Our id and address as find_node answers carry them: encoded once, not per answer."""
+        if self._compact is None:
+            self._compact = krpc.encode_node(self.node_id, self._address)
+        return self._compact
 
     def is_bad(self):
         return self.failures >= BAD_AFTER_FAILURES
@@ -132,9 +138,9 @@ class RoutingTable:
         if stale is not None and stale.node_id != node_id:
             self.remove(stale.node_id)  # a new node (or a restart) took this address
         key = id_to_int(node_id)
-        bucket = self.buckets[self._bucket_index(key)]
-        contact = bucket.contacts.get(node_id)
+        contact = self._by_id.get(node_id)
         if contact is not None:
+            bucket = self.buckets[self._bucket_index(key)]
             if contact.address != address:  # the node moved: keep its place, new address
                 self._by_address.pop(contact.address, None)
                 contact.address = address
@@ -157,12 +163,12 @@ class RoutingTable:
             if bucket.covers(self.own_key) and bucket.high - bucket.low > self.k:
                 self._split(index)
                 continue
-            bad = next((c for c in bucket.contacts.values() if c.is_bad()), None)
-            if bad is not None:
-                self.remove(bad.node_id)
-                self._place(bucket, contact)
-                return contact
-            if all(r.node_id != contact.node_id for r in bucket.replacements):
+            for bad in bucket.contacts.values():
+                if bad.is_bad():
+                    self.remove(bad.node_id)
+                    self._place(bucket, contact)
+                    return contact
+            if contact.node_id not in [r.node_id for r in bucket.replacements]:
                 bucket.replacements.append(contact)
             return None
 
