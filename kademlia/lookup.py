@@ -39,7 +39,7 @@ WAITING, IN_FLIGHT, STALLED, ANSWERED, FAILED = State
 
 
 class Candidate:
-    __slots__ = ("node_id", "address", "distance", "state", "values", "stall_timer")
+    __slots__ = ("node_id", "address", "distance", "state", "values", "stall_at")
 
     def __init__(self, node_id, address, distance):
         self.node_id = node_id
@@ -47,7 +47,7 @@ class Candidate:
         self.distance = distance
         self.state = WAITING
         self.values = None
-        self.stall_timer = None
+        self.stall_at = None  # when its query, in flight, stalls
 
 
 
@@ -71,6 +71,10 @@ class Lookup:
         # skipped before it is decoded, as most referrals in a lookup are.
         self._seen = set()
         self._in_state = [0] * len(State)  # how many candidates are in each state
+        # One timer for the lookup, at the earliest stall deadline of the queries in
+        # flight (not one per query: a lookup sends a dozen, most answered in time).
+        self._in_flight = set()
+        self._stall_timer = None
         self._done = defer.Deferred(self._cancelled)
         self.queries_sent = 0
 
@@ -137,30 +141,43 @@ class Lookup:
     def _ask(self, candidate):
         self._move(candidate, IN_FLIGHT)
         self.queries_sent += 1
-        stall_after = self._node.stall_timeout(candidate.node_id)
-        candidate.stall_timer = self._node.clock.callLater(stall_after, self._stalled, candidate)
+        candidate.stall_at = self._node.clock.seconds() + self._node.stall_timeout(candidate.node_id)
+        self._in_flight.add(candidate)
+        if self._stall_timer is None or candidate.stall_at < self._stall_timer.getTime():
+            self._arm_stall_timer(candidate.stall_at)
         d = self._node.query_contact(candidate.node_id, candidate.address, self._method, self._args)
         d.addCallbacks(self._answered, self._failed, (candidate,), None, (candidate,))
 
-    def _stalled(self, candidate):
-        candidate.stall_timer = None
-        if candidate.state is IN_FLIGHT:
-            self._move(candidate, STALLED)
+    def _arm_stall_timer(self, when):
+        cancel(self._stall_timer)
+        clock = self._node.clock
+        self._stall_timer = clock.callLater(max(0, when - clock.seconds()), self._stalls_due)
+
+    def _stalls_due(self):
+        self._stall_timer = None
+        now = self._node.clock.seconds() + 1e-9  # the timer's own deadline counts as due
+        stalled = [c for c in self._in_flight if c.stall_at <= now]
+        for candidate in stalled:
+            self._settled(candidate, STALLED)
+        if self._in_flight:
+            self._arm_stall_timer(min(c.stall_at for c in self._in_flight))
+        if stalled:
             self._step()
 
-    def _cancel_stall_timer(self, candidate):
-        candidate.stall_timer = cancel(candidate.stall_timer)
+    def _settled(self, candidate, state):
+        """A query in flight has an outcome (or stalled): it no longer needs the timer."""
+        self._in_flight.discard(candidate)
+        self._move(candidate, state)
 
     def _answered(self, response, candidate):
-        self._cancel_stall_timer(candidate)
         if self._accept is not None and not self._accept(response.sender_id, candidate.address):
-            self._move(candidate, FAILED)  # answers under an id its address may not have
+            self._settled(candidate, FAILED)  # answers under an id its address may not have
             self._step()
             return
         if response.sender_id != candidate.node_id:
             # Someone else answers at that address now: trust the answer, not the old id.
             candidate.node_id = response.sender_id
-        self._move(candidate, ANSWERED)
+        self._settled(candidate, ANSWERED)
         candidate.values = response.values
         try:
             entries = krpc.split_nodes(response.values.get(b"nodes", b""))
@@ -171,8 +188,7 @@ class Lookup:
         self._step()
 
     def _failed(self, failure, candidate):
-        self._cancel_stall_timer(candidate)
-        self._move(candidate, FAILED)
+        self._settled(candidate, FAILED)
         if failure.check(NodeStopped):
             # Our own node stopped: end now with what has answered, asking nobody else.
             if not self._done.called:
@@ -184,10 +200,8 @@ class Lookup:
     def _cancelled(self, _):
         """The caller gave up (e.g. a timeout): ask nobody else. Queries in flight end
         by themselves, answered or timed out, and still teach the routing table."""
-        for candidate in self._shortlist:
-            self._cancel_stall_timer(candidate)
+        self._stall_timer = cancel(self._stall_timer)
 
     def _finish(self, window):
-        for candidate in self._shortlist:
-            self._cancel_stall_timer(candidate)
+        self._stall_timer = cancel(self._stall_timer)
         self._done.callback([c for c in window if c.state is ANSWERED])

@@ -154,6 +154,8 @@ class RoutingTable:
         return self._insert(contact, key)
 
     def _insert(self, contact, key):
+        # Most nodes we hear from are not in our table and find their bucket full:
+        # this runs for nearly every query and answer, so it is written out flat.
         while True:
             index = self._bucket_index(key)
             bucket = self.buckets[index]
@@ -164,12 +166,14 @@ class RoutingTable:
                 self._split(index)
                 continue
             for bad in bucket.contacts.values():
-                if bad.is_bad():
+                if bad.failures >= BAD_AFTER_FAILURES:  # Contact.is_bad
                     self.remove(bad.node_id)
                     self._place(bucket, contact)
                     return contact
-            if contact.node_id not in [r.node_id for r in bucket.replacements]:
-                bucket.replacements.append(contact)
+            for waiting in bucket.replacements:
+                if waiting.node_id == contact.node_id:
+                    return None
+            bucket.replacements.append(contact)
             return None
 
     def _place(self, bucket, contact):
@@ -217,12 +221,13 @@ class RoutingTable:
         # onto another aligned range: buckets ordered by their nearest possible id
         # (prefix XOR the target's) hold ever farther contacts, with no overlap. So
         # the nearest buckets' contacts, each bucket sorted, are the nearest contacts.
-        limit = BAD_AFTER_FAILURES if exclude_bad else float("inf")
+        limit = BAD_AFTER_FAILURES if exclude_bad else float("inf")  # Contact.is_bad
+        # (distance, index) pairs sort in C: this runs for every query we answer.
+        order = sorted([((b.low ^ key) >> b.span_bits << b.span_bits, i) for i, b in enumerate(self.buckets)])
         found = []
-        for bucket in sorted(self.buckets, key=lambda b: (b.low ^ key) >> b.span_bits << b.span_bits):
-            contacts = [c for c in bucket.contacts.values() if c.failures < limit]
-            contacts.sort(key=lambda c: c.key ^ key)
-            found += contacts
+        for _, index in order:
+            nearest = sorted([(c.key ^ key, c) for c in self.buckets[index].contacts.values() if c.failures < limit])
+            found += [c for _, c in nearest]
             if len(found) >= count:
                 break
         return found[:count]
