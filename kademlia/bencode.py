@@ -5,13 +5,19 @@ strictly increasing byte strings, nothing after the value. Canonical-only means
 decode followed by encode is the identity, which BEP 44 relies on when it hashes
 and signs ``v`` "as it appeared in the message".
 
-Hostile input is bounded: total size, nesting depth and integer length. The
-parser recurses at most ``MAX_DEPTH`` frames, so no input can exhaust the stack.
+Hostile input is bounded: total size, nesting depth and integer length. Every
+datagram a lookup sends or receives goes through here, so the work itself is
+bencode2's (C++, as strict about canonical forms; it refuses deep nesting
+without recursing the stack away), and this module adds our bounds: on what
+decoding returns, and on what we encode (nothing that decoding would refuse).
 """
+
+import bencode2
 
 MAX_DEPTH = 32          # nesting levels of lists/dicts
 MAX_INT_DIGITS = 64     # far beyond any int64 a KRPC field carries
 DEFAULT_MAX_SIZE = 65536  # a UDP datagram never exceeds this
+_INT_BOUND = 10**MAX_INT_DIGITS
 
 
 class DecodeError(ValueError):
@@ -27,60 +33,22 @@ def encode(obj) -> bytes:
     TypeError for other types (bool included: it is not meant as an int here)
     and ValueError for duplicate keys or nesting deeper than decode accepts.
     """
-    parts = []
-    _encode(obj, parts.append, 0)
-    return b"".join(parts)
+    _check_encodable(obj, 0)
+    return bencode2.bencode(obj)
 
 
-def _encode(obj, put, depth):
+def _check_encodable(obj, depth):
+    """What bencode2 would encode but decode refuses: bools, deep nesting."""
     kind = type(obj)
-    if kind is bytes:
-        put(b"%d:" % len(obj))
-        put(obj)
-    elif kind is int:
-        put(b"i%de" % obj)
-    elif kind is str:
-        raw = obj.encode("utf-8")
-        put(b"%d:" % len(raw))
-        put(raw)
-    elif kind is dict:
-        depth = _enter(depth)
-        items = sorted(((_key_bytes(key), value) for key, value in obj.items()),
-                       key=lambda item: item[0])
-        put(b"d")
-        previous = None
-        for key, value in items:
-            if key == previous:
-                raise ValueError("duplicate dict key %r" % (key,))
-            previous = key
-            put(b"%d:" % len(key))
-            put(key)
-            _encode(value, put, depth)
-        put(b"e")
-    elif kind is list or kind is tuple:
-        depth = _enter(depth)
-        put(b"l")
-        for value in obj:
-            _encode(value, put, depth)
-        put(b"e")
-    elif kind is bytearray or kind is memoryview:
-        _encode(bytes(obj), put, depth)
-    else:
-        raise TypeError("cannot bencode %s" % kind.__name__)
-
-
-def _enter(depth):
-    if depth >= MAX_DEPTH:
-        raise ValueError("nesting deeper than %d levels" % MAX_DEPTH)
-    return depth + 1
-
-
-def _key_bytes(key):
-    if type(key) is bytes:
-        return key
-    if type(key) is str:
-        return key.encode("utf-8")
-    raise TypeError("dict keys must be bytes or str, not %s" % type(key).__name__)
+    if kind is bool:
+        raise TypeError("cannot bencode bool")
+    if kind is dict or kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            raise ValueError("nesting deeper than %d levels" % MAX_DEPTH)
+        for item in (obj.values() if kind is dict else obj):
+            kind = type(item)
+            if kind is not bytes and kind is not int:
+                _check_encodable(item, depth + 1)
 
 
 # -- decoding -----------------------------------------------------------------
@@ -99,83 +67,27 @@ def decode(data, max_size: int = DEFAULT_MAX_SIZE):
     if len(data) > max_size:
         raise DecodeError("input of %d bytes exceeds %d" % (len(data), max_size))
     try:
-        value, end = _decode(data, 0, 0)
-    except IndexError:  # ran off the end while reading a type byte
-        raise DecodeError("truncated input") from None
-    if end != len(data):
-        raise DecodeError("trailing data at offset %d" % end)
+        value = bencode2.bdecode(data)
+    except bencode2.BencodeDecodeError as e:
+        raise DecodeError(str(e)) from None
+    _check_bounds(value, 0)
     return value
 
 
-# Byte values of the type markers, compared against data[i] (an int).
-_INT, _LIST, _DICT, _END = ord("i"), ord("l"), ord("d"), ord("e")
-_ZERO, _NINE, _MINUS = ord("0"), ord("9"), ord("-")
-
-
-def _decode(data, i, depth):
-    """Decode the value starting at ``i``; return (value, index after it)."""
-    marker = data[i]
-    if _ZERO <= marker <= _NINE:
-        return _decode_string(data, i)
-    if marker == _INT:
-        end = data.find(b"e", i + 1, i + 3 + MAX_INT_DIGITS)  # "-" + digits
-        if end < 0:
-            raise DecodeError("unterminated or oversized integer at %d" % i)
-        digits = data[i + 1:end]
-        if not _canonical_int(digits):
-            raise DecodeError("non-canonical integer %r at %d" % (digits, i))
-        return int(digits), end + 1
-    if marker == _LIST:
+def _check_bounds(value, depth):
+    """Our bounds on a decoded value: nesting depth and integer length. Recursion
+    stops one level past MAX_DEPTH, however deep the value."""
+    kind = type(value)
+    if kind is int:
+        if not -_INT_BOUND < value < _INT_BOUND:
+            raise DecodeError("integer of more than %d digits" % MAX_INT_DIGITS)
+    elif kind is dict or kind is list:
         if depth >= MAX_DEPTH:
             raise DecodeError("nesting deeper than %d levels" % MAX_DEPTH)
-        depth += 1
-        i += 1
-        items = []
-        append = items.append
-        while data[i] != _END:
-            value, i = _decode(data, i, depth)
-            append(value)
-        return items, i + 1
-    if marker == _DICT:
-        if depth >= MAX_DEPTH:
-            raise DecodeError("nesting deeper than %d levels" % MAX_DEPTH)
-        depth += 1
-        i += 1
-        result = {}
-        previous = None
-        while data[i] != _END:
-            if not _ZERO <= data[i] <= _NINE:
-                raise DecodeError("dict key at %d is not a string" % i)
-            key, i = _decode_string(data, i)
-            if previous is not None and key <= previous:
-                raise DecodeError("dict key %r at %d out of order or repeated" % (key, i))
-            previous = key
-            result[key], i = _decode(data, i, depth)
-        return result, i + 1
-    raise DecodeError("unexpected byte %r at %d" % (bytes((marker,)), i))
-
-
-def _decode_string(data, i):
-    # Lengths above the input size are rejected below; 10 digits is more than any.
-    colon = data.find(b":", i, i + 11)
-    if colon < 0:
-        raise DecodeError("bad string length at %d" % i)
-    digits = data[i:colon]
-    if not digits.isdigit() or (digits[0] == _ZERO and len(digits) > 1):
-        raise DecodeError("non-canonical string length %r at %d" % (digits, i))
-    start = colon + 1
-    end = start + int(digits)
-    if end > len(data):
-        raise DecodeError("string at %d runs past the end" % i)
-    return data[start:end], end
-
-
-def _canonical_int(digits):
-    """True for the canonical decimal forms: 0, 7, -7; not 07, -0, +7, 1_0, ''."""
-    if digits[:1] == b"-":
-        digits = digits[1:]
-        if digits[:1] == b"0":
-            return False
-    # bytes.isdigit is ASCII-only, so int() sees nothing but 0-9 here.
-    return (digits.isdigit() and len(digits) <= MAX_INT_DIGITS
-            and (digits[0] != _ZERO or len(digits) == 1))
+        for item in (value.values() if kind is dict else value):
+            kind = type(item)
+            if kind is int:
+                if not -_INT_BOUND < item < _INT_BOUND:
+                    raise DecodeError("integer of more than %d digits" % MAX_INT_DIGITS)
+            elif kind is not bytes:
+                _check_bounds(item, depth + 1)

@@ -8,6 +8,7 @@ blinded key (kadchat.blinding) can sign without a libsodium seed.
 """
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -111,3 +112,28 @@ class MutableItem:
         if len(self.encoded_v) > MAX_V_SIZE:
             raise ItemError(ERROR_V_TOO_BIG,
                             "v of %d bytes exceeds %d" % (len(self.encoded_v), MAX_V_SIZE))
+
+
+class VerifiedSignatures:
+    """Items whose signature was found valid lately, by a hash of their whole signed
+    content: the same item again (a record re-read at every refresh, replicas
+    answering one get) is not verified again. Holds at most `size` hashes, least
+    recently used out."""
+
+    def __init__(self, size=256):
+        self.size = size
+        self._valid = OrderedDict()  # hash of k + sig + signing string -> True
+
+    def verify(self, item: MutableItem) -> bool:
+        if len(item.k) != PUBLIC_KEY_SIZE or len(item.sig) != SIGNATURE_SIZE:
+            return False  # fixed lengths: the hashed concatenation is unambiguous
+        key = hashlib.blake2b(item.k + item.sig + item.signing_bytes(), digest_size=32).digest()
+        if key in self._valid:
+            self._valid.move_to_end(key)
+            return True
+        if not item.verify():
+            return False
+        self._valid[key] = True
+        if len(self._valid) > self.size:
+            self._valid.popitem(last=False)
+        return True

@@ -69,19 +69,25 @@ def encode_query(transaction, method, args, min_size=0):
     other nodes ignore. A node answers a source that has not proven its address
     with at most 3 times the query's bytes (as QUIC does, RFC 9000 section 8.1),
     so a query that expects a long answer pays for it in advance."""
-    data = bencode.encode({b"t": transaction, b"y": b"q", b"q": method, b"a": args})
+    data = _query(transaction, method, args)
     short = min_size - len(data)
     if short <= 0:
         return data
     # `3:pad` and the length prefix take 7 or 8 bytes: never shorter than min_size.
-    padded = dict(args, pad=b"\0" * max(0, short - 7))
-    return bencode.encode({b"t": transaction, b"y": b"q", b"q": method, b"a": padded})
+    return _query(transaction, method, {**args, b"pad": b"\0" * max(0, short - 7)})
+
+
+# The envelopes are written out, keys in their sorted order, around the bencoded
+# arguments or values: every datagram of a lookup is encoded here.
+
+def _query(transaction, method, args):
+    return b"d1:a%s1:q%d:%s1:t%d:%s1:y1:qe" % (
+        bencode.encode(args), len(method), method, len(transaction), transaction)
 
 
 def encode_response(transaction, values, requester_address):
-    return bencode.encode(
-        {b"t": transaction, b"y": b"r", b"r": values, b"ip": encode_address(requester_address)}
-    )
+    return b"d2:ip6:%s1:r%s1:t%d:%s1:y1:re" % (
+        encode_address(requester_address), bencode.encode(values), len(transaction), transaction)
 
 
 def encode_error(transaction, code, message):
@@ -158,21 +164,34 @@ def decode_address(data):
 
 
 def encode_nodes(contacts):
-    """Compact node info (BEP 5): 20-byte id + 6-byte address per node."""
-    return b"".join(c.node_id + encode_address(c.address) for c in contacts)
+    """Compact node info (BEP 5): 20-byte id + 6-byte address per node, from
+    routing Contacts (which hold theirs encoded)."""
+    return b"".join(c.compact for c in contacts)
+
+
+def encode_node(node_id, address):
+    return node_id + encode_address(address)
 
 
 def decode_nodes(data):
     """[(node_id, (host, port))] from compact node info; bad entries are skipped."""
+    return [node for node in map(decode_node, split_nodes(data)) if node is not None]
+
+
+def split_nodes(data):
+    """The 26-byte entries of compact node info, still encoded: a lookup decodes
+    only those it has not seen."""
     if not isinstance(data, bytes) or len(data) % COMPACT_NODE_LENGTH:
         raise MalformedMessage("bad compact node info")
-    nodes = []
-    for offset in range(0, len(data), COMPACT_NODE_LENGTH):
-        packed = data[offset + ID_LENGTH : offset + COMPACT_NODE_LENGTH]
-        if _packed_is_routable(packed):
-            node_id = data[offset : offset + ID_LENGTH]
-            nodes.append((node_id, decode_address(packed)))
-    return nodes
+    return [data[offset : offset + COMPACT_NODE_LENGTH] for offset in range(0, len(data), COMPACT_NODE_LENGTH)]
+
+
+def decode_node(entry):
+    """(node_id, (host, port)) from one compact entry, or None if its address is unusable."""
+    packed = entry[ID_LENGTH:]
+    if not _packed_is_routable(packed):
+        return None
+    return entry[:ID_LENGTH], decode_address(packed)
 
 
 def is_routable(address):

@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 from kademlia import krpc, nodeid, statefile
 from kademlia.handover import Handover
-from kademlia.items import ItemError, MutableItem
+from kademlia.items import ItemError, MutableItem, VerifiedSignatures
 from kademlia.lookup import Lookup
 from kademlia.protocol import KRPCProtocol, QueryTimeout
 from kademlia.ratelimit import PerIPRateLimiter
@@ -55,6 +55,7 @@ class DHTNode:
         self.routing_table = RoutingTable(self.node_id, now, k=s.k)
         self.timeouts = TimeoutPolicy(floor=s.stall_floor, ceiling=s.query_timeout)
         self.store = ItemStore(now, s.default_ttl, s.max_ttl, s.max_items, s.max_items_per_ip)
+        self.signatures = VerifiedSignatures()  # items our gets found valid lately
         self.tokens = TokenManager(now, s.token_rotation)
         self._accept_id = None if s.node_id_check == "off" else nodeid.acceptor(s.node_id_check)
         self.reflection = ReflectionGuard(
@@ -143,7 +144,7 @@ class DHTNode:
 
     def query_contact(self, node_id, address, method, args):
         """One KRPC query; success and failure both update the routing table."""
-        args = dict(args, id=self.node_id)
+        args = {**args, b"id": self.node_id}
         started = self.clock.seconds()
         d = self.protocol.query(address, method, args, self.settings.query_timeout,
                                 self._answer_room.get(method, 0))
@@ -254,7 +255,7 @@ class DHTNode:
                 continue
             # Whatever would replace the best so far is verified itself: a copy of a
             # valid signature on another seq or value is a forgery.
-            if item.verify():
+            if self.signatures.verify(item):
                 best, best_ttl = item, ttl
         return best, best_ttl
 

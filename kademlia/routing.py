@@ -11,6 +11,7 @@ the place of the next contact that goes bad.
 import os
 from collections import OrderedDict, deque
 
+from kademlia import krpc
 from kademlia.rtt import RTTEstimator
 
 ID_BITS = 160
@@ -26,12 +27,8 @@ def distance(a, b):
     return id_to_int(a) ^ id_to_int(b)
 
 
-def _first(pair):
-    return pair[0]
-
-
 class Contact:
-    __slots__ = ("node_id", "key", "address", "last_seen", "failures", "rtt", "verified")
+    __slots__ = ("node_id", "key", "_address", "_compact", "last_seen", "failures", "rtt", "verified")
 
     def __init__(self, node_id, address, last_seen):
         self.node_id = node_id
@@ -41,6 +38,22 @@ class Contact:
         self.failures = 0
         self.rtt = RTTEstimator()
         self.verified = False  # answered one of our queries at this address
+
+    @property
+    def address(self):
+        return self._address
+
+    @address.setter
+    def address(self, address):
+        self._address = address
+        self._compact = None
+
+    @property
+    def compact(self):
+        """Our id and address as find_node answers carry them: encoded once, not per answer."""
+        if self._compact is None:
+            self._compact = krpc.encode_node(self.node_id, self._address)
+        return self._compact
 
     def is_bad(self):
         return self.failures >= BAD_AFTER_FAILURES
@@ -52,6 +65,7 @@ class Contact:
 class Bucket:
     def __init__(self, low, high, k, changed_at):
         self.low, self.high = low, high  # covers ids in [low, high)
+        self.span_bits = (high - low).bit_length() - 1  # the range is 2**span_bits ids
         self.k = k
         self.contacts = OrderedDict()  # node_id -> Contact, least recently seen first
         self.replacements = deque(maxlen=k)
@@ -64,14 +78,10 @@ class Bucket:
         return len(self.contacts) >= self.k
 
     def min_distance(self, key):
-        span_bits = (self.high - self.low).bit_length() - 1
-        return ((self.low ^ key) >> span_bits) << span_bits
+        return ((self.low ^ key) >> self.span_bits) << self.span_bits
 
     def max_distance(self, key):
         return self.min_distance(key) + (self.high - self.low) - 1
-
-    def __lt__(self, other):  # ties in sorted((distance, bucket)) pairs
-        return self.low < other.low
 
     def random_id(self, rand_bytes=os.urandom):
         span = self.high - self.low
@@ -87,9 +97,10 @@ class RoutingTable:
         self._now = now
         self.buckets = [Bucket(0, 2**ID_BITS, k, now())]
         self._by_address = {}  # address -> Contact, so a restarted node replaces itself
+        self._by_id = {}  # node_id -> Contact: every query and answer looks its sender up
 
     def __len__(self):
-        return sum(len(b.contacts) for b in self.buckets)
+        return len(self._by_id)
 
     def rekey(self, own_id):
         """Take a new own id: the contacts we know are sorted into buckets around it again."""
@@ -97,6 +108,7 @@ class RoutingTable:
         self.own_id, self.own_key = own_id, id_to_int(own_id)
         self.buckets = [Bucket(0, 2**ID_BITS, self.k, self._now())]
         self._by_address = {}
+        self._by_id = {}
         for contact in known:
             if contact.node_id != own_id:
                 self._insert(contact, contact.key)
@@ -112,8 +124,7 @@ class RoutingTable:
         return low
 
     def get(self, node_id):
-        bucket = self.buckets[self._bucket_index(id_to_int(node_id))]
-        return bucket.contacts.get(node_id)
+        return self._by_id.get(node_id)
 
     def contacts(self):
         return [c for b in self.buckets for c in b.contacts.values()]
@@ -127,9 +138,9 @@ class RoutingTable:
         if stale is not None and stale.node_id != node_id:
             self.remove(stale.node_id)  # a new node (or a restart) took this address
         key = id_to_int(node_id)
-        bucket = self.buckets[self._bucket_index(key)]
-        contact = bucket.contacts.get(node_id)
+        contact = self._by_id.get(node_id)
         if contact is not None:
+            bucket = self.buckets[self._bucket_index(key)]
             if contact.address != address:  # the node moved: keep its place, new address
                 self._by_address.pop(contact.address, None)
                 contact.address = address
@@ -143,6 +154,8 @@ class RoutingTable:
         return self._insert(contact, key)
 
     def _insert(self, contact, key):
+        # Most nodes we hear from are not in our table and find their bucket full:
+        # this runs for nearly every query and answer, so it is written out flat.
         while True:
             index = self._bucket_index(key)
             bucket = self.buckets[index]
@@ -152,19 +165,22 @@ class RoutingTable:
             if bucket.covers(self.own_key) and bucket.high - bucket.low > self.k:
                 self._split(index)
                 continue
-            bad = next((c for c in bucket.contacts.values() if c.is_bad()), None)
-            if bad is not None:
-                self.remove(bad.node_id)
-                self._place(bucket, contact)
-                return contact
-            if all(r.node_id != contact.node_id for r in bucket.replacements):
-                bucket.replacements.append(contact)
+            for bad in bucket.contacts.values():
+                if bad.failures >= BAD_AFTER_FAILURES:  # Contact.is_bad
+                    self.remove(bad.node_id)
+                    self._place(bucket, contact)
+                    return contact
+            for waiting in bucket.replacements:
+                if waiting.node_id == contact.node_id:
+                    return None
+            bucket.replacements.append(contact)
             return None
 
     def _place(self, bucket, contact):
         bucket.contacts[contact.node_id] = contact
         bucket.changed_at = self._now()
         self._by_address[contact.address] = contact
+        self._by_id[contact.node_id] = contact
 
     def _split(self, index):
         bucket = self.buckets[index]
@@ -191,24 +207,30 @@ class RoutingTable:
     def remove(self, node_id):
         bucket = self.buckets[self._bucket_index(id_to_int(node_id))]
         contact = bucket.contacts.pop(node_id, None)
-        if contact is not None and self._by_address.get(contact.address) is contact:
+        if contact is None:
+            return
+        del self._by_id[node_id]
+        if self._by_address.get(contact.address) is contact:
             del self._by_address[contact.address]
 
     def closest(self, target, count=None, exclude_bad=True):
         """The `count` (default k) known contacts closest to `target` by XOR distance."""
         count = count or self.k
         key = id_to_int(target)
-        # Visit buckets nearest-first: a bucket's range is an aligned power of two,
-        # so its nearest possible id to the target is its prefix XOR the target's.
-        candidates = []
-        for floor, bucket in sorted((b.min_distance(key), b) for b in self.buckets):
-            if len(candidates) >= count and floor > candidates[count - 1][0]:
+        # A bucket's range is an aligned power of two, and XOR with the target maps it
+        # onto another aligned range: buckets ordered by their nearest possible id
+        # (prefix XOR the target's) hold ever farther contacts, with no overlap. So
+        # the nearest buckets' contacts, each bucket sorted, are the nearest contacts.
+        limit = BAD_AFTER_FAILURES if exclude_bad else float("inf")  # Contact.is_bad
+        # (distance, index) pairs sort in C: this runs for every query we answer.
+        order = sorted([((b.low ^ key) >> b.span_bits << b.span_bits, i) for i, b in enumerate(self.buckets)])
+        found = []
+        for _, index in order:
+            nearest = sorted([(c.key ^ key, c) for c in self.buckets[index].contacts.values() if c.failures < limit])
+            found += [c for _, c in nearest]
+            if len(found) >= count:
                 break
-            for c in bucket.contacts.values():
-                if not (exclude_bad and c.is_bad()):
-                    candidates.append((c.key ^ key, c))
-            candidates.sort(key=_first)
-        return [c for _, c in candidates[:count]]
+        return found[:count]
 
     def questionable(self):
         """Contacts to ping (BEP 5): first those that failed their last queries and

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kademlia import bencode, krpc
+from kademlia.routing import Contact
 
 NODE_ID = b"N" * 20
 
@@ -132,13 +133,15 @@ def test_well_formed_bencode_of_wrong_shapes_never_crashes_decoding(t, y, body, 
 
 
 def test_compact_nodes_round_trip():
-    class C:
-        def __init__(self, node_id, address):
-            self.node_id, self.address = node_id, address
-
-    contacts = [C(bytes([n]) * 20, (f"127.0.0.{n}", 6000 + n)) for n in range(1, 9)]
+    contacts = [Contact(bytes([n]) * 20, (f"127.0.0.{n}", 6000 + n), 0) for n in range(1, 9)]
     decoded = krpc.decode_nodes(krpc.encode_nodes(contacts))
     assert decoded == [(c.node_id, c.address) for c in contacts]
+
+
+def test_a_contact_that_moved_is_encoded_at_its_new_address():
+    contact = Contact(b"i" * 20, ("127.0.0.1", 6881), 0)
+    contact.address = ("127.0.0.2", 6882)
+    assert krpc.decode_nodes(krpc.encode_nodes([contact])) == [(b"i" * 20, ("127.0.0.2", 6882))]
 
 
 @pytest.mark.parametrize("bad", [b"x", b"x" * 27, None, 5, []])

@@ -17,6 +17,7 @@ STALL, HARD_TIMEOUT, DELAY = 0.1, 2.0, 0.01
 class Peer:
     def __init__(self, node_id, address, alive=True, delay=DELAY):
         self.node_id, self.address, self.alive, self.delay = node_id, address, alive, delay
+        self.compact = krpc.encode_node(node_id, address)
         self.known = []  # Peers it refers to
 
 

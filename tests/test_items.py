@@ -8,7 +8,7 @@ from nacl.signing import SigningKey
 
 from kademlia.bencode import decode, encode
 from kademlia.items import (
-    MAX_SEQ, ItemError, MutableItem, immutable_target, signing_bytes)
+    MAX_SEQ, ItemError, MutableItem, VerifiedSignatures, immutable_target, signing_bytes)
 
 # BEP 44, "Test vectors". The private key is given in expanded (ref10) form:
 # the clamped secret scalar followed by the 32-byte nonce prefix.
@@ -126,6 +126,34 @@ def test_tampered_item_fails_verification(signed_item, change):
                   v=signed_item.v, sig=signed_item.sig)
     fields.update(change)
     assert not MutableItem(**fields).verify()
+
+
+@pytest.mark.parametrize("change", [
+    {"v": {b"addr": [b"10.0.0.2", 6881]}},
+    {"seq": 6},
+    {"salt": b"t"},
+    {"k": nacl_signer(b"\x08" * 32)[0]},
+    {"sig": bytes(64)},
+])
+def test_a_cached_signature_covers_only_the_very_item_it_signed(signed_item, change, monkeypatch):
+    signatures = VerifiedSignatures()
+    assert signatures.verify(signed_item)
+    fields = dict(k=signed_item.k, salt=signed_item.salt, seq=signed_item.seq,
+                  v=signed_item.v, sig=signed_item.sig)
+    fields.update(change)
+    assert not signatures.verify(MutableItem(**fields))
+    checks = []
+    monkeypatch.setattr(MutableItem, "verify", lambda item: checks.append(item) or False)
+    assert signatures.verify(MutableItem(**dict(fields, **{k: getattr(signed_item, k) for k in change})))
+    assert checks == []  # the same item again: not verified again
+
+
+def test_the_signature_cache_holds_at_most_its_size():
+    public, sign = nacl_signer()
+    signatures = VerifiedSignatures(size=3)
+    items = [MutableItem.create(public, sign, b"v", seq) for seq in range(5)]
+    assert all(signatures.verify(item) for item in items)
+    assert len(signatures._valid) == 3
 
 
 def test_flipped_signature_bit_fails_verification(signed_item):
