@@ -18,6 +18,8 @@ from kadchat.dropstore import DROPS_FILE, DropStore
 from kadchat.errors import UserError
 from kadchat.files import parse_bootstrap
 from kadchat.history import History, history_path
+from kadchat import network_mode
+from kadchat.introducer_discovery import Announcer, IntroducerSearch
 from kadchat.joining import BOOTSTRAP_FILE, Joiner
 from kadchat.mailbox import LOOKUP_RATE, Mailbox
 from kadchat.messaging import ChatEndpoint, EndpointListener, MessagingConfig
@@ -25,13 +27,13 @@ from kadchat.model import MyStatus, Status
 from kadchat.nat.introducer import Introducer
 from kadchat.presences import Presences
 from kadchat.publisher import PresencePublisher
+from kadchat.quorum import QuorumDHT
 from kadchat.reachability import Reachability, lan_address
 from kadchat.seqcounter import SeqCounter
 from kadchat.sessions import SessionConfig
 from kadchat.tracker import PresenceTracker
 from kadchat.views import contact_view, message_view
 from kademlia.node import DHTNode
-from kademlia.settings import DHTSettings
 from kademlia.timers import Loop
 
 DHT_STATE_FILE = "dht-state.json"
@@ -47,8 +49,11 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
     log = Logger()
 
     def __init__(self, reactor, config, identity):
-        c = config
-        self.config = config
+        # The network (mainline without bootstrap nodes) decides defaults such as the epoch.
+        self._bootstrap_entries, self._bootstrap_problems = parse_bootstrap(
+            os.path.join(config.data_dir, BOOTSTRAP_FILE))
+        c = self.config = config = network_mode.resolve(config, self._bootstrap_entries)
+        self.mainline = c.network == network_mode.MAINLINE
         self.identity = identity
         self.my_name = identity.username
         self.my_card = identity.card
@@ -58,7 +63,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._my_status = MyStatus.ONLINE
         self.book = ContactBook(self._path(CONTACTS_FILE), identity.public_key)
         # Items without `ttl` live record_ttl; dead drops ask (and get) two days.
-        settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
+        settings = network_mode.dht_settings(c, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
         self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
         self._db = History(history_path(c.data_dir, identity.public_key))
         self.reachability = Reachability(
@@ -68,7 +73,14 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds,
         )
         self.node.add_response_observer(self.reachability.votes.add)
-        self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
+        self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes, from_first=self.mainline))
+        # Mainline: BEP 43 read-only until the votes show no NAT in between; puts to 20 until 8 accept.
+        self.node.protocol.read_only = self.mainline
+        if self.mainline:
+            self.node.add_response_observer(self._update_read_only)
+        dht = QuorumDHT(reactor, self.node, network_mode.PUT_WIDTH, network_mode.PUT_QUORUM) \
+            if self.mainline else self.node
+        self._quorum = dht if self.mainline else None
         # The replay guard on disk: a captured initiation is not answered after a restart either.
         sessions = SessionConfig(replay_path=self._path(REPLAY_FILE), **HANDSHAKES)
         self.endpoint = ChatEndpoint(reactor, self.reachability.traversal.send, identity.signing_key,
@@ -79,7 +91,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                                           self.reachability.nat_message_received, self.endpoint.datagram_received)
         self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds, bytes(identity.signing_key), c.epoch_seconds)
         self.publisher = PresencePublisher(
-            reactor, self.node, identity, self._own_presence, self._seq,
+            reactor, dht, identity, self._own_presence, self._seq,
             epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval,
         )
         self.tracker = PresenceTracker(
@@ -91,11 +103,16 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                                    drop_session=self.endpoint.drop_session)
         self.endpoint.subscribe(self.presences)
         self._drops = DropStore(self._path(DROPS_FILE))
-        self.mailbox = Mailbox(reactor, self.node, identity.signing_key, self.book.keys, self._drops, self._db,
+        self.mailbox = Mailbox(reactor, dht, identity.signing_key, self.book.keys, self._drops, self._db,
                                self.endpoint.has_session, self.endpoint.deliver_stored, self.endpoint.set_state,
                                rate=LOOKUP_RATE)
         self._joiner = Joiner(reactor, self.node.bootstrap, self._joined, self._notify_status, REJOIN_INTERVAL)
         self._status_loop = Loop(reactor, STATUS_INTERVAL, self._notify_status_if_changed)
+        # Mainline: introducers are announced kadchat nodes, found with get_peers.
+        self._introducer_search = IntroducerSearch(reactor, self.node, self.reachability.traversal,
+                                                   self.reachability.external_address) if self.mainline else None
+        self._announcer = Announcer(reactor, self.node, self.publicly_reachable) \
+            if self.mainline and c.introducer else None
 
     def _path(self, name):
         return os.path.join(self.config.data_dir, name)
@@ -107,16 +124,15 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         warnings = self._seq.check() + self.book.load()
         for name, public_key in self.book.items():
             self.tracker.add_contact(name, public_key)
-        entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))
-        warnings += problems
-        given = [(c.bootstrap_host, c.bootstrap_port)] if c.bootstrap_host is not None else []
-        self._joiner.addresses = given + list(entries)
+        warnings += self._bootstrap_problems
+        self._joiner.addresses = network_mode.join_addresses(c, self._bootstrap_entries)
         try:
             self.address = self.node.listen(c.port, c.interface)
         except error.CannotListenError as e:
             raise UserError(f"cannot listen on UDP port {c.port}: {e.socketError.strerror}") from None
         self.node.set_datagram_handler(self._dispatch)
-        self.reachability.lan = lan_address(self.address, next(iter(self._joiner.addresses), None))
+        toward = network_mode.ROUTE_PROBE if self.mainline else next(iter(self._joiner.addresses), None)
+        self.reachability.lan = lan_address(self.address, toward)
         self.endpoint.start()
         self.presences.liveness.start()
         self._joiner.start()
@@ -125,7 +141,12 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
 
     def _joined(self, size):
         self.log.info("joined the swarm: {size} nodes known", size=size)
-        self.reachability.start(self.node.routing_table, self._joiner.addresses)
+        if self.mainline:
+            self._introducer_search.start()
+            if self._announcer is not None:
+                self._announcer.start()
+        else:
+            self.reachability.start(self.node.routing_table, self._joiner.addresses)
         self.tracker.start(after=self.publisher.start())  # look once our record is out (see tracker.start)
         self.mailbox.start()
         self._notify_status()
@@ -140,11 +161,22 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         yield self.presences.liveness.stop()
         if leaving:
             yield self.publisher.go_offline()
+        for part in (self._introducer_search, self._announcer, self._quorum):
+            if part is not None:
+                part.stop()
         for part in (self.tracker, self.mailbox, self.reachability, self.endpoint, self.node):
             yield part.stop()
         self._db.close()
         self._drops.close()
         self._joiner.stopped()
+
+    def publicly_reachable(self):
+        """Whether DHT nodes see us at our own socket's address: no NAT in between."""
+        local = (self.reachability.lan[0], self.address[1]) if self.reachability.lan and self.address else None
+        return network_mode.publicly_reachable(self.reachability.votes.external_address(), local)
+
+    def _update_read_only(self, *_response):
+        self.node.protocol.read_only = not self.publicly_reachable()
 
     def _own_presence(self):
         return self.reachability.own_presence(self._my_status.value)

@@ -16,6 +16,7 @@ from kademlia import krpc, nodeid, statefile
 from kademlia.handover import Handover
 from kademlia.items import ItemError, MutableItem
 from kademlia.lookup import Lookup
+from kademlia.pacing import QueryPacer
 from kademlia.protocol import KRPCProtocol, QueryTimeout
 from kademlia.ratelimit import PerIPRateLimiter
 from kademlia.reflection import ReflectionGuard, padded_size
@@ -66,6 +67,7 @@ class DHTNode:
             PerIPRateLimiter(now, s.queries_per_ip_per_second, s.query_burst_per_ip),
             PerIPRateLimiter(now, s.datagrams_per_ip_per_second, s.datagram_burst_per_ip),
             self.reflection, s.max_pending_queries,
+            QueryPacer(reactor, s.pace_interval) if s.pace_interval > 0 else None,
         )
         self.query_handlers = QueryServer(self.routing_table, self.store, self.tokens).handlers()
         self.handover = Handover(self, reactor, s)
@@ -169,14 +171,20 @@ class DHTNode:
 
     # -- client side: lookups -------------------------------------------------
 
-    def _lookup(self, target, method, args):
-        seeds = self.routing_table.closest(target, self.settings.k * 2)
-        lookup = Lookup(self, target, method, args, self.settings.k, self.settings.alpha,
+    def _lookup(self, target, method, args, width=None):
+        width = width or self.settings.k
+        seeds = self.routing_table.closest(target, max(width, self.settings.k * 2))
+        lookup = Lookup(self, target, method, args, width, self.settings.alpha,
                         accept=self._accept_id)
         return lookup.start(seeds)
 
     def find_node(self, target):
         return self._lookup(target, b"find_node", {b"target": target})
+
+    def get_peers(self, info_hash):
+        """BEP 5 get_peers: the answered lookup Candidates nearest `info_hash`, each
+        with its response `values` (`values` peers, `token` for announce_peer)."""
+        return self._lookup(info_hash, b"get_peers", {b"info_hash": info_hash})
 
     @defer.inlineCallbacks
     def bootstrap(self, addresses=()):
@@ -298,10 +306,10 @@ class DHTNode:
         return self.send_put(candidate, token, item, ttl).addErrback(again)
 
     @defer.inlineCallbacks
-    def put(self, item, ttl=None):
-        """Store `item` on the k closest nodes; fires with how many accepted it."""
+    def put(self, item, ttl=None, width=None):
+        """Store `item` on the k (or `width`) closest nodes; fires with how many accepted it."""
         ttl = self.settings.default_ttl if ttl is None else ttl
-        answered = yield self._lookup(item.target, b"get", {b"target": item.target})
+        answered = yield self._lookup(item.target, b"get", {b"target": item.target}, width)
         puts = [
             self._send_put_twice(c, c.values[b"token"], item, ttl)
             for c in answered
