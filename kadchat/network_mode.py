@@ -34,7 +34,7 @@ ROUTERS_ENV = "KADCHAT_MAINLINE_ROUTERS"
 ROUTE_PROBE = ("192.0.2.1", 6881)
 PRIVATE_EPOCH = 300
 MAINLINE_EPOCH = 3600  # one presence key per user per hour: foreign stores are small
-PACE_INTERVAL = 0.3  # at most 3.3 queries/s to one IP: under libtorrent's 5/s with room for answers
+PACE_INTERVAL = 0.35  # under 3 queries/s to one IP: under libtorrent's 5/s with room for answers and jitter
 PUT_WIDTH = 20  # Pkarr: 20 replicas survive a day on Mainline, one an hour 86% of the time
 PUT_QUORUM = 8
 

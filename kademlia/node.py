@@ -141,7 +141,11 @@ class DHTNode:
 
     def stall_timeout(self, node_id):
         contact = self.routing_table.get(node_id)
-        return self.timeouts.timeout_for(contact.rtt if contact else None)
+        timeout = self.timeouts.timeout_for(contact.rtt if contact else None)
+        pacer = self.protocol.pacer
+        if pacer is not None:  # a paced query waits before it leaves: not a stall
+            timeout += pacer.wait(contact.address[0]) if contact else pacer.longest_wait()
+        return timeout
 
     def query_contact(self, node_id, address, method, args):
         """One KRPC query; success and failure both update the routing table."""

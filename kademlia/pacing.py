@@ -47,6 +47,16 @@ class QueryPacer:
         self.delayed += 1
         return True
 
+    def wait(self, ip):
+        """Seconds until a query to `ip` asked for now would be sent."""
+        queue = self._queues.get(ip)
+        if queue is None:
+            return max(0.0, self._last_sent.get(ip, float("-inf")) + self.interval - self._clock.seconds())
+        return max(0.0, self._timers[ip].getTime() - self._clock.seconds()) + len(queue) * self.interval
+
+    def longest_wait(self):
+        return max((self.wait(ip) for ip in self._queues), default=0.0)
+
     def _sent(self, ip):
         self._last_sent.pop(ip, None)
         self._last_sent[ip] = self._clock.seconds()

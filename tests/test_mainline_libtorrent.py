@@ -1,0 +1,61 @@
+"""Mainline mode against a loopback stand-in for Mainline (tests/mainline_standin.py):
+16 libtorrent sessions and no kadchat server at all. Two console clients started
+without any bootstrap node (so in Mainline mode, joining through "routers" that
+KADCHAT_MAINLINE_ROUTERS points at four of the sessions) find each other, chat,
+and leave each other offline messages in dead drops that only libtorrent holds;
+meanwhile no libtorrent node receives more than 5 packets in any second from
+either client (libtorrent blocks an IP for 5 minutes past that)."""
+
+import pytest
+
+from kadchat.network_mode import ROUTERS_ENV
+from tests.client_helpers import chat_both_ways, friends, procs, received  # noqa: F401 (fixture)
+from tests.mainline_standin import MainlineStandIn
+from tests.test_dht_libtorrent import lt
+
+pytestmark = pytest.mark.skipif(lt is None, reason="libtorrent's Python bindings are not installed")
+
+ALICE, BOB = "127.0.43.1", "127.0.43.2"
+PER_SECOND_LIMIT = 5  # libtorrent's dht_block_ratelimit
+
+
+def stored(name):
+    return rf"^\(stored for {name}\)$"
+
+
+@pytest.fixture
+def mainline():
+    standin = MainlineStandIn(16)
+    yield standin
+    standin.stop()
+
+
+@pytest.mark.slow
+def test_two_clients_chat_and_leave_offline_messages_over_libtorrent_nodes_alone(tmp_path, procs, mainline):
+    people = friends(tmp_path, ["alice", "bob"])
+    env = {ROUTERS_ENV: mainline.routers()}
+    alice = procs.client(people["alice"][0], interface=ALICE, env=env)
+    bob = procs.client(people["bob"][0], interface=BOB, env=env)
+    chat_both_ways(alice, bob, timeout=60)
+    assert alice.quit() == 0 and bob.quit() == 0
+
+    # Offline messages: each writes to the other while the other is away.
+    alice = procs.client(people["alice"][0], interface=ALICE, env=env)
+    alice.send_line("/msg bob left for you while you were away")
+    alice.expect(stored("bob"), timeout=60)
+    assert alice.quit() == 0
+    bob = procs.client(people["bob"][0], interface=BOB, env=env)
+    bob.expect(received("alice", "left for you while you were away"), timeout=90)
+    bob.send_line("/msg alice and one for you")
+    bob.expect(stored("alice"), timeout=60)
+    assert bob.quit() == 0
+    alice = procs.client(people["alice"][0], interface=ALICE, env=env)
+    alice.expect(received("bob", "and one for you"), timeout=90)
+    assert alice.quit() == 0
+
+    log = (people["alice"][0] / "client.log").read_text()
+    assert "joined the swarm" in log and "kadchat DHT node" not in log
+    # The measurement saw the clients' traffic, and none of it too fast for libtorrent.
+    assert min(mainline.total_from(ALICE), mainline.total_from(BOB)) > 100
+    packets, session, source = mainline.busiest_second()
+    assert packets <= PER_SECOND_LIMIT, f"session {session} got {packets} packets in one second from {source}"
