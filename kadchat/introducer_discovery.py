@@ -94,18 +94,22 @@ class IntroducerSearch:
 
 
 class Announcer:
-    """Announces this node under `INFO_HASH` every ANNOUNCE_INTERVAL while
-    `eligible()` (publicly reachable; a node behind a NAT would only attract
-    registrations it cannot serve). `implied_port` makes the storing nodes
-    take the port our datagrams come from."""
+    """Announces this node under `INFO_HASH` every `interval` while `eligible()`
+    (publicly reachable; a node behind a NAT would only attract registrations it
+    cannot serve), looking every CHECK_INTERVAL whether it has become so.
+    `implied_port` makes the storing nodes take the port our datagrams come from."""
 
     log = Logger()
+    CHECK_INTERVAL = 20.0
 
     def __init__(self, clock, node, eligible=lambda: True, interval=ANNOUNCE_INTERVAL, info_hash=INFO_HASH):
+        self._clock = clock
         self._node = node
         self._eligible = eligible
+        self.interval = interval
         self._info_hash = info_hash
-        self._loop = Loop(clock, interval, self.announce)
+        self._loop = Loop(clock, self.CHECK_INTERVAL, self._tick)
+        self._last = None  # when the latest announce went out
         self.stored = 0  # nodes that accepted our latest announce
 
     def start(self):
@@ -114,11 +118,16 @@ class Announcer:
     def stop(self):
         return self._loop.stop()
 
+    def _tick(self):
+        if self._last is None or self._clock.seconds() - self._last >= self.interval:
+            return self.announce()
+
     @defer.inlineCallbacks
     def announce(self):
         """Fires with how many nodes accepted the announce (0 when not eligible)."""
         if not self._eligible():
             return 0
+        self._last = self._clock.seconds()
         try:
             answered = yield self._node.get_peers(self._info_hash)
         except Exception as e:

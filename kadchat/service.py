@@ -87,7 +87,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                                      self.book.is_contact, self._db, MessagingConfig(sessions=sessions))
         self.endpoint.subscribe(self)
         self.endpoint.subscribe(self.reachability)
-        self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
+        self.introducer = Introducer(reactor, self.node.send_datagram)  # what we do for others' NATs
+        self._dispatch = DatagramDispatch(self.introducer,
                                           self.reachability.nat_message_received, self.endpoint.datagram_received)
         self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds, bytes(identity.signing_key), c.epoch_seconds)
         self.publisher = PresencePublisher(
