@@ -17,6 +17,7 @@ from kademlia.handover import Handover
 from kademlia.items import ItemError, MutableItem
 from kademlia.lookup import Lookup
 from kademlia.pacing import QueryPacer
+from kademlia.peers import PeerHandlers, PeerStore
 from kademlia.protocol import KRPCProtocol, QueryTimeout
 from kademlia.ratelimit import PerIPRateLimiter
 from kademlia.reflection import ReflectionGuard, padded_size
@@ -70,6 +71,8 @@ class DHTNode:
             QueryPacer(reactor, s.pace_interval) if s.pace_interval > 0 else None,
         )
         self.query_handlers = QueryServer(self.routing_table, self.store, self.tokens).handlers()
+        self.peers = PeerStore(now)  # announce_peer (kadchat introducers announce themselves)
+        self.query_handlers.update(PeerHandlers(self.peers, self.tokens, self.query_handlers[b"get_peers"]).handlers())
         self.handover = Handover(self, reactor, s)
         room = padded_size(s.k, s.reflection_factor)
         self._answer_room = {b"find_node": room, b"get_peers": room, b"get": room}
