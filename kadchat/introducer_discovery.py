@@ -64,7 +64,10 @@ class IntroducerSearch:
         self._settled = Loop(clock, SETTLED_INTERVAL, self.search)
 
     def start(self):
-        self._searching.start(now=True)
+        """Search now, then every SEARCH_INTERVAL; fires when the first search ends."""
+        first = self.search()
+        self._searching.start()
+        return first
 
     def stop(self):
         self._searching.stop()

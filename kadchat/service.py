@@ -142,13 +142,14 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
 
     def _joined(self, size):
         self.log.info("joined the swarm: {size} nodes known", size=size)
-        if self.mainline:
-            self._introducer_search.start()
+        if self.mainline:  # our first record lists the introducers the first search found
+            published = self._introducer_search.start().addBoth(lambda _: self.publisher.start())
             if self._announcer is not None:
                 self._announcer.start()
         else:
             self.reachability.start(self.node.routing_table, self._joiner.addresses)
-        self.tracker.start(after=self.publisher.start())  # look once our record is out (see tracker.start)
+            published = self.publisher.start()
+        self.tracker.start(after=published)  # look once our record is out (see tracker.start)
         self.mailbox.start()
         self._notify_status()
 
