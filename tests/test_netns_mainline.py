@@ -20,7 +20,7 @@ from tests.netns import lab  # noqa: F401 (a fixture)
 from tests.test_dht_libtorrent import lt
 from tests.test_netns_chat import route, server_counts
 
-pytestmark = [pytest.mark.netns, pytest.mark.timeout(120),
+pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(120),  # about 35 s each
               pytest.mark.skipif(lt is None, reason="libtorrent's Python bindings are not installed")]
 
 SERVER_PORT = 6881
