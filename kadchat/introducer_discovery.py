@@ -84,9 +84,11 @@ class IntroducerSearch:
         own = self._own_address()
         found = [a for a in announced_peers(answered) if a != own]
         answering = [a for a in self._traversal.introducers if a in self._traversal.observed]
-        fresh = [a for a in found if a not in answering]
+        silent = [a for a in self._traversal.introducers if a not in answering]
+        fresh = [a for a in found if a not in answering and a not in silent]
         self._rng.shuffle(fresh)  # spread clients over the introducers there are
-        chosen = (answering + fresh)[: self.wanted]
+        # Those that never answered us come last: tried again only if nobody else is announced.
+        chosen = (answering + fresh + [a for a in silent if a in found])[: self.wanted]
         if chosen != self._traversal.introducers:
             self.log.info("introducers: {n} of {found} announced", n=len(chosen), found=len(found))
             self._traversal.start(chosen)

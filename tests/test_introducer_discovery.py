@@ -15,7 +15,7 @@ from twisted.trial import unittest
 from config import Config
 from kadchat import network_mode
 from kadchat.identity import load_or_create
-from kadchat.introducer_discovery import INFO_HASH, announced_peers
+from kadchat.introducer_discovery import INFO_HASH, IntroducerSearch, announced_peers
 from kadchat.service import ChatService
 from kademlia import krpc
 from tests.mainline_standin import MainlineStandIn
@@ -38,6 +38,46 @@ def test_announced_peers_are_the_routable_compact_values_nearest_answer_first():
 def test_the_info_hash_is_sha1_of_a_fixed_string():
     import hashlib
     assert INFO_HASH == hashlib.sha1(b"kadchat introducers v1").digest() and len(INFO_HASH) == 20
+
+
+class FakeTraversal:
+    def __init__(self):
+        self.introducers, self.observed, self.starts = [], {}, []
+
+    def start(self, introducers):
+        self.introducers = list(introducers)
+        self.starts.append(self.introducers)
+
+
+class FakeNode:
+    def __init__(self, *announced):
+        self.announced = list(announced)
+
+    def get_peers(self, info_hash):
+        assert info_hash == INFO_HASH
+        return defer.succeed([Answer({b"values": [krpc.encode_address(a) for a in self.announced]})])
+
+
+def test_a_search_keeps_introducers_that_answer_and_replaces_those_that_never_do():
+    from twisted.internet.task import Clock
+    import random
+    clock, traversal = Clock(), FakeTraversal()
+    me, good, silent, other, spare = (("198.51.100.9", 1), ("198.51.100.1", 1), ("198.51.100.2", 1),
+                                      ("198.51.100.3", 1), ("198.51.100.4", 1))
+    node = FakeNode(me, good, silent)
+    search = IntroducerSearch(clock, node, traversal, own_address=lambda: me, wanted=2, rng=random.Random(1))
+    search.start()
+    assert sorted(traversal.introducers) == [good, silent]  # never ourselves
+    traversal.observed[good] = ("203.0.113.5", 4000)  # only one of them answered our registration
+    node.announced = [silent, other, spare, good]
+    clock.advance(60)
+    assert traversal.introducers[0] == good and traversal.introducers[1] in (other, spare)
+    traversal.observed[traversal.introducers[1]] = ("203.0.113.5", 4000)
+    clock.advance(60)  # both answer: settled, the next search is 15 minutes away
+    starts = len(traversal.starts)
+    clock.advance(600)
+    assert len(traversal.starts) == starts
+    search.stop()
 
 
 class DiscoveryOnLibtorrentTests(unittest.TestCase):
