@@ -52,7 +52,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         # The network (mainline without bootstrap nodes) decides defaults such as the epoch.
         self._bootstrap_entries, self._bootstrap_problems = parse_bootstrap(
             os.path.join(config.data_dir, BOOTSTRAP_FILE))
-        c = self.config = config = network_mode.resolve(config, self._bootstrap_entries)
+        c = self.config = network_mode.resolve(config, self._bootstrap_entries)
         self.mainline = c.network == network_mode.MAINLINE
         self.identity = identity
         self.my_name = identity.username
@@ -78,9 +78,9 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.node.protocol.read_only = self.mainline
         if self.mainline:
             self.node.add_response_observer(self._update_read_only)
-        dht = QuorumDHT(reactor, self.node, network_mode.PUT_WIDTH, network_mode.PUT_QUORUM) \
-            if self.mainline else self.node
-        self._quorum = dht if self.mainline else None
+        self._quorum = QuorumDHT(reactor, self.node, network_mode.PUT_WIDTH, network_mode.PUT_QUORUM) \
+            if self.mainline else None
+        dht = self._quorum or self.node  # what the publisher and the mailbox put through
         # The replay guard on disk: a captured initiation is not answered after a restart either.
         sessions = SessionConfig(replay_path=self._path(REPLAY_FILE), **HANDSHAKES)
         self.endpoint = ChatEndpoint(reactor, self.reachability.traversal.send, identity.signing_key,
@@ -134,6 +134,9 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.node.set_datagram_handler(self._dispatch)
         toward = network_mode.ROUTE_PROBE if self.mainline else next(iter(self._joiner.addresses), None)
         self.reachability.lan = lan_address(self.address, toward)
+        if self.mainline:
+            self.log.info("riding the public BitTorrent DHT (Mainline) through {n} nodes",
+                          n=len(self._joiner.addresses))
         self.endpoint.start()
         self.presences.liveness.start()
         self._joiner.start()
