@@ -37,6 +37,7 @@ class MainlineStandIn:
             for address in self.addresses:
                 s.add_dht_node(address)
         self.received = defaultdict(list)  # (session index, source ip) -> alert times (seconds)
+        self.table_sizes = {}  # session index -> nodes in its routing table (post_table_sizes)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._collect, daemon=True)
         self._thread.start()
@@ -45,11 +46,19 @@ class MainlineStandIn:
         """The value of KADCHAT_MAINLINE_ROUTERS that makes some of them our routers."""
         return ",".join(f"{host}:{port}" for host, port in self.addresses[:count])
 
+    def post_table_sizes(self):
+        """Ask every session for its routing table's size; `table_sizes` has the answers soon."""
+        self.table_sizes = {}
+        for s in self.sessions:
+            s.post_dht_stats()
+
     def _collect(self):
         while not self._stopping.is_set():
             for index, s in enumerate(self.sessions):
                 for alert in s.pop_alerts():
-                    if isinstance(alert, lt.dht_pkt_alert):
+                    if isinstance(alert, lt.dht_stats_alert):
+                        self.table_sizes[index] = sum(b["num_nodes"] for b in alert.routing_table)
+                    elif isinstance(alert, lt.dht_pkt_alert):
                         found = INCOMING.match(alert.message())
                         if found and self._watch(found[1]):
                             self.received[index, found[1]].append(alert.timestamp().timestamp())
