@@ -28,6 +28,7 @@ SMALL = {
     "chat_roundtrip.py": ["--round-trips", "50", "--burst", "300"],
     "dht_swarm.py": ["--sim", "--nodes", "500", "--items", "20", "--gets", "100"],
     "fuzz.py": ["--inputs", "5000"],
+    "mainline_pacing.py": ["--items", "10"],
     "hostile_sweep.py": ["--nodes", "300", "--owners", "30", "--lookups", "60", "--step", "0.25",
                          "--kinds", "mixed,lie"],
     "presence_latency.py": ["--contacts", "1,20", "--trials", "5,2", "--no-crash"],
