@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from kadchat.network_mode import ROUTERS_ENV
+
 
 def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", help="also run the tests marked slow (CI=true does too)")
@@ -21,4 +23,4 @@ def pytest_collection_modifyitems(config, items):
 
 # No test may reach the real BitTorrent routers: a client without bootstrap nodes
 # rides Mainline (kadchat.network_mode), and child processes inherit this.
-os.environ[__import__("kadchat.network_mode").network_mode.ROUTERS_ENV] = ""
+os.environ[ROUTERS_ENV] = ""
