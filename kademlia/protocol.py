@@ -62,7 +62,7 @@ class KRPCProtocol(DatagramProtocol):
         self._pending = {}  # transaction id -> (Deferred, address, timer)
         self.datagram_handler = None
         self.pacer = pacer  # a kademlia.pacing.QueryPacer: queries to one IP spaced out
-        self.read_only = False  # BEP 43: ask other nodes to keep us out of their tables
+        self.read_only = False  # BEP 43: ask other nodes to keep us out of their tables, answer none
         self.stats = Stats()
         self.stopped = False
 
@@ -149,6 +149,8 @@ class KRPCProtocol(DatagramProtocol):
 
     def _answer(self, query, address, request_size):
         self.stats.queries += 1
+        if self.read_only:  # BEP 43: a read-only node answers no queries
+            return
         try:
             values = self._handler.handle_query(query, address)
         except krpc.KRPCError as e:

@@ -121,6 +121,24 @@ def test_read_only_queries_carry_bep43s_top_level_ro_key():
     assert len(bencode.encode(writes[1])) >= 200  # the padding survives
 
 
+def test_a_read_only_node_answers_no_queries():
+    clock = Clock()
+    writes = []
+
+    class Transport:
+        def write(self, data, address):
+            writes.append(data)
+
+    node = DHTNode(clock)
+    node.protocol.transport = Transport()
+    ping = krpc.encode_query(b"tt", b"ping", {b"id": b"y" * 20})
+    node.protocol.datagramReceived(ping, ("203.0.113.1", 1))
+    assert len(writes) == 1
+    node.protocol.read_only = True
+    node.protocol.datagramReceived(ping, ("203.0.113.1", 1))
+    assert len(writes) == 1
+
+
 # -- quorum puts -------------------------------------------------------------------
 
 class CountingNode:
