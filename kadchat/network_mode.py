@@ -9,7 +9,10 @@ BEP 43 read-only while not publicly reachable, at most one query per
 `PACE_INTERVAL` to any one IP, presence epochs of an hour (libtorrent keeps
 about 700 items in all), puts to the 20 closest nodes until 8 accept, and
 introducers found with `get_peers` instead of a server of our own. `auto`
-(the default) is `mainline` when no bootstrap node is configured.
+(the default) is `mainline` when no bootstrap node is configured and no
+private swarm was joined before: each network keeps its own routing table file
+(`PRIVATE_STATE_FILE`, `MAINLINE_STATE_FILE`), and a client that once joined a
+private swarm rejoins it through its saved contacts, as it always did.
 
 Tests must never reach the real routers: `KADCHAT_MAINLINE_ROUTERS`
 ("host:port,host:port", empty for none) replaces the list.
@@ -32,6 +35,8 @@ ROUTERS_ENV = "KADCHAT_MAINLINE_ROUTERS"
 # Where the route to the internet starts, for our LAN address: connect() on a UDP
 # socket only picks the route, nothing is sent (192.0.2.0/24 is TEST-NET-1).
 ROUTE_PROBE = ("192.0.2.1", 6881)
+PRIVATE_STATE_FILE = "dht-state.json"
+MAINLINE_STATE_FILE = "dht-state-mainline.json"
 PRIVATE_EPOCH = 300
 MAINLINE_EPOCH = 3600  # one presence key per user per hour: foreign stores are small
 PACE_INTERVAL = 0.35  # under 3 queries/s to one IP: under libtorrent's 5/s with room for answers and jitter
@@ -51,15 +56,21 @@ def routers(environ=os.environ):
     return found
 
 
-def resolve(config, bootstrap_entries):
-    """`config` with `network` decided (auto: mainline iff no bootstrap node is
-    configured) and `epoch_seconds` filled in with the network's default if unset."""
+def resolve(config, bootstrap_entries, joined_private=False):
+    """`config` with `network` decided (auto: mainline unless a bootstrap node is
+    configured or, `joined_private`, a private swarm's routing table is saved) and
+    `epoch_seconds` filled in with the network's default if unset."""
     network = config.network
     if network == AUTO:
-        configured = config.bootstrap_host is not None or bool(bootstrap_entries)
+        configured = config.bootstrap_host is not None or bool(bootstrap_entries) or joined_private
         network = PRIVATE if configured else MAINLINE
     epoch = config.epoch_seconds or (MAINLINE_EPOCH if network == MAINLINE else PRIVATE_EPOCH)
     return replace(config, network=network, epoch_seconds=epoch)
+
+
+def state_file(config):
+    """The routing table's file for a resolved `config`'s network."""
+    return MAINLINE_STATE_FILE if config.network == MAINLINE else PRIVATE_STATE_FILE
 
 
 def join_addresses(config, bootstrap_entries, environ=os.environ):

@@ -10,6 +10,7 @@ import os
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
+from kadchat import network_mode
 from kadchat.addrvote import IdRenewal
 from kadchat.contactbook import CONTACTS_FILE, ContactBook
 from kadchat.deaddrop import DROP_TTL
@@ -18,7 +19,6 @@ from kadchat.dropstore import DROPS_FILE, DropStore
 from kadchat.errors import UserError
 from kadchat.files import parse_bootstrap
 from kadchat.history import History, history_path
-from kadchat import network_mode
 from kadchat.introducer_discovery import Announcer, IntroducerSearch
 from kadchat.joining import BOOTSTRAP_FILE, Joiner
 from kadchat.mailbox import LOOKUP_RATE, Mailbox
@@ -33,10 +33,11 @@ from kadchat.seqcounter import SeqCounter
 from kadchat.sessions import SessionConfig
 from kadchat.tracker import PresenceTracker
 from kadchat.views import contact_view, message_view
+from kademlia import statefile
 from kademlia.node import DHTNode
 from kademlia.timers import Loop
 
-DHT_STATE_FILE = "dht-state.json"
+DHT_STATE_FILE = network_mode.PRIVATE_STATE_FILE  # the private swarm's; Mainline has its own
 SEQ_FILE = "presence-seq"
 REPLAY_FILE = "answered-initiations"
 REJOIN_INTERVAL = 10.0  # retry joining this often while no bootstrap node answers
@@ -52,7 +53,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         # The network (mainline without bootstrap nodes) decides defaults such as the epoch.
         self._bootstrap_entries, self._bootstrap_problems = parse_bootstrap(
             os.path.join(config.data_dir, BOOTSTRAP_FILE))
-        c = self.config = network_mode.resolve(config, self._bootstrap_entries)
+        joined_private = bool(statefile.load(os.path.join(config.data_dir, DHT_STATE_FILE)).get("contacts"))
+        c = self.config = network_mode.resolve(config, self._bootstrap_entries, joined_private)
         self.mainline = c.network == network_mode.MAINLINE
         self.identity = identity
         self.my_name = identity.username
@@ -64,7 +66,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.book = ContactBook(self._path(CONTACTS_FILE), identity.public_key)
         # Items without `ttl` live record_ttl; dead drops ask (and get) two days.
         settings = network_mode.dht_settings(c, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
-        self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
+        self.node = DHTNode(reactor, settings=settings, state_path=self._path(network_mode.state_file(c)),
+                            keep_id=False)
         self._db = History(history_path(c.data_dir, identity.public_key))
         self.reachability = Reachability(
             reactor, self.node.send_datagram, identity.signing_key, self.book.keys,

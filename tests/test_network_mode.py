@@ -34,6 +34,24 @@ def test_a_bootstrap_node_or_file_entry_keeps_the_private_swarm():
         assert network_mode.join_addresses(resolved, entries, environ={}) == [("127.0.0.1", 6881)]
 
 
+def test_a_client_that_joined_a_private_swarm_before_rejoins_it_and_each_network_has_its_table():
+    private = network_mode.resolve(Config(), [], joined_private=True)
+    assert private.network == "private" and network_mode.state_file(private) == "dht-state.json"
+    mainline = network_mode.resolve(Config(), [])
+    assert network_mode.state_file(mainline) == "dht-state-mainline.json"
+    assert network_mode.resolve(Config(network="mainline"), [], joined_private=True).network == "mainline"
+
+
+def test_the_service_rides_mainline_only_without_bootstrap_nodes_or_a_saved_private_swarm(tmp_path):
+    from kadchat.identity import load_or_create
+    from kadchat.service import ChatService
+    identity = load_or_create(str(tmp_path), "alice")
+    assert ChatService(Clock(), Config(data_dir=str(tmp_path)), identity).config.network == "mainline"
+    (tmp_path / "dht-state.json").write_text('{"contacts": [["' + "ab" * 20 + '", "198.51.100.7", 6881]]}')
+    service = ChatService(Clock(), Config(data_dir=str(tmp_path)), identity)
+    assert (service.config.network, service.config.epoch_seconds) == ("private", 300)
+
+
 def test_mainline_joins_through_the_given_nodes_then_the_routers():
     config = network_mode.resolve(Config(network="mainline", bootstrap_host="127.0.0.1", bootstrap_port=7),
                                   [("127.0.0.2", 8)])
