@@ -21,6 +21,7 @@ Tests must never reach the real routers: `KADCHAT_MAINLINE_ROUTERS`
 import os
 from dataclasses import replace
 
+from kadchat.errors import UserError
 from kademlia.settings import DHTSettings
 
 AUTO, MAINLINE, PRIVATE = "auto", "mainline", "private"
@@ -52,6 +53,8 @@ def routers(environ=os.environ):
     found = []
     for entry in filter(None, (e.strip() for e in listed.split(","))):
         host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UserError(f"{ROUTERS_ENV}: expected host:port entries separated by commas, not {entry!r}")
         found.append((host, int(port)))
     return found
 

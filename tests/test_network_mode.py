@@ -2,6 +2,7 @@
 query pacing per IP, puts that insist on a quorum, BEP 42 ids that follow the
 voted address (with a clock, and on real sockets), BEP 43 read-only queries."""
 
+import pytest
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.task import Clock
 from twisted.trial import unittest
@@ -9,6 +10,7 @@ from twisted.trial import unittest
 from config import Config
 from kadchat import network_mode
 from kadchat.addrvote import AddressVotes, IdRenewal
+from kadchat.errors import UserError
 from kadchat.quorum import QuorumDHT
 from kademlia import bencode, krpc, nodeid
 from kademlia.node import DHTNode
@@ -66,6 +68,9 @@ def test_the_router_list_is_replaced_by_the_environment():
     env = {network_mode.ROUTERS_ENV: "127.0.0.1:6881, 127.0.0.2:25401"}
     assert network_mode.routers(env) == [("127.0.0.1", 6881), ("127.0.0.2", 25401)]
     assert network_mode.routers({network_mode.ROUTERS_ENV: ""}) == []
+    for bad in ("router.example", "127.0.0.1:0", ":6881", "127.0.0.1:x"):
+        with pytest.raises(UserError, match="KADCHAT_MAINLINE_ROUTERS: expected host:port"):
+            network_mode.routers({network_mode.ROUTERS_ENV: bad})
     import os
     assert network_mode.routers() == [] == network_mode.routers(os.environ)  # conftest: tests reach none
 
