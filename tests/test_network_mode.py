@@ -221,6 +221,15 @@ def test_a_bep42_id_fits_the_voted_address_from_the_first_vote_and_after_a_move(
     assert accept(node.node_id, ("203.0.113.9", 40000)) and not accept(node.node_id, ("198.51.100.7", 40000))
 
 
+def test_an_id_that_fits_the_first_voted_address_already_is_kept():
+    clock = Clock()
+    fitting = nodeid.node_id_for("198.51.100.7", lambda n: bytes(n))
+    node = DHTNode(clock, node_id=fitting)
+    votes = AddressVotes(clock.seconds)
+    _vote_from_three(votes, IdRenewal(node, votes, from_first=True), ("198.51.100.7", 40000))
+    assert node.node_id == fitting
+
+
 class Voter(protocol.DatagramProtocol):
     """A DHT node on loopback that answers pings and says it sees the sender at `self.seen`."""
 
