@@ -28,6 +28,7 @@ from kadchat.cli import OneLineParser, flag_type
 from kadchat.errors import UserError
 from kadchat.files import parse_host, validate_name
 from kadchat.identity import CARD_FILE
+from kadchat.network_mode import NETWORKS
 
 CONFIG_FILE = "kadchat.conf"
 
@@ -47,12 +48,14 @@ class Config:
     name: str | None = None  # username to use when creating the identity
     k: int = 8  # DHT bucket size and replication factor
     alpha: int = 3  # DHT parallel queries per lookup
-    epoch_seconds: int = 300  # presence records move to a new DHT key every epoch
+    epoch_seconds: int | None = None  # presence records move to a new DHT key every epoch; None: 300 s, 3600 s on mainline
     record_ttl: int = 600  # how long a presence record is stored and believed
     publish_interval: float = 120.0  # re-publish our presence this often while online
     clock_skew: float = 120.0  # tolerated clock difference between contacts
     keepalive_interval: float = 15.0  # a live session's keep-alives (they also keep NAT mappings open)
     gone_after: float = 45.0  # a contact silent this long is shown offline (3 missed keep-alives)
+    network: str = "auto"  # mainline (the public BitTorrent DHT), private (our own swarm), auto: mainline without bootstrap nodes
+    introducer: bool = False  # announce ourselves as introducer/relay on mainline while publicly reachable
 
 
 # -- value parsers: each raises ValueError with a message for the user ----------
@@ -101,6 +104,12 @@ def _user_checked(check):
     return parse
 
 
+def _network(text):
+    if text.strip() not in NETWORKS:
+        raise ValueError(f"expected one of {', '.join(NETWORKS)}, not {text.strip()!r}")
+    return text.strip()
+
+
 def _ipv4(text):
     """The address to bind: kadchat speaks IPv4 (BEP 5 compact addresses)."""
     try:
@@ -127,6 +136,8 @@ PARSERS = {
     "clock_skew": lambda t: _float(t, 0, exclusive=False),
     "keepalive_interval": lambda t: _float(t, 0, exclusive=True),
     "gone_after": lambda t: _float(t, 0, exclusive=True),
+    "network": _network,
+    "introducer": _bool,
 }
 _OPTIONAL = {f.name for f in fields(Config) if f.default is None}
 # Every setting but data_dir (which locates the file) can be set in the file.
@@ -195,6 +206,7 @@ _CLIENT_FLAGS = [
     ("-r", "refresh", None, "look up contacts' presence every refresh_interval seconds (default 10)"),
     ("--name", "name", "NAME", "your username, when creating your identity"),
     ("--interface", "interface", "ADDRESS", "IPv4 address to bind (default: all interfaces)"),
+    ("--introducer", "introducer", None, "on mainline, offer to be an introducer and relay while publicly reachable"),
 ]
 
 
@@ -212,6 +224,8 @@ def _client_parser(prog):
             parser.add_argument(flag, dest=key, action="store_const", const=True, default=None, help=help_text)
         else:
             parser.add_argument(flag, dest=key, metavar=metavar, type=flag_type(PARSERS[key]), default=None, help=help_text)
+    parser.add_argument("--mainline", dest="network", action="store_const", const="mainline", default=None,
+                        help="ride the public BitTorrent DHT (the default without bootstrap nodes)")
     parser.add_argument("--config", metavar="PATH", help=f"config file (default: DIR/{CONFIG_FILE})")
     parser.add_argument("--data-dir", dest="data_dir", metavar="DIR", type=flag_type(_path),
                         help=f"data directory (default: the current directory if it holds {CARD_FILE}, "

@@ -3,21 +3,28 @@
 (and, for clients that cannot punch through their NATs, as relay).
 
     dedicated_server.py -p PORT [--host HOST] [-l LOGFILE] [-b HOST:PORT ...]
-                        [--state FILE] [--status-interval SECONDS]
+                        [--state FILE] [--status-interval SECONDS] [--mainline]
+
+It announces itself as introducer under kadchat.introducer_discovery.INFO_HASH,
+so clients on the public BitTorrent DHT (--mainline) find it with get_peers.
 """
 
 from kadchat import interrupts  # first: Ctrl-C while importing exits quietly
 
 import sys
+from dataclasses import replace
 
 from twisted.internet import defer, error, task
 from twisted.logger import Logger
 
 from config import PARSERS
+from kadchat import network_mode
+from kadchat.addrvote import AddressVotes, IdRenewal
 from kadchat.cli import OneLineParser, flag_type, parse_address, run_main, start_logging
 from kadchat.deaddrop import DROP_TTL
 from kadchat.dispatch import DatagramDispatch
 from kadchat.errors import UserError
+from kadchat.introducer_discovery import Announcer
 from kadchat.nat.introducer import Introducer
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
@@ -39,6 +46,8 @@ def parse_args(argv):
         help="where to keep the node id and routing table across restarts",
     )
     parser.add_argument("--status-interval", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument("--mainline", action="store_true",
+                        help="join the public BitTorrent DHT through its well-known routers, as a good citizen")
     return parser.parse_args(argv)
 
 
@@ -78,7 +87,15 @@ def main(reactor, argv):
     args = parse_args(argv)
     peers = [parse_address(a) for a in args.bootstrap]
     # Dead drops ask for two days (kadchat.deaddrop); everything else keeps the 600 s default.
-    node = DHTNode(reactor, settings=DHTSettings(max_ttl=DROP_TTL), state_path=args.state)
+    settings = DHTSettings(max_ttl=DROP_TTL)
+    if args.mainline:  # BEP 42 ids checked, queries paced per IP (kadchat.network_mode)
+        settings = replace(settings, node_id_check="public", pace_interval=network_mode.PACE_INTERVAL)
+        peers += network_mode.routers()
+    node = DHTNode(reactor, settings=settings, state_path=args.state)
+    if args.mainline:  # an id that fits our address, as BEP 42 nodes want
+        votes = AddressVotes(reactor.seconds)
+        node.add_response_observer(votes.add)
+        node.add_response_observer(IdRenewal(node, votes, from_first=True))
     try:
         host, port = node.listen(args.port, args.host)
     except error.CannotListenError as e:
@@ -95,6 +112,9 @@ def main(reactor, argv):
     reporter.start(args.status_interval, now=False)
     size = yield node.bootstrap(peers)  # also rejoins through the saved routing table
     log.info("joined: {size} contacts in the routing table", size=size)
+    announcer = Announcer(reactor, node)  # a server is reachable by definition: always eligible
+    announcer.start()
+    reactor.addSystemEventTrigger("before", "shutdown", announcer.stop)
     yield defer.Deferred()  # serve until SIGINT/SIGTERM stops the reactor
 
 

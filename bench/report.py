@@ -29,6 +29,7 @@ SMALL = {
     "dht_swarm.py": ["--sim", "--nodes", "500", "--items", "20", "--gets", "100"],
     "fuzz.py": ["--inputs", "5000"],
     "history_search.py": ["--messages", "10000", "--queries", "20"],
+    "mainline_pacing.py": ["--items", "10"],
     "hostile_sweep.py": ["--nodes", "300", "--owners", "30", "--lookups", "60", "--step", "0.25",
                          "--kinds", "mixed,lie"],
     "presence_latency.py": ["--contacts", "1,20", "--trials", "5,2", "--no-crash"],

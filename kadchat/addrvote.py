@@ -14,6 +14,8 @@ host running many nodes, or one liar, cannot outvote the others:
 
 from collections import Counter
 
+from kademlia import nodeid
+
 CONSISTENT = "consistent"
 RANDOM = "random"
 UNKNOWN = "unknown"
@@ -85,17 +87,27 @@ class AddressVotes:
 class IdRenewal:
     """A DHT response observer, after `votes.add`: a new node id when the voted
     external address moves, since an id kept across addresses would link them
-    (issue 12, 3). `node` has `renew_id(external_ip)`."""
+    (issue 12, 3). `node` has `renew_id(external_ip)`. With `from_first`
+    (Mainline mode) the first vote renews it too unless it fits the address
+    already (a server's saved id), so that it does as BEP 42 wants from the start."""
 
-    def __init__(self, node, votes):
+    def __init__(self, node, votes, from_first=False):
         self._node = node
         self._votes = votes
+        self._from_first = from_first
         self._last = None
 
     def __call__(self, *_response):
         address = self._votes.external_address()
         if address is None or address == self._last:
             return
-        if self._last is not None:
+        if self._last is not None or (self._from_first and not _fits(self._node.node_id, address[0])):
             self._node.renew_id(address[0])
         self._last = address
+
+
+def _fits(node_id, ip):
+    try:
+        return nodeid.is_valid(node_id, ip)
+    except ValueError:  # not an IPv4 address
+        return False

@@ -11,6 +11,7 @@ from hashlib import blake2b
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
+from kadchat import network_mode
 from kadchat.addrvote import IdRenewal
 from kadchat.blocklist import BLOCKED_FILE, BlockList
 from kadchat.contactbook import CONTACTS_FILE, ContactBook
@@ -21,6 +22,7 @@ from kadchat.dropstore import DROPS_FILE, DropStore
 from kadchat.errors import UserError
 from kadchat.files import parse_bootstrap
 from kadchat.history import History, history_path
+from kadchat.introducer_discovery import Announcer, IntroducerSearch
 from kadchat.joining import BOOTSTRAP_FILE, Joiner
 from kadchat.mailbox import LOOKUP_RATE, Mailbox
 from kadchat.messaging import ChatEndpoint, EndpointListener, MessagingConfig
@@ -31,16 +33,17 @@ from kadchat.presences import Presences
 from kadchat.presencesecret import SECRETS_FILE, PresenceSecrets
 from kadchat.publisher import PresencePublisher
 from kadchat.requestwire import REQUEST, RequestInbox, make_request
+from kadchat.quorum import QuorumDHT
 from kadchat.reachability import Reachability, lan_address
 from kadchat.seqcounter import SeqCounter
 from kadchat.sessions import SessionConfig
 from kadchat.tracker import PresenceTracker
 from kadchat.views import contact_view, message_view
+from kademlia import statefile
 from kademlia.node import DHTNode
-from kademlia.settings import DHTSettings
 from kademlia.timers import Loop
 
-DHT_STATE_FILE = "dht-state.json"
+DHT_STATE_FILE = network_mode.PRIVATE_STATE_FILE  # the private swarm's; Mainline has its own
 SEQ_FILE = "presence-seq"
 REQUEST_SEQ_FILE = "request-seq"
 REQUEST_EVERY = 30.0  # seconds, at least, between two contact requests of ours to one card
@@ -56,9 +59,12 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
     log = Logger()
 
     def __init__(self, reactor, config, identity):
-        c = config
-        self.config = config
-        self._clock = reactor
+        # The network (mainline without bootstrap nodes) decides defaults such as the epoch.
+        self._bootstrap_entries, self._bootstrap_problems = parse_bootstrap(
+            os.path.join(config.data_dir, BOOTSTRAP_FILE))
+        joined_private = bool(statefile.load(os.path.join(config.data_dir, DHT_STATE_FILE)).get("contacts"))
+        c = self.config = network_mode.resolve(config, self._bootstrap_entries, joined_private)
+        self.mainline = c.network == network_mode.MAINLINE
         self.identity = identity
         self._clock = reactor
         self.my_name = identity.username
@@ -77,8 +83,9 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._asked = {}  # contact's key -> when we last sent it a request
         self._called_back = {}  # contact's key -> when its handshake last made us reach it
         # Items without `ttl` live record_ttl; dead drops ask (and get) two days.
-        settings = DHTSettings(k=c.k, alpha=c.alpha, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
-        self.node = DHTNode(reactor, settings=settings, state_path=self._path(DHT_STATE_FILE), keep_id=False)
+        settings = network_mode.dht_settings(c, default_ttl=c.record_ttl, max_ttl=max(c.record_ttl, DROP_TTL))
+        self.node = DHTNode(reactor, settings=settings, state_path=self._path(network_mode.state_file(c)),
+                            keep_id=False)
         self._db = History(history_path(c.data_dir, identity.public_key))
         self.reachability = Reachability(
             reactor, self.node.send_datagram, identity.signing_key, self.book.keys,
@@ -89,9 +96,16 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             probe=lambda key, addrs: self.endpoint.probe_paths(key, addrs),
         )
         self.node.add_response_observer(self.reachability.votes.add)
-        self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
+        self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes, from_first=self.mainline))
         # Next-epoch records and registrations go out in the epoch's last fifth, at most a minute.
         self.reachability.traversal.lead = lead = min(60.0, c.epoch_seconds / 5)
+        # Mainline: BEP 43 read-only until the votes show no NAT in between; puts to 20 until 8 accept.
+        self.node.protocol.read_only = self.mainline
+        if self.mainline:
+            self.node.add_response_observer(self._update_read_only)
+        self._quorum = QuorumDHT(reactor, self.node, network_mode.PUT_WIDTH, network_mode.PUT_QUORUM) \
+            if self.mainline else None
+        dht = self._quorum or self.node  # what the publisher and the mailbox put through
         # The replay guard on disk: a captured initiation is not answered after a restart either.
         sessions = SessionConfig(replay_path=self._path(REPLAY_FILE), **HANDSHAKES)
         self.endpoint = ChatEndpoint(reactor, self.reachability.traversal.send, identity.signing_key,
@@ -99,14 +113,15 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.endpoint.subscribe(self)
         self.endpoint.subscribe(self.reachability)
         self.endpoint.sessions.on_answered = self._answered
-        self._dispatch = DatagramDispatch(Introducer(reactor, self.node.send_datagram),
+        self.introducer = Introducer(reactor, self.node.send_datagram)  # what we do for others' NATs
+        self._dispatch = DatagramDispatch(self.introducer,
                                           self.reachability.nat_message_received, self._chat_datagram)
         self._seq = SeqCounter(self._path(SEQ_FILE), reactor.seconds, bytes(identity.signing_key), c.epoch_seconds)
         self._request_seq = SeqCounter(  # the request point's numbers: unrelated to the record's
             self._path(REQUEST_SEQ_FILE), reactor.seconds,
             blake2b(bytes(identity.signing_key), person=b"kadchat-reqseq").digest(), c.epoch_seconds)
         self.publisher = PresencePublisher(
-            reactor, self.node, identity, self._own_presence, self._seq,
+            reactor, dht, identity, self._own_presence, self._seq,
             epoch_seconds=c.epoch_seconds, ttl=c.record_ttl, refresh=c.publish_interval, lead=lead,
             secrets=self.secrets, request_seq=self._request_seq, renew_id=lambda: self.node.renew_id(self._voted_ip()),
         )
@@ -121,7 +136,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                                    keepalive=c.keepalive_interval, gone_after=c.gone_after)
         self.endpoint.subscribe(self.presences)
         self._drops = DropStore(self._path(DROPS_FILE))
-        self.mailbox = Mailbox(reactor, self.node, identity.signing_key, self.book.keys, self._drops, self._db,
+        self.mailbox = Mailbox(reactor, dht, identity.signing_key, self.book.keys, self._drops, self._db,
                                self.endpoint.has_session, self.endpoint.deliver_stored, self.endpoint.set_state,
                                rate=LOOKUP_RATE)
         self._joiner = Joiner(reactor, self.node.bootstrap, self._joined, self._notify_status, REJOIN_INTERVAL,
@@ -129,6 +144,11 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                               bootstrap_file=self._path(BOOTSTRAP_FILE))
         self.node.add_response_observer(self._joiner.heard_from)
         self._status_loop = Loop(reactor, STATUS_INTERVAL, self._notify_status_if_changed)
+        # Mainline: introducers are announced kadchat nodes, found with get_peers.
+        self._introducer_search = IntroducerSearch(reactor, self.node, self.reachability.traversal,
+                                                   self.reachability.external_address) if self.mainline else None
+        self._announcer = Announcer(reactor, self.node, self.publicly_reachable) \
+            if self.mainline and c.introducer else None
 
     def _path(self, name):
         return os.path.join(self.config.data_dir, name)
@@ -142,17 +162,20 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         for name, public_key in self.book.items():
             self.tracker.add_contact(name, public_key)
             self._seen_in_history(name, public_key)
-        entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))
-        warnings += problems
+        warnings += self._bootstrap_problems
         given = [(c.bootstrap_host, c.bootstrap_port)] if c.bootstrap_host is not None else []
-        self._joiner.addresses = given + [address for address in entries if address not in given]
-        self._joiner.unsaved = [address for address in given if address not in entries]
+        self._joiner.addresses = network_mode.join_addresses(c, self._bootstrap_entries)
+        self._joiner.unsaved = [address for address in given if address not in self._bootstrap_entries]
         try:
             self.address = self.node.listen(c.port, c.interface)
         except error.CannotListenError as e:
             raise UserError(f"cannot listen on UDP port {c.port}: {e.socketError.strerror}") from None
         self.node.set_datagram_handler(self._dispatch)
-        self.reachability.lan = lan_address(self.address, next(iter(self._joiner.addresses), None))
+        toward = network_mode.ROUTE_PROBE if self.mainline else next(iter(self._joiner.addresses), None)
+        self.reachability.lan = lan_address(self.address, toward)
+        if self.mainline:
+            self.log.info("riding the public BitTorrent DHT (Mainline) through {n} nodes",
+                          n=len(self._joiner.addresses))
         self.endpoint.start()
         self.presences.liveness.start()
         self._joiner.start()
@@ -161,8 +184,14 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
 
     def _joined(self, size):
         self.log.info("joined the swarm: {size} nodes known", size=size)
-        self.reachability.start(self.node.routing_table, self._joiner.addresses)
-        self.tracker.start(after=self.publisher.start())  # look once our record is out (see tracker.start)
+        if self.mainline:  # our first record lists the introducers the first search found
+            published = self._introducer_search.start().addBoth(lambda _: self.publisher.start())
+            if self._announcer is not None:
+                self._announcer.start()
+        else:
+            self.reachability.start(self.node.routing_table, self._joiner.addresses)
+            published = self.publisher.start()
+        self.tracker.start(after=published)  # look once our record is out (see tracker.start)
         self.mailbox.start()
         self._notify_status()
 
@@ -176,6 +205,9 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         yield self.presences.liveness.stop()
         if leaving:
             yield self.publisher.go_offline()
+        for part in (self._introducer_search, self._announcer, self._quorum):
+            if part is not None:
+                part.stop()
         for part in (self.tracker, self.mailbox, self.reachability, self.endpoint, self.node):
             yield part.stop()
         self._db.close()
@@ -240,6 +272,14 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                 self.secrets.received(peer_key, secret)
             except OSError as e:
                 self.log.error("cannot keep a contact's presence secret: {error}", error=e)
+
+    def publicly_reachable(self):
+        """Whether DHT nodes see us at our own socket's address: no NAT in between."""
+        local = (self.reachability.lan[0], self.address[1]) if self.reachability.lan and self.address else None
+        return network_mode.publicly_reachable(self.reachability.votes.external_address(), local)
+
+    def _update_read_only(self, *_response):
+        self.node.protocol.read_only = not self.publicly_reachable()
 
     def _own_presence(self):
         return self.reachability.own_presence(self._my_status.value)

@@ -16,6 +16,8 @@ from kademlia import krpc, nodeid, statefile
 from kademlia.handover import Handover
 from kademlia.items import ItemError, MutableItem, VerifiedSignatures
 from kademlia.lookup import Lookup
+from kademlia.pacing import QueryPacer
+from kademlia.peers import PeerHandlers, PeerStore
 from kademlia.protocol import KRPCProtocol, QueryTimeout
 from kademlia.ratelimit import PerIPRateLimiter
 from kademlia.reflection import ReflectionGuard, padded_size
@@ -67,8 +69,11 @@ class DHTNode:
             PerIPRateLimiter(now, s.queries_per_ip_per_second, s.query_burst_per_ip),
             PerIPRateLimiter(now, s.datagrams_per_ip_per_second, s.datagram_burst_per_ip),
             self.reflection, s.max_pending_queries,
+            QueryPacer(reactor, s.pace_interval) if s.pace_interval > 0 else None,
         )
         self.query_handlers = QueryServer(self.routing_table, self.store, self.tokens).handlers()
+        self.peers = PeerStore(now)  # announce_peer (kadchat introducers announce themselves)
+        self.query_handlers.update(PeerHandlers(self.peers, self.tokens, self.query_handlers[b"get_peers"]).handlers())
         self.handover = Handover(self, reactor, s)
         room = padded_size(s.k, s.reflection_factor)
         self._answer_room = {b"find_node": room, b"get_peers": room, b"get": room}
@@ -140,7 +145,11 @@ class DHTNode:
 
     def stall_timeout(self, node_id):
         contact = self.routing_table.get(node_id)
-        return self.timeouts.timeout_for(contact.rtt if contact else None)
+        timeout = self.timeouts.timeout_for(contact.rtt if contact else None)
+        pacer = self.protocol.pacer
+        if pacer is not None:  # a paced query waits before it leaves: not a stall
+            timeout += pacer.wait(contact.address[0]) if contact else pacer.longest_wait()
+        return timeout
 
     def query_contact(self, node_id, address, method, args):
         """One KRPC query; success and failure both update the routing table."""
@@ -170,14 +179,20 @@ class DHTNode:
 
     # -- client side: lookups -------------------------------------------------
 
-    def _lookup(self, target, method, args):
-        seeds = self.routing_table.closest(target, self.settings.k * 2)
-        lookup = Lookup(self, target, method, args, self.settings.k, self.settings.alpha,
+    def _lookup(self, target, method, args, width=None):
+        width = width or self.settings.k
+        seeds = self.routing_table.closest(target, max(width, self.settings.k * 2))
+        lookup = Lookup(self, target, method, args, width, self.settings.alpha,
                         accept=self._accept_id)
         return lookup.start(seeds)
 
     def find_node(self, target):
         return self._lookup(target, b"find_node", {b"target": target})
+
+    def get_peers(self, info_hash):
+        """BEP 5 get_peers: the answered lookup Candidates nearest `info_hash`, each
+        with its response `values` (`values` peers, `token` for announce_peer)."""
+        return self._lookup(info_hash, b"get_peers", {b"info_hash": info_hash})
 
     @defer.inlineCallbacks
     def bootstrap(self, addresses=()):
@@ -299,10 +314,10 @@ class DHTNode:
         return self.send_put(candidate, token, item, ttl).addErrback(again)
 
     @defer.inlineCallbacks
-    def put(self, item, ttl=None):
-        """Store `item` on the k closest nodes; fires with how many accepted it."""
+    def put(self, item, ttl=None, width=None):
+        """Store `item` on the k (or `width`) closest nodes; fires with how many accepted it."""
         ttl = self.settings.default_ttl if ttl is None else ttl
-        answered = yield self._lookup(item.target, b"get", {b"target": item.target})
+        answered = yield self._lookup(item.target, b"get", {b"target": item.target}, width)
         puts = [
             self._send_put_twice(c, c.values[b"token"], item, ttl)
             for c in answered

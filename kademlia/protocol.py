@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from kademlia import krpc
+from kademlia import bencode, krpc
 from kademlia.timers import cancel
 
 
@@ -52,7 +52,7 @@ class KRPCProtocol(DatagramProtocol):
     TRANSACTION_LENGTH = 4
 
     def __init__(self, clock, handler, rate_limiter=None, other_rate_limiter=None, guard=None,
-                 max_pending=4096):
+                 max_pending=4096, pacer=None):
         self._clock = clock
         self._handler = handler
         self._rate_limiter = rate_limiter
@@ -61,6 +61,8 @@ class KRPCProtocol(DatagramProtocol):
         self.max_pending = max_pending
         self._pending = {}  # transaction id -> (Deferred, address, timer)
         self.datagram_handler = None
+        self.pacer = pacer  # a kademlia.pacing.QueryPacer: queries to one IP spaced out
+        self.read_only = False  # BEP 43: ask other nodes to keep us out of their tables, answer none
         self.stats = Stats()
         self.stopped = False
 
@@ -77,9 +79,23 @@ class KRPCProtocol(DatagramProtocol):
             return defer.fail(TooManyQueries(f"{len(self._pending)} queries in flight"))
         transaction = self._new_transaction()
         d = defer.Deferred(lambda _: self._forget(transaction))
-        timer = self._clock.callLater(timeout, self._timed_out, transaction)
-        self._pending[transaction] = (d, address, timer)
-        self._send(krpc.encode_query(transaction, method, args, min_size), address)
+        data = krpc.encode_query(transaction, method, args, min_size)
+        if self.read_only:  # BEP 43 puts `ro` in the top-level dictionary
+            data = bencode.encode({**bencode.decode(data), b"ro": 1})
+        self._pending[transaction] = (d, address, None)
+
+        def send():  # the timeout runs from the moment the query leaves
+            if transaction in self._pending and not self.stopped:
+                timer = self._clock.callLater(timeout, self._timed_out, transaction)
+                self._pending[transaction] = (d, address, timer)
+                self._send(data, address)
+
+        if self.pacer is None:
+            send()
+        elif not self.pacer.run(address[0], send):
+            del self._pending[transaction]
+            self.stats.refused += 1
+            return defer.fail(TooManyQueries(f"queries to {address[0]} queued at the cap"))
         return d
 
     def _new_transaction(self):
@@ -133,6 +149,8 @@ class KRPCProtocol(DatagramProtocol):
 
     def _answer(self, query, address, request_size):
         self.stats.queries += 1
+        if self.read_only:  # BEP 43: a read-only node answers no queries
+            return
         try:
             values = self._handler.handle_query(query, address)
         except krpc.KRPCError as e:
@@ -182,6 +200,8 @@ class KRPCProtocol(DatagramProtocol):
     def stop(self):
         """Fail every outstanding query and close the socket."""
         self.stopped = True
+        if self.pacer is not None:
+            self.pacer.stop()
         for transaction in list(self._pending):
             d, _, timer = self._pending.pop(transaction)
             cancel(timer)

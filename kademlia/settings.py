@@ -29,6 +29,9 @@ class DHTSettings:
     # exempt, as the BEP says; "all": checked too, for the simulator's 10/8 swarm).
     # Our own id must fit: kademlia.nodeid.node_id_for(external_ip, os.urandom).
     node_id_check: str = "off"
+    # Mainline mode: our queries to one IP at most one per this many seconds (0: unpaced);
+    # libtorrent blocks an IP past about 5 packets a second (kademlia.pacing).
+    pace_interval: float = 0.0
     # What a stranger (a source that has not proven its address) can make us do.
     max_pending_queries: int = 4096  # our queries in flight; past this new ones are refused
     reflection_factor: int = 3  # answers to unproven sources: at most this times the query's bytes

@@ -146,10 +146,10 @@ def server_argv(host, port=0, log=None):
 class Spawned(ChildProcess):
     """A child process on this host (its stderr lines collected too), with bounded waits."""
 
-    def __init__(self, argv, pty_mode=False, cwd=None, name=None):
+    def __init__(self, argv, pty_mode=False, cwd=None, name=None, env=None):
         self.argv = argv
         self.name = name or Path(argv[1]).name
-        options = dict(cwd=cwd or ROOT, env=CHILD_ENV, start_new_session=True)
+        options = dict(cwd=cwd or ROOT, env=dict(CHILD_ENV, **(env or {})), start_new_session=True)
         if pty_mode:
             # A terminal for stdin and stdout, as for a person; stderr apart. A dumb one: the
             # console's lines, not its line editor (tests/test_console_terminal.py reads the editor's screen).
@@ -205,10 +205,10 @@ class Processes:
         found = server.expect(r"^listening on (\S+):(\d+)$")
         return server, (found[1], int(found[2]))
 
-    def client(self, data_dir, *flags, pty_mode=False, bootstrap=None, interface="127.0.0.1"):
-        """A console client; returns it once it is listening."""
+    def client(self, data_dir, *flags, pty_mode=False, bootstrap=None, interface="127.0.0.1", env=None):
+        """A console client (`env`: variables added to its environment); returns it once it is listening."""
         client = self.spawn(client_argv(data_dir, *flags, bootstrap=bootstrap, interface=interface),
-                            pty_mode=pty_mode, name=Path(data_dir).name)
+                            pty_mode=pty_mode, name=Path(data_dir).name, env=env)
         client.expect(LISTENING)
         return client
 

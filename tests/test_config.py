@@ -25,7 +25,9 @@ def _exit(capsys, argv):
 def test_defaults_without_flags_or_file(tmp_path):
     config = parse_client_args(["--data-dir", str(tmp_path)])
     assert config == Config(data_dir=str(tmp_path))
-    assert (config.port, config.k, config.alpha, config.epoch_seconds, config.record_ttl) == (0, 8, 3, 300, 600)
+    # The epoch is the network's (kadchat.network_mode): 300 s, an hour on Mainline.
+    assert (config.port, config.k, config.alpha, config.epoch_seconds, config.record_ttl) == (0, 8, 3, None, 600)
+    assert (config.network, config.introducer) == ("auto", False)
     assert (config.no_gui, config.refresh, config.refresh_interval) == (False, False, 10.0)
 
 
@@ -154,3 +156,15 @@ def test_bad_flag_in_a_real_process_prints_no_traceback():
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_mainline_and_introducer_flags_and_the_network_key(tmp_path, capsys):
+    config = parse_client_args(["--data-dir", str(tmp_path), "--mainline", "--introducer"])
+    assert (config.network, config.introducer) == ("mainline", True)
+    (tmp_path / "kadchat.conf").write_text("network = private\nintroducer = yes\n")
+    config = parse_client_args(["--data-dir", str(tmp_path)])
+    assert (config.network, config.introducer) == ("private", True)
+    assert parse_client_args(["--data-dir", str(tmp_path), "--mainline"]).network == "mainline"  # the flag wins
+    (tmp_path / "kadchat.conf").write_text("network = kademlia\n")
+    with pytest.raises(UserError, match=r"kadchat.conf:1: network: expected one of auto, mainline, private"):
+        parse_client_args(["--data-dir", str(tmp_path)])
