@@ -122,7 +122,7 @@ def _decode_query(transaction, message):
     if not isinstance(method, bytes) or not isinstance(args, dict):
         raise MalformedMessage("query without method or arguments")
     sender_id = _node_id(args.get(b"id"))
-    return Query(transaction, method, args, sender_id, args.get(b"ro") == 1)
+    return Query(transaction, method, args, sender_id, message.get(b"ro") == 1)  # BEP 43: top level
 
 
 def _decode_response(transaction, message):

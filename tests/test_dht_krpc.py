@@ -25,9 +25,11 @@ def test_query_round_trip():
     assert not message.read_only
 
 
-def test_read_only_flag_is_read():
-    data = krpc.encode_query(b"xy", b"ping", {b"id": NODE_ID, b"ro": 1})
-    assert krpc.decode_message(data).read_only
+def test_read_only_flag_is_read_from_the_top_level_dictionary_as_bep_43_puts_it():
+    query = bencode.decode(krpc.encode_query(b"xy", b"ping", {b"id": NODE_ID}))
+    assert krpc.decode_message(bencode.encode({**query, b"ro": 1})).read_only
+    in_arguments = krpc.encode_query(b"xy", b"ping", {b"id": NODE_ID, b"ro": 1})
+    assert not krpc.decode_message(in_arguments).read_only
 
 
 def test_response_round_trip_carries_the_requester_address():
