@@ -33,6 +33,7 @@ def run(procs, scenario, tmp_path):
     return facts
 
 
+@pytest.mark.slow  # ~30 s: five people, a removal, a restart
 def test_only_contacts_locate_and_open_the_record_and_removal_cuts_them_off(tmp_path, procs):
     facts = run(procs, "privacy", tmp_path)
     assert facts["contacts_connected"] and facts["bob_holds_alice_secret"]
@@ -58,6 +59,7 @@ def test_only_contacts_locate_and_open_the_record_and_removal_cuts_them_off(tmp_
     assert facts["erin_gets_the_new_secret"]
 
 
+@pytest.mark.slow  # ~20 s
 def test_requests_are_accepted_ignored_and_blocked_end_to_end(tmp_path, procs):
     facts = run(procs, "requests", tmp_path)
     assert facts["requests"] == [["charlie", "charlie here"], ["mallory", "mallory here"], ["olivia", "olivia here"]]
