@@ -19,7 +19,7 @@ it. The fixed size says nothing about the note's length.
 import struct
 
 from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.public import PublicKey, SealedBox
+from nacl.public import SealedBox
 from nacl.signing import VerifyKey
 
 from kadchat.cookies import TokenBucket
