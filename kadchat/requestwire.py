@@ -87,6 +87,8 @@ def open_request(box, own_key, data, now):
         body = box.decrypt(data[1:])
     except CryptoError:
         raise RequestError("does not open") from None
+    if len(body) != PADDED_SIZE:  # sealed by someone, but not as a request is
+        raise RequestError("bad size")
     requester, signature = body[:32], body[32:96]
     millis, name_length = struct.unpack_from(">QB", body, 96)
     name = body[105:105 + name_length]
