@@ -14,7 +14,9 @@ Decoders: kademlia.bencode.decode (DecodeError), kademlia.krpc.decode_message
 kadchat.nat.natwire.decode (NatWireError), and presence records:
 kadchat.presence.open_record (PresenceError) on items with mutated fields, and
 on genuinely signed, sealed records whose plaintext payload is mutated (what a
-contact's own client could send), which reaches the payload decoder.
+contact's own client could send), which reaches the payload decoder; contact
+requests, kadchat.requestwire.open_request (RequestError), as sent and as
+well-sealed bodies with mutated contents.
 """
 
 import argparse
@@ -193,6 +195,28 @@ def presence_targets():
     ]
 
 
+def request_targets():
+    """Contact requests (kadchat.requestwire): the datagram as a stranger sends it, and
+    well-sealed bodies with mutated contents (what reaches the parser behind the box)."""
+    from kadchat import requestwire
+    from nacl.public import SealedBox
+    from nacl.signing import SigningKey
+    callee, sender = SigningKey(hashlib.sha256(b"callee").digest()), SigningKey(hashlib.sha256(b"sender").digest())
+    callee_key, now = bytes(callee.verify_key), 1_700_000_000.0
+    opener, sealer = SealedBox(callee.to_curve25519_private_key()), SealedBox(callee.verify_key.to_curve25519_public_key())
+    genuine = requestwire.make_request(sender, callee_key, "sender", "a note", now)
+
+    def open_sealed(body):
+        requestwire.open_request(opener, callee_key, bytes([requestwire.REQUEST]) + sealer.encrypt(body), now)
+
+    return [
+        Target("requestwire.open_request", lambda data: requestwire.open_request(opener, callee_key, data, now),
+               (requestwire.RequestError,), [genuine]),
+        Target("requestwire.open_request(sealed body)", open_sealed, (requestwire.RequestError,),
+               [opener.decrypt(genuine[1:])]),
+    ]
+
+
 def targets():
     from kadchat import wire
     from kadchat.nat import natwire
@@ -204,6 +228,7 @@ def targets():
         Target("kadchat.wire.decode_record", wire.decode_record, (wire.WireError,), record_samples()),
         Target("kadchat.nat.natwire.decode", natwire.decode, (natwire.NatWireError,), natwire_samples()),
         *presence_targets(),
+        *request_targets(),
     ]
 
 

@@ -66,14 +66,20 @@ class PendingRequests:
         self._save()
         return request
 
+    def named(self, name):
+        """The pending request named `name`; UserError if none."""
+        for request in self._pending.values():
+            if request.name == name:
+                return request
+        raise UserError(f"no contact request from {name!r}")
+
     def take(self, name):
         """Remove the request named `name`; returns (public key, ContactRequest). UserError if none."""
-        for public_key, request in self._pending.items():
-            if request.name == name:
-                del self._pending[public_key]
-                self._save()
-                return public_key, request
-        raise UserError(f"no contact request from {name!r}")
+        request = self.named(name)
+        public_key = decode_card(request.card)
+        del self._pending[public_key]
+        self._save()
+        return public_key, request
 
     def drop(self, public_key):
         if self._pending.pop(public_key, None) is not None:

@@ -19,7 +19,7 @@ it. The fixed size says nothing about the note's length.
 import struct
 
 from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.public import PublicKey, SealedBox
+from nacl.public import SealedBox
 from nacl.signing import VerifyKey
 
 from kadchat.cookies import TokenBucket
@@ -87,6 +87,8 @@ def open_request(box, own_key, data, now):
         body = box.decrypt(data[1:])
     except CryptoError:
         raise RequestError("does not open") from None
+    if len(body) != PADDED_SIZE:  # sealed by someone, but not as a request is
+        raise RequestError("bad size")
     requester, signature = body[:32], body[32:96]
     millis, name_length = struct.unpack_from(">QB", body, 96)
     name = body[105:105 + name_length]

@@ -352,8 +352,8 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         return self.pending.all()
 
     def accept_request(self, name):
-        _, request = self.pending.take(name)
-        return self.add_contact(request.card, request.name)
+        request = self.pending.named(name)
+        return self.add_contact(request.card, request.name)  # which answers the request
 
     def ignore_request(self, name):
         self.pending.take(name)

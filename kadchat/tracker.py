@@ -110,7 +110,8 @@ class PresenceTracker:
         self._watched.pop(name, None)
 
     def rename_contact(self, name, new_name):
-        self._watched[new_name] = self._watched.pop(name)
+        if name in self._watched:
+            self._watched[new_name] = self._watched.pop(name)
 
     def subscribe(self, listener: PresenceListener):
         self._listeners.append(listener)

@@ -12,6 +12,7 @@ ground truth for the secrets a person holds.
 """
 
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -20,23 +21,25 @@ from twisted.internet import defer, task
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import parse_client_args  # noqa: E402
+from kadchat import wire  # noqa: E402
 from kadchat.blinding import epoch_of  # noqa: E402
 from kadchat.cards import encode_card  # noqa: E402
 from kadchat.identity import load_or_create  # noqa: E402
 from kadchat.presence import PresenceError, open_record, record_target  # noqa: E402
 from kadchat.service import ChatService  # noqa: E402
+from tests.spoofing import RawSender  # noqa: E402 (raw sockets: root only, the test checks)
 
 WAIT = 20.0  # seconds any one thing may take before the scenario says it did not happen
 
 
 class Person:
-    def __init__(self, reactor, root, name, host, server):
+    def __init__(self, reactor, root, name, host, server, port=0):
         self.reactor, self.name, self.host = reactor, name, host
         self.data_dir = root / name
         self.identity = load_or_create(str(self.data_dir), name)
         self.card = self.identity.card
         self.key = self.identity.public_key
-        self._argv = ["-N", "--data-dir", str(self.data_dir), "--interface", host,
+        self._argv = ["-N", "--data-dir", str(self.data_dir), "--interface", host, "-p", str(port),
                       "-I", server[0], "-P", str(server[1])]
         self.requests_heard = []
         self.service = self._new_service()
@@ -57,6 +60,15 @@ class Person:
 
     def start(self):
         self.service.start()
+
+    def crash(self):
+        """Go silent at once, as a killed process: no goodbye, the port closed (to be reused)."""
+        service = self.service
+        for part in (service.tracker, service.publisher, service.mailbox, service.reachability):
+            part.stop()
+        service.presences.liveness.stop()
+        service.endpoint.sessions.stop()
+        return defer.maybeDeferred(service.node.protocol.transport.stopListening)
 
     def stop(self):
         return self.service.stop()
@@ -197,7 +209,46 @@ def requests(reactor, root, server):
         yield person.stop()
 
 
-SCENARIOS = {"privacy": privacy, "requests": requests}
+@defer.inlineCallbacks
+def resets(reactor, root, server):
+    """Forged UNKNOWN_SESSION notices (spoofed from bob's address) against bob's restart's
+    (same identity, address and port)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.2", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    alice = Person(reactor, root, "alice", "127.0.0.1", server)
+    bob = Person(reactor, root, "bob", "127.0.0.2", server, port=port)
+    alice.service.add_contact(bob.card, "bob")
+    bob.service.add_contact(alice.card, "alice")
+    yield joined(reactor, [alice, bob])
+    fact("connected", (yield until(reactor, lambda: alice.connected(bob) and bob.connected(alice)))[0])
+    yield sleep(reactor, 0.5)  # the RESET records are in
+    sessions = alice.service.endpoint.sessions
+    stats = sessions.handshake_stats
+    started = stats.started
+    session = sessions._peers[bob.key].current
+    sender = RawSender()
+    for n in range(20):
+        forged = wire.encode_unknown_session(session.channel.keys.remote_index, bytes([n]) * wire.RESET_TOKEN_SIZE)
+        sender.send(forged, session.addr, alice.service.address)
+    sender.close()
+    yield sleep(reactor, 1.0)
+    fact("forged", {"forged_notices": stats.forged_notices, "honoured": stats.unknown_session_notices,
+                    "handshakes_started": stats.started - started,
+                    "same_session": sessions._peers[bob.key].current is session})
+    yield bob.crash()
+    bob.restart()  # same identity, same address and port, no memory of the session
+    alice.service.send_message("bob", "are you there?")  # sealed under the session bob forgot
+    got = yield until(reactor, lambda: any(
+        m.text == "are you there?" for m in bob.service.history("alice")))
+    fact("after_restart", {"delivered": got[0], "honoured": stats.unknown_session_notices,
+                           "forged_notices": stats.forged_notices})
+    for person in (alice, bob):
+        yield person.stop()
+
+
+SCENARIOS = {"privacy": privacy, "requests": requests, "resets": resets}
 
 
 @defer.inlineCallbacks

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.client_helpers import ROOT, procs  # noqa: F401 (procs: a fixture)
+from tests.spoofing import can_spoof
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -32,6 +33,7 @@ def run(procs, scenario, tmp_path):
     return facts
 
 
+@pytest.mark.slow  # ~30 s: five people, a removal, a restart
 def test_only_contacts_locate_and_open_the_record_and_removal_cuts_them_off(tmp_path, procs):
     facts = run(procs, "privacy", tmp_path)
     assert facts["contacts_connected"] and facts["bob_holds_alice_secret"]
@@ -57,6 +59,7 @@ def test_only_contacts_locate_and_open_the_record_and_removal_cuts_them_off(tmp_
     assert facts["erin_gets_the_new_secret"]
 
 
+@pytest.mark.slow  # ~20 s
 def test_requests_are_accepted_ignored_and_blocked_end_to_end(tmp_path, procs):
     facts = run(procs, "requests", tmp_path)
     assert facts["requests"] == [["charlie", "charlie here"], ["mallory", "mallory here"], ["olivia", "olivia here"]]
@@ -67,3 +70,13 @@ def test_requests_are_accepted_ignored_and_blocked_end_to_end(tmp_path, procs):
     assert facts["asked_again"] == ["olivia"] and facts["heard_after_answers"] == ["olivia"]
     assert facts["mallory_blocked_in_file"] and not facts["mallory_connected"]
     assert facts["mallory_handshakes_refused"] >= 1
+
+
+def test_a_forged_unknown_session_is_ignored_and_a_restarted_peers_is_honoured(tmp_path, procs):
+    if not can_spoof():
+        pytest.skip("spoofing a source address needs raw sockets (root)")
+    facts = run(procs, "resets", tmp_path)
+    assert facts["connected"]
+    assert facts["forged"] == {"forged_notices": 20, "honoured": 0, "handshakes_started": 0, "same_session": True}
+    # bob restarted: his notice carries the token his identity gives, and the message gets through.
+    assert facts["after_restart"]["delivered"] and facts["after_restart"]["honoured"] == 1

@@ -32,7 +32,7 @@ class Events(list):
 
 
 def test_contact_requests_rename_remove_and_block_tell_the_uis_and_change_the_files(tmp_path):
-    bob, carol, mallory = (bytes(SigningKey(bytes([n]) * 32).verify_key) for n in (2, 3, 4))
+    bob, carol, mallory, dave = (bytes(SigningKey(bytes([n]) * 32).verify_key) for n in (2, 3, 4, 5))
     service = ChatService(task.Clock(), Config(data_dir=str(tmp_path)), load_or_create(str(tmp_path), "alice"))
     service.book.load()  # not started: no socket, the contact calls need none
     events = Events()
@@ -42,6 +42,11 @@ def test_contact_requests_rename_remove_and_block_tell_the_uis_and_change_the_fi
     service.request_received(mallory, "Bob", "", ("10.0.0.4", 1))  # a name like a contact's is made unique
     service.request_received(bob, "Bob", "", ("10.0.0.2", 1))  # a contact's ask is no request
     assert [r.name for r in service.requests()] == ["Carol", "Bob (2)"]
+    service.add_contact(encode_card(dave), "Carol")  # the request's name is taken meanwhile...
+    with pytest.raises(UserError, match="already have a contact named 'Carol'"):
+        service.accept_request("Carol")
+    assert [r.name for r in service.requests()] == ["Carol", "Bob (2)"]  # ... and the request is kept
+    service.remove_contact("Carol")
     assert service.accept_request("Carol").name == "Carol"
     service.block("Bob (2)")
     with pytest.raises(UserError):
@@ -51,7 +56,8 @@ def test_contact_requests_rename_remove_and_block_tell_the_uis_and_change_the_fi
     service.remove_contact("Carol")
     service.block("Robert")
     assert events == [("contacts",), ("request", "Carol", "we met at the conference"), ("request", "Bob (2)", ""),
-                      ("contacts",), ("contacts",), ("contacts",), ("contacts",), ("contacts",)]
+                      ("contacts",), ("contacts",), ("contacts",), ("contacts",), ("contacts",), ("contacts",),
+                      ("contacts",)]
     assert service.contacts() == [] and service.requests() == []
     assert (tmp_path / "contacts.txt").read_text() == ""
     assert encode_card(mallory) in (tmp_path / "blocked.txt").read_text()
