@@ -360,7 +360,7 @@ def latency_processes(count, trials, add_trials, crash, tmp):
             hub.process.send_line("/quit")
             got["offline_after_quit"] += took(
                 until_lines([(c.process, presence(hub.name, "offline")) for c in contacts], quit_at), quit_at)
-            hub.process.wait()
+            hub.process.wait(60)  # its offline record goes out first
             for c in contacts:
                 c.process.send_line(f"/msg {hub.name} queued {trial}")
             time.sleep(0.5)  # queued: waiting for a new session (and into a dead drop)

@@ -30,6 +30,7 @@ from kadchat.seqcounter import SeqCounter
 from kadchat.sessions import SessionConfig
 from kadchat.tracker import PresenceTracker
 from kadchat.views import contact_view, message_view
+from kadchat.whereabouts import WHEREABOUTS_FILE, Whereabouts
 from kademlia.node import DHTNode
 from kademlia.settings import DHTSettings
 from kademlia.timers import Loop
@@ -68,6 +69,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds,
             route_of=lambda key: self.endpoint.route_of(key),
             probe=lambda key, addrs: self.endpoint.probe_paths(key, addrs),
+            whereabouts=Whereabouts(reactor, self._path(WHEREABOUTS_FILE)),
         )
         self.node.add_response_observer(self.reachability.votes.add)
         self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes))
@@ -108,6 +110,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         c = self.config
         # A seq file that would end our presence records stops the start, not only a log line later.
         warnings = self._seq.check() + self.book.load()
+        self.reachability.whereabouts.load()
         for name, public_key in self.book.items():
             self.tracker.add_contact(name, public_key)
         entries, problems = parse_bootstrap(self._path(BOOTSTRAP_FILE))
