@@ -178,7 +178,7 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
     def _probe_direct(self, peer_key, left):
         """Send a probe to the contact's direct addresses now and at each of `left` (seconds
         since the session came up), while the session stays relayed."""
-        record = self._records.get(peer_key)
+        record = self._record_of(peer_key)
         addrs = [a for a in record.addrs if isinstance(a, tuple)] if record is not None else []
         if not addrs or self.route_kind(self._route_of(peer_key)) != "relayed":
             self._probing.pop(peer_key, None)
@@ -190,6 +190,13 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         self._probing[peer_key] = timer
         if not self._probe(peer_key, addrs):  # the session went away meanwhile
             self._stop_probing(peer_key)
+
+    def _record_of(self, peer_key):
+        """The newest record we reached the contact by, else the one we remember."""
+        if peer_key in self._records:
+            return self._records[peer_key]
+        known = self.whereabouts.known([peer_key]) if self.whereabouts is not None else []
+        return known[0][1] if known else None
 
     def _stop_probing(self, peer_key):
         cancel(self._probing.pop(peer_key, None))
