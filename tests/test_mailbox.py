@@ -248,3 +248,20 @@ def test_a_contact_away_for_48_hours_still_gets_the_message(world):
     clock.advance(48 * 3600 + 120)
     b.mailbox.reader.read(a.public_key)
     assert [m.text for m in b.received] == ["two days"]
+
+
+def test_stop_ends_a_first_pass_over_many_contacts_whose_reads_wait_their_turn(tmp_path):
+    # Cancelled, every waiting slot read ends at once: ended in one synchronous cascade
+    # through the reader's semaphore, they overflowed the stack and the pass never ended
+    # (seen: a /quit that did not exit, 20 contacts).
+    from tests.test_presence import HangingDHT
+    clock = Clock()
+    clock.advance(T0)
+    side = Side(tmp_path, "a", 1, bytes(SigningKey(bytes([2]) * 32).verify_key), clock, HangingDHT())
+    side.mailbox._contacts = lambda: [bytes(SigningKey(bytes([3 + i]) * 32).verify_key) for i in range(20)]
+    side.mailbox.start()
+    stopped = side.mailbox.stop(grace=5.0)
+    clock.advance(5.0)
+    assert stopped.called
+    side.endpoint.stop()
+    assert clock.getDelayedCalls() == []
