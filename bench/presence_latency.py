@@ -73,6 +73,7 @@ OLD_POLL_INTERVAL = 60.0  # commit 44536e1: ON_DEMAND_REFRESH
 RECORD_TTL = 600.0
 QUIET = DHTSettings(maintenance_interval=10**7)
 WAIT_LIMIT = 90.0  # seconds: a figure not seen by then counts as missing
+QUIT_LIMIT = 30.0  # seconds from /quit to the process's exit (quits_not_ended_within_30_s)
 
 
 def figures(samples):
@@ -360,7 +361,11 @@ def latency_processes(count, trials, add_trials, crash, tmp):
             hub.process.send_line("/quit")
             got["offline_after_quit"] += took(
                 until_lines([(c.process, presence(hub.name, "offline")) for c in contacts], quit_at), quit_at)
-            hub.process.wait()
+            try:
+                hub.process.wait(QUIT_LIMIT)  # its offline record goes out first
+            except TimeoutError:  # a stop that does not end: counted, and killed
+                result["quits_not_ended_within_30_s"] = result.get("quits_not_ended_within_30_s", 0) + 1
+                hub.process.kill()
             for c in contacts:
                 c.process.send_line(f"/msg {hub.name} queued {trial}")
             time.sleep(0.5)  # queued: waiting for a new session (and into a dead drop)
@@ -370,7 +375,7 @@ def latency_processes(count, trials, add_trials, crash, tmp):
                 until_lines([(c.process, presence(hub.name, "connected")) for c in contacts], again), again)
             got["queued_delivered"] += took(
                 until_lines([(hub.process, received(c.name, f"queued {trial}")) for c in contacts], again), again)
-        result = {key: figures(values) for key, values in got.items()}
+        result.update({key: figures(values) for key, values in got.items()})
         result["samples_expected"] = {"connected_after_mutual_add": count * add_trials, "others": count * trials}
         if crash:
             killed = time.monotonic()

@@ -6,6 +6,13 @@ seconds, which also keeps NAT mappings open. A contact not heard from for
 `gone_after` seconds (three keep-alives) is gone (crashed, or its network went away); a clean
 exit says goodbye (status offline) first. This is what lets a contact see us
 arrive and leave within a second or two instead of at its next DHT look-up.
+
+A hello is a datagram, and a burst (a hundred contacts' handshakes, hellos and
+DHT answers at once after a restart) can overflow a busy receiver's socket.
+So a contact's first hello is answered with ours (it may not have heard it),
+and a hello of ours that nothing answers is said again at every check, for
+`gone_after` seconds: otherwise a contact whose hello we lost would only show
+connected at its next keep-alive, and miss our goodbye until then.
 """
 
 from kademlia.timers import Loop
@@ -30,6 +37,7 @@ class Liveness:
         self._loop = Loop(clock, keepalive / CHECKS_PER_KEEPALIVE, self._check)
         self._heard = {}  # peer key -> when we last heard it say hello
         self._said = {}  # peer key -> when we last told it our status
+        self._unanswered = {}  # peer key -> since when our hello waits for the peer's
         self.status = ONLINE
         self._leaving = False  # after goodbye() we say nothing more
 
@@ -51,6 +59,8 @@ class Liveness:
             self._tell(peer)
 
     def session_ready(self, peer_key):
+        if peer_key not in self._heard:
+            self._unanswered.setdefault(peer_key, self._clock.seconds())
         self._tell(peer_key)
 
     def _tell(self, peer_key):
@@ -60,13 +70,17 @@ class Liveness:
         self._send(peer_key, self.status, now)
 
     def presence_received(self, peer_key, status, their_time):
+        self._unanswered.pop(peer_key, None)
         if status == OFFLINE:
             self._said.pop(peer_key, None)
             if self._heard.pop(peer_key, None) is not None:
                 self._on_gone(peer_key)
             return
+        first = peer_key not in self._heard
         self._heard[peer_key] = self._clock.seconds()
         self._on_hello(peer_key, status, their_time)
+        if first:
+            self._tell(peer_key)  # the answer: it may not have heard our hello
 
     def goodbye(self):
         """We are leaving: tell every live contact."""
@@ -77,6 +91,7 @@ class Liveness:
                 self._send(peer, OFFLINE, now)
         self._heard.clear()
         self._said.clear()
+        self._unanswered.clear()
 
     def forget(self, peer_key):
         """The peer is no longer a contact: tell it nothing more (and do not report it gone)."""
@@ -88,6 +103,11 @@ class Liveness:
 
     def _check(self):
         now = self._clock.seconds()
+        for peer, since in list(self._unanswered.items()):
+            if now - since > self._patience:
+                del self._unanswered[peer]  # no session any more, or nobody listening
+            else:
+                self._tell(peer)
         for peer, heard in list(self._heard.items()):
             if now - heard > self._patience:
                 del self._heard[peer]

@@ -71,8 +71,8 @@ class DHTCalls:
         self.stats = defaultdict(int)  # gets, puts, put_bytes
 
     def _track(self, call, default, *args, **kw):
-        if self._closed:  # stopping: what is left of a pass ends without the network
-            return defer.succeed(default)
+        if self._closed:  # stopping: what is left of a pass ends without the network, each call
+            return task.deferLater(self._clock, 0, lambda: default)  # a turn later (no recursion)
         now = self._clock.seconds()
         wait, self._next_start = max(0.0, self._next_start - now), max(now, self._next_start) + self._gap
         if wait:

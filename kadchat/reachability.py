@@ -12,6 +12,8 @@ random (DESIGN.md). A session that came up relayed keeps trying the contact's
 direct addresses under its keys for a while (`PROBES_AFTER`): once one gets
 through, the session moves there and the relay drops out, as Tailscale's
 connections leave DERP; presence sees one session throughout, so nothing flaps.
+Where each contact was last reachable is kept (kadchat.whereabouts): once we
+have joined, every contact is tried there at once, before any DHT look-up.
 """
 
 import socket
@@ -36,12 +38,13 @@ INTRODUCERS_KEPT = 3  # registrations we keep alive (a record lists up to presen
 class Reachability(EndpointListener):  # the endpoint tells it when a session is up
     def __init__(self, clock, send_raw, signing_key, contacts, offer, has_session, on_addresses_changed,
                  epoch_seconds=300, punch_grace=PUNCH_GRACE, relay_soon=RELAY_SOON, secrets=NoSecrets,
-                 route_of=lambda key: None, probe=lambda key, addrs: False):
+                 route_of=lambda key: None, probe=lambda key, addrs: False, whereabouts=None):
         """`offer(peer_key, paths)` hands paths to the session layer; `has_session(peer_key)`
         says whether one is up; `on_addresses_changed()` is told when an introducer sees
         us somewhere new, so that the presence record can follow. `route_of(peer_key)` is
         where the session with the peer sends (None without one), `probe(peer_key, addrs)`
-        tries other addresses under it (kadchat.sessions.SessionManager.probe)."""
+        tries other addresses under it (kadchat.sessions.SessionManager.probe); `whereabouts`
+        (kadchat.whereabouts.Whereabouts, loaded) keeps where contacts were last reachable."""
         self._clock = clock
         self._offer = offer
         self._has_session = has_session
@@ -50,6 +53,8 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         self._relay_soon = relay_soon
         self._route_of = route_of
         self._probe = probe
+        self._contacts = contacts
+        self.whereabouts = whereabouts
         self.votes = AddressVotes(clock.seconds)
         self.traversal = Traversal(clock, send_raw, signing_key, epoch_seconds, contacts=contacts, secrets=secrets)
         self.lan = None
@@ -65,12 +70,18 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         introducers = [a for a in bootstrap_addresses if a in answering] or [
             c.address for c in routing_table.closest(routing_table.own_id)]
         self.traversal.start(introducers[:INTRODUCERS_KEPT])
+        if self.whereabouts is not None:
+            for peer_key, presence in self.whereabouts.known(self._contacts()):
+                if not self._has_session(peer_key):
+                    self.reach(peer_key, presence)
 
     def stop(self):
         for d in list(self._races.values()):
             d.cancel()
         for peer_key in list(self._probing):
             self._stop_probing(peer_key)
+        if self.whereabouts is not None:
+            self.whereabouts.stop()
         return self.traversal.stop()
 
     # -- us ------------------------------------------------------------------------
@@ -132,6 +143,8 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         """Race the contact's direct paths against the relay, which starts after the
         grace period; `offer_direct=False` when the caller has just offered them."""
         self._records[peer_key] = presence
+        if self.whereabouts is not None:
+            self.whereabouts.record(peer_key, presence)
         def direct():
             if offer_direct:
                 self._offer(peer_key, self.paths(peer_key, presence))
@@ -158,13 +171,16 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
             if not d.called:  # the first to fire wins the race, which cancels the other's wait
                 d.callback(None)
         self._stop_probing(peer_key)
-        if self.route_kind(self._route_of(peer_key)) == "relayed":
+        route = self._route_of(peer_key)
+        if self.route_kind(route) == "relayed":
             self._probe_direct(peer_key, list(PROBES_AFTER))
+        elif isinstance(route, tuple) and self.whereabouts is not None:
+            self.whereabouts.session_at(peer_key, route)
 
     def _probe_direct(self, peer_key, left):
         """Send a probe to the contact's direct addresses now and at each of `left` (seconds
         since the session came up), while the session stays relayed."""
-        record = self._records.get(peer_key)
+        record = self._record_of(peer_key)
         addrs = [a for a in record.addrs if isinstance(a, tuple)] if record is not None else []
         if not addrs or self.route_kind(self._route_of(peer_key)) != "relayed":
             self._probing.pop(peer_key, None)
@@ -176,6 +192,13 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         self._probing[peer_key] = timer
         if not self._probe(peer_key, addrs):  # the session went away meanwhile
             self._stop_probing(peer_key)
+
+    def _record_of(self, peer_key):
+        """The newest record we reached the contact by, else the one we remember."""
+        if peer_key in self._records:
+            return self._records[peer_key]
+        known = self.whereabouts.known([peer_key]) if self.whereabouts is not None else []
+        return known[0][1] if known else None
 
     def _stop_probing(self, peer_key):
         cancel(self._probing.pop(peer_key, None))

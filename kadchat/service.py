@@ -40,6 +40,7 @@ from kadchat.sessions import SessionConfig
 from kadchat.tracker import PresenceTracker
 from kadchat.views import contact_view, message_view
 from kademlia import statefile
+from kadchat.whereabouts import WHEREABOUTS_FILE, Whereabouts
 from kademlia.node import DHTNode
 from kademlia.timers import Loop
 
@@ -94,6 +95,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             on_addresses_changed=self._addresses_changed, epoch_seconds=c.epoch_seconds, secrets=self.secrets,
             route_of=lambda key: self.endpoint.route_of(key),
             probe=lambda key, addrs: self.endpoint.probe_paths(key, addrs),
+            whereabouts=Whereabouts(reactor, self._path(WHEREABOUTS_FILE)),
         )
         self.node.add_response_observer(self.reachability.votes.add)
         self.node.add_response_observer(IdRenewal(self.node, self.reachability.votes, from_first=self.mainline))
@@ -159,6 +161,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         # A seq file that would end our presence records stops the start, not only a log line later.
         warnings = (self._seq.check() + self._request_seq.check() + self.book.load() + self.blocked.load()
                     + self.pending.load() + self.secrets.load())
+        self.reachability.whereabouts.load()
         for name, public_key in self.book.items():
             self.tracker.add_contact(name, public_key)
             self._seen_in_history(name, public_key)

@@ -104,7 +104,11 @@ class PresenceTracker:
         self._stopped = False  # after stop(): results are ignored
 
     def add_contact(self, name, public_key):
-        self._watched[name] = _Watched(public_key)
+        """Watch a new contact: looked up at once if we are running (a refresh already in
+        flight, which a refresh() now would join, does not cover it)."""
+        watched = self._watched[name] = _Watched(public_key)
+        if self._running:
+            self._poll(name, watched)
 
     def remove_contact(self, name):
         self._watched.pop(name, None)

@@ -25,8 +25,32 @@ def test_a_new_session_gets_our_hello_and_their_hello_makes_them_live():
     clock, transcript, live = setup()
     live.session_ready(BOB)
     live.presence_received(BOB, "online", 2000.0)
-    assert transcript == [("send", BOB, "online", 1000), ("hello", BOB, "online", 2000.0)]
+    # ... and their first hello gets ours once more: they may not have heard the first
+    assert transcript == [("send", BOB, "online", 1000), ("hello", BOB, "online", 2000.0),
+                          ("send", BOB, "online", 1000)]
     assert live.is_live(BOB)
+    live.presence_received(BOB, "online", 2001.0)  # a keep-alive: no answer
+    assert len(transcript) == 4
+
+
+def test_an_unanswered_hello_is_said_again_at_each_check_until_the_contact_speaks():
+    clock, transcript, live = setup(keepalive=3.0, gone_after=9.0)
+    live.session_ready(BOB)  # our hello is lost, and so is theirs
+    clock.pump([1.0] * 3)
+    sends = [t[3] - 1000 for t in transcript if t[0] == "send"]
+    assert sends == [0, 1, 2, 3]  # a check every keepalive / 3
+    live.presence_received(BOB, "online", 2000.0)  # heard at last: answered, then keep-alives
+    transcript.clear()
+    clock.pump([1.0] * 3)
+    assert [t[0] for t in transcript] == ["send"]  # the keep-alive 3 s after our last word
+
+
+def test_an_unanswered_hello_is_given_up_after_the_patience():
+    clock, transcript, live = setup(keepalive=3.0, gone_after=9.0)
+    live.session_ready(BOB)
+    clock.pump([1.0] * 30)
+    assert len(transcript) == 10  # at 0, then each second up to 9 s
+    assert not live.is_live(BOB)
 
 
 def test_keepalives_every_15_seconds_and_gone_after_three_missed():

@@ -279,3 +279,20 @@ def test_a_withheld_value_is_not_taken_for_an_empty_drop(tmp_path):
     b.mailbox.reader.read(a.public_key)
     assert dht.withheld  # some of the reads met a withholding node
     assert [m.text for m in b.received] == [f"message {n}" for n in range(5)]
+
+
+def test_stop_ends_a_first_pass_over_many_contacts_whose_reads_wait_their_turn(tmp_path):
+    # Cancelled, every waiting slot read ends at once: ended in one synchronous cascade
+    # through the reader's semaphore, they overflowed the stack and the pass never ended
+    # (seen: a /quit that did not exit, 20 contacts).
+    from tests.test_presence import HangingDHT
+    clock = Clock()
+    clock.advance(T0)
+    side = Side(tmp_path, "a", 1, bytes(SigningKey(bytes([2]) * 32).verify_key), clock, HangingDHT())
+    side.mailbox._contacts = lambda: [bytes(SigningKey(bytes([3 + i]) * 32).verify_key) for i in range(20)]
+    side.mailbox.start()
+    stopped = side.mailbox.stop(grace=5.0)
+    clock.advance(5.0)
+    assert stopped.called
+    side.endpoint.stop()
+    assert clock.getDelayedCalls() == []

@@ -882,3 +882,26 @@ def test_a_contact_never_connected_is_reported_again_only_for_a_newer_record(tmp
     assert [e for _, e, _ in events.take()] == [ONLINE]
     tracker.stop()
     publisher.stop()
+
+
+def test_a_contact_added_while_a_refresh_is_in_flight_is_looked_up_at_once(tmp_path):
+    # A refresh() then joins the one in flight, which does not cover the new contact:
+    # it waited for the next refresh (seen: 100 contacts added at once, late by 17-60 s).
+    clock = _clock()
+    dht = DictDHT(clock)
+    _publisher(tmp_path, clock, dht, identity=BOB).start()
+    stuck, alice_targets = HangingDHT(), {record_target(ALICE.public_key, e) for e in (E0 - 1, E0, E0 + 1)}
+
+    class SlowForAlice:
+        def get(self, target, salt=b""):
+            return stuck.get(target) if target in alice_targets else dht.get(target, salt)
+
+    tracker = PresenceTracker(clock, SlowForAlice(), [("alice", ALICE.public_key)])
+    events = Events()
+    tracker.subscribe(events)
+    tracker.start()
+    assert stuck.pending  # the start's refresh waits for alice's look-ups
+    tracker.add_contact("bob", BOB.public_key)
+    tracker.refresh()
+    assert [(n, e) for n, e, _ in events.take()] == [("bob", ONLINE)]
+    tracker.stop()

@@ -303,3 +303,17 @@ def test_a_dropped_session_is_gone_and_the_next_connect_makes_a_new_one():
     alice.manager.connect(B_KEY)
     assert net.run(lambda: len(alice.ready) == 2, timeout=5)
     alice.manager.drop(M_KEY)  # nobody we know: nothing to drop
+
+
+def test_a_probe_carries_nothing_and_moves_the_peers_end_of_the_session_to_where_it_came_from():
+    net, alice, bob = setup()
+    assert not alice.manager.probe(B_KEY, [B_ADDR])  # no session: nothing to probe with
+    connect(net, alice)
+    net.run(lambda: bob.manager.has_session(A_KEY), timeout=1)
+    assert bob.manager.address_of(A_KEY) == A_ADDR  # say, a relay route
+    direct = ("127.0.0.1", 3001)
+    alice.send = net.attach(direct, alice.manager.datagram_received)  # ... and now the punched path
+    assert alice.manager.probe(B_KEY, [B_ADDR, ("127.0.0.1", 9)])  # one address leads nowhere
+    net.run(timeout=1)
+    assert bob.manager.address_of(A_KEY) == direct
+    assert bob.payloads == []
