@@ -140,7 +140,9 @@ class DHTNode:
 
     def stall_timeout(self, node_id):
         contact = self.routing_table.get(node_id)
-        return self.timeouts.timeout_for(contact.rtt if contact else None)
+        if contact is None:
+            return self.timeouts.timeout_for(None)
+        return self.timeouts.timeout_for(contact.rtt, contact.failures)
 
     def query_contact(self, node_id, address, method, args):
         """One KRPC query; success and failure both update the routing table."""
