@@ -68,7 +68,7 @@ def decode(data, max_size: int = DEFAULT_MAX_SIZE):
         raise DecodeError("input of %d bytes exceeds %d" % (len(data), max_size))
     try:
         value = bencode2.bdecode(data)
-    except bencode2.BencodeDecodeError as e:
+    except ValueError as e:  # BencodeDecodeError, or an integer past Python's digit limit
         raise DecodeError(str(e)) from None
     _check_bounds(value, 0)
     return value

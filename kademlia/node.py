@@ -145,7 +145,8 @@ class DHTNode:
 
     def stall_timeout(self, node_id):
         contact = self.routing_table.get(node_id)
-        timeout = self.timeouts.timeout_for(contact.rtt if contact else None)
+        timeout = self.timeouts.timeout_for(contact.rtt, contact.failures) if contact \
+            else self.timeouts.timeout_for(None)
         pacer = self.protocol.pacer
         if pacer is not None:  # a paced query waits before it leaves: not a stall
             timeout += pacer.wait(contact.address[0]) if contact else pacer.longest_wait()

@@ -222,15 +222,24 @@ class RoutingTable:
         # (prefix XOR the target's) hold ever farther contacts, with no overlap. So
         # the nearest buckets' contacts, each bucket sorted, are the nearest contacts.
         limit = BAD_AFTER_FAILURES if exclude_bad else float("inf")  # Contact.is_bad
-        # (distance, index) pairs sort in C: this runs for every query we answer.
+        # This runs for every query we answer. The target's own bucket comes first
+        # (distance bound 0), and often holds enough contacts by itself.
+        first = self._bucket_index(key)
+        found = self._nearest_in(self.buckets[first], key, limit)
+        if len(found) >= count:
+            return found[:count]
+        # (distance bound, index) pairs sort in C.
         order = sorted([((b.low ^ key) >> b.span_bits << b.span_bits, i) for i, b in enumerate(self.buckets)])
-        found = []
-        for _, index in order:
-            nearest = sorted([(c.key ^ key, c) for c in self.buckets[index].contacts.values() if c.failures < limit])
-            found += [c for _, c in nearest]
+        for _, index in order[1:]:
+            found += self._nearest_in(self.buckets[index], key, limit)
             if len(found) >= count:
                 break
         return found[:count]
+
+    @staticmethod
+    def _nearest_in(bucket, key, limit):
+        """The bucket's contacts with fewer than `limit` failures, nearest `key` first."""
+        return [c for _, c in sorted([(c.key ^ key, c) for c in bucket.contacts.values() if c.failures < limit])]
 
     def questionable(self):
         """Contacts to ping (BEP 5): first those that failed their last queries and

@@ -44,13 +44,17 @@ class TimeoutPolicy:
         if contact_estimator is not None:
             contact_estimator.sample(rtt)
 
-    def timeout_for(self, contact_estimator):
+    def timeout_for(self, contact_estimator, failures=0):
         """Seconds after which a query to this contact counts as stalled.
 
         A contact's own estimate can be old (taken while the swarm was busy, or
         before the contact died), so it never exceeds twice the swarm-wide one:
         stalling a slow contact early only costs an extra query, waiting on a
-        dead one holds the whole lookup up."""
+        dead one holds the whole lookup up. A contact whose last query timed out
+        (`failures`) is likely dead: it stalls at the floor (its answer, if it
+        comes, still counts, and makes it a contact like any other again)."""
+        if failures:
+            return self.floor
         overall = self.overall.timeout(self.floor, self.ceiling)
         if overall is None:
             general = self.initial

@@ -105,6 +105,7 @@ def test_large_integers_within_the_digit_bound_decode():
     (b"i3", "unterminated integer"),
     (b"i" + b"9" * 65 + b"e", "integer too long"),
     (b"i-" + b"9" * 65 + b"e", "negative integer too long"),
+    (b"i" + b"9" * 5000 + b"e", "integer past Python's own digit limit"),
     (b"03:abc", "leading zero in string length"),
     (b"-1:a", "negative string length"),
     (b"5:abc", "string runs past the end"),

@@ -1,7 +1,9 @@
 """kademlia.rtt: adaptive per-contact timeouts (RFC 6298 smoothing)."""
 
 import pytest
+from twisted.internet.task import Clock
 
+from kademlia.node import DHTNode
 from kademlia.rtt import RTTEstimator, TimeoutPolicy
 
 
@@ -79,3 +81,24 @@ def test_jitter_across_the_swarm_does_not_stretch_stalls_past_a_few_round_trips(
     overall = policy.overall
     assert overall.srtt + 4 * overall.rttvar > 4 * overall.srtt  # the variance term dominates
     assert policy.timeout_for(None) == pytest.approx(3 * overall.srtt)
+
+
+def test_a_contact_whose_last_query_timed_out_stalls_at_the_floor():
+    policy = TimeoutPolicy(floor=0.01, ceiling=2.0)
+    contact = RTTEstimator()
+    policy.sample(contact, 0.2)
+    assert policy.timeout_for(contact) > 0.2
+    assert policy.timeout_for(contact, failures=1) == 0.01
+    assert policy.timeout_for(None, failures=1) == 0.01
+
+
+def test_a_node_stalls_its_contact_that_just_timed_out_at_the_floor():
+    node = DHTNode(Clock(), node_id=bytes(20))
+    peer = b"\x80" + bytes(19)
+    node.routing_table.heard_from(peer, ("127.0.0.2", 6881))
+    node.timeouts.sample(node.routing_table.get(peer).rtt, 0.3)
+    assert node.stall_timeout(peer) > node.settings.stall_floor
+    node.routing_table.failed(peer)
+    assert node.stall_timeout(peer) == node.settings.stall_floor
+    node.routing_table.heard_from(peer, ("127.0.0.2", 6881))  # it answered after all
+    assert node.stall_timeout(peer) > node.settings.stall_floor
