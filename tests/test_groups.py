@@ -252,3 +252,15 @@ def test_malformed_records_are_dropped_quietly(tmp_path):
                  b"\x0f" + bytes(300)):
         bob.record_received(net.key("alice"), junk)
     assert net.history("bob") == []
+
+
+def test_members_in_sync_exchange_a_summary_only_every_quiet_interval(tmp_path):
+    net = three(tmp_path)
+    net.run(ticks=12)  # settled
+    net.sent.clear()
+    net.run(ticks=20)  # 20 s with nothing new: two summaries per ordered pair of members
+    assert len(net.sent) == 2 * 6 and {r[2] for r in net.sent} == {syncwire.SUMMARY}
+    net.sent.clear()
+    net.engines["bob"].send(net.group("bob"), "news")
+    net.run(ticks=1)
+    assert sorted(r[2] for r in net.sent if r[0] == "bob") == [syncwire.SUMMARY] * 2 + [syncwire.MESSAGE] * 2

@@ -1,10 +1,13 @@
 """Groups: the groups this client is in, and keeping every member's copy the same.
 
 Whenever two members have a session (kadchat.sessions) they send each other a summary
-of each group they share, at once when the session comes up and every `sync_interval`
-after; each asks for the log entries and the pages of messages it lacks, from whoever
-has them: a member that was offline catches up from any member online, the authors
-need not be. A new message of ours goes at once to every member with a session.
+of each group they share: at once when the session comes up, within `sync_interval`
+of our copy changing, and every `quiet_interval` anyway (repairing a lost datagram).
+Each asks for the log entries and the pages of messages it lacks, from whoever has
+them, and asks again every `sync_interval` from the last summary it heard while it is
+still behind: a member that was offline catches up from any member online, page by
+page; the authors need not be. A new message of ours goes at once to every member
+with a session.
 
 Nothing of a group goes to a peer that is not a current member by our log: once the
 admin's REMOVE is in, a removed member is sent no new entry or message (the entry that
@@ -31,6 +34,7 @@ MAX_CLOCK_AHEAD_MS = 600_000  # a message stamped further in the future is dropp
 @dataclass(frozen=True)
 class GroupsConfig:
     sync_interval: float = 1.0
+    quiet_interval: float = 10.0  # a summary to each member at least this often while nothing changes
     rate: int = 30  # messages per author per minute (by the author's clock)
     records_per_second: float = 100.0  # group records handled per peer, sustained
     record_burst: float = 400.0
@@ -65,6 +69,9 @@ class Groups:
         self._groups = {}  # group id -> Group
         self._offered = {}  # group id -> MembershipLog being received, not including us yet
         self._buckets = {}
+        self._told = {}  # (group id, peer) -> (our version, when) of the last summary sent to them
+        self._heard = {}  # (group id, peer) -> their last summary, while it has what we lack
+        self._versions = {}  # group id -> changes to our copy (entries, messages) this run
         self._loop = Loop(clock, config.sync_interval, self.sync)
 
     def start(self):
@@ -130,6 +137,7 @@ class Groups:
             gid, self.me, self._store.last_seq(gid, self.me) + 1, self._store.lamport(gid) + 1, now_ms,
             len(group.log), self._store.heads(gid), text), self._key)
         self._store.add_message(message)
+        self._changed(gid)
         record = syncwire.encode_message(message.encode())
         for key in self._others(group):
             self._send(key, record)
@@ -141,14 +149,30 @@ class Groups:
     def session_ready(self, peer_key):
         for group in self._groups.values():
             if peer_key in group.log.members and self.me in group.log.members:
-                self._send(peer_key, self._summary(group))
+                self._tell_summary(group, peer_key)
 
     def sync(self):
+        now = self._clock.seconds()
         for group in self._groups.values():
-            if self.me in group.log.members:
-                summary = self._summary(group)
-                for key in self._others(group):
-                    self._send(key, summary)
+            if self.me not in group.log.members:
+                continue
+            version = self._versions.get(group.group_id, 0)
+            for key in self._others(group):
+                told = self._told.get((group.group_id, key))
+                if told is None or told[0] != version or now - told[1] >= self._config.quiet_interval:
+                    self._tell_summary(group, key)
+        for (gid, peer), summary in list(self._heard.items()):
+            if self._has_session(peer):
+                self._summary_received(peer, summary)  # still behind: ask again
+            else:
+                del self._heard[gid, peer]
+
+    def _tell_summary(self, group, key):
+        self._told[group.group_id, key] = (self._versions.get(group.group_id, 0), self._clock.seconds())
+        self._send(key, self._summary(group))
+
+    def _changed(self, gid):
+        self._versions[gid] = self._versions.get(gid, 0) + 1
 
     # -- records from peers --------------------------------------------------------------
 
@@ -173,18 +197,26 @@ class Groups:
         log = group.log
         if summary.log_length > len(log):
             self._send(peer, syncwire.encode_want(syncwire.Want(group.group_id, syncwire.WANT_LOG, 0, len(log))))
+            self._heard[group.group_id, peer] = summary
             return
         if peer not in log.members or self.me not in log.members:
+            self._heard.pop((group.group_id, peer), None)
             return
         if summary.log_length < len(log):
             self._push_entries(group, log.entries[summary.log_length:summary.log_length + PAGE], [peer])
+        behind = False
         for slot, seq in summary.frontiers.items():
             author = log.slots.get(slot)
             if author is not None:
                 have = self._store.frontier(group.group_id, author)
                 if seq > have:
+                    behind = True
                     self._send(peer, syncwire.encode_want(
                         syncwire.Want(group.group_id, syncwire.WANT_MESSAGES, slot, have + 1)))
+        if behind:
+            self._heard[group.group_id, peer] = summary
+        else:
+            self._heard.pop((group.group_id, peer), None)
 
     def _want_received(self, peer, want):
         group = self._groups.get(want.group_id)
@@ -205,6 +237,7 @@ class Groups:
             if entry.index == len(group.log):
                 group.log.append(entry)
                 self._store.add_entry(entry)
+                self._changed(group.group_id)
             return
         offered = self._offered.get(record.group_id)
         if offered is None:
@@ -229,6 +262,7 @@ class Groups:
         if self._store.sent_since(group.group_id, message.author, message.time_ms - 60_000) >= self._config.rate:
             raise MessageError("author over the rate limit")
         if self._store.add_message(message):
+            self._changed(group.group_id)
             self._on_message(group, message)
 
     # -- helpers ------------------------------------------------------------------------------
@@ -256,6 +290,7 @@ class Groups:
         except LogError as e:
             raise UserError(str(e)) from None
         self._store.add_entry(entry)
+        self._changed(group.group_id)
         return entry
 
     def _remove(self, group, key):
