@@ -264,3 +264,20 @@ def test_members_in_sync_exchange_a_summary_only_every_quiet_interval(tmp_path):
     net.engines["bob"].send(net.group("bob"), "news")
     net.run(ticks=1)
     assert sorted(r[2] for r in net.sent if r[0] == "bob") == [syncwire.SUMMARY] * 2 + [syncwire.MESSAGE] * 2
+
+
+def test_logs_of_groups_we_are_not_in_take_bounded_room_for_a_bounded_time(tmp_path):
+    from kadchat.groups.engine import MAX_OFFERED, OFFER_TIMEOUT
+    net = Net(tmp_path, ["alice", "bob"])
+    for i in range(MAX_OFFERED + 3):  # alice's groups without bob: offered to him, never his
+        group = net.engines["alice"].create(f"g{i}")
+        net.engines["bob"].record_received(net.key("alice"), syncwire.encode_entry(
+            group.group_id, group.log.entries[0].encode()))
+    assert len(net.engines["bob"]._offered) == MAX_OFFERED
+    net.clock.advance(OFFER_TIMEOUT + 1)
+    net.engines["bob"].sync()
+    assert net.engines["bob"]._offered == {}
+    real = net.engines["alice"].create("real")
+    net.engines["alice"].add(real, net.key("bob"), "bob")
+    net.run()
+    assert [g.name for g in net.engines["bob"].groups()] == ["real"]

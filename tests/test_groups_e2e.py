@@ -61,9 +61,8 @@ def team(tmp_path, procs):
     people = friends(tmp_path, NAMES)
     clients = {name: start(procs, people, server, name) for name in NAMES}
     for name, client in clients.items():
-        for other in NAMES:
-            if other != name:
-                client.expect(presence(other, "connected"), timeout=20)
+        others = [other for other in NAMES if other != name]
+        until(lambda: all(client.seen(presence(other, "connected")) for other in others), f"{name} connected")
     alice = clients["alice"]
     alice.send_line("/group new team")
     alice.expect(r"^created group team$")

@@ -28,6 +28,7 @@ from kademlia.timers import Loop
 
 PAGE = 16  # entries or messages answering one WANT
 MAX_OFFERED = 8  # groups we are being told of but do not hold yet, in memory
+OFFER_TIMEOUT = 60.0  # seconds to receive such a log (one naming us), then it is dropped
 MAX_CLOCK_AHEAD_MS = 600_000  # a message stamped further in the future is dropped
 
 
@@ -67,7 +68,7 @@ class Groups:
         self._on_message = on_message
         self._config = config
         self._groups = {}  # group id -> Group
-        self._offered = {}  # group id -> MembershipLog being received, not including us yet
+        self._offered = {}  # group id -> (MembershipLog being received, not naming us yet; since when)
         self._buckets = {}
         self._told = {}  # (group id, peer) -> (our version, when) of the last summary sent to them
         self._heard = {}  # (group id, peer) -> their last summary, while it has what we lack
@@ -153,6 +154,9 @@ class Groups:
 
     def sync(self):
         now = self._clock.seconds()
+        for gid, (_, since) in list(self._offered.items()):
+            if now - since > OFFER_TIMEOUT:  # a log that never named us: room for real invitations
+                del self._offered[gid]
         for group in self._groups.values():
             if self.me not in group.log.members:
                 continue
@@ -191,7 +195,7 @@ class Groups:
         group = self._groups.get(summary.group_id)
         if group is None:
             if summary.group_id in self._offered or len(self._offered) < MAX_OFFERED:
-                start = len(self._offered.get(summary.group_id, ()))
+                start = len(self._offered[summary.group_id][0]) if summary.group_id in self._offered else 0
                 self._send(peer, syncwire.encode_want(syncwire.Want(summary.group_id, syncwire.WANT_LOG, 0, start)))
             return
         log = group.log
@@ -239,11 +243,12 @@ class Groups:
                 self._store.add_entry(entry)
                 self._changed(group.group_id)
             return
-        offered = self._offered.get(record.group_id)
+        offered, _ = self._offered.get(record.group_id, (None, None))
         if offered is None:
             if entry.index != 0 or len(self._offered) >= MAX_OFFERED:
                 return
-            offered = self._offered[record.group_id] = MembershipLog(record.group_id)
+            offered = MembershipLog(record.group_id)
+            self._offered[record.group_id] = (offered, self._clock.seconds())
         if entry.index == len(offered):
             offered.append(entry)
         if self.me in offered.members:  # we were added: the group is ours now
