@@ -254,16 +254,18 @@ def test_malformed_records_are_dropped_quietly(tmp_path):
     assert net.history("bob") == []
 
 
-def test_members_in_sync_exchange_a_summary_only_every_quiet_interval(tmp_path):
+def test_members_in_sync_exchange_a_digest_only_every_quiet_interval(tmp_path):
     net = three(tmp_path)
     net.run(ticks=12)  # settled
     net.sent.clear()
-    net.run(ticks=20)  # 20 s with nothing new: two summaries per ordered pair of members
+    net.run(ticks=20)  # 20 s with nothing new: two digests per ordered pair of members
     assert len(net.sent) == 2 * 6 and {r[2] for r in net.sent} == {syncwire.SUMMARY}
     net.sent.clear()
     net.engines["bob"].send(net.group("bob"), "news")
     net.run(ticks=1)
-    assert sorted(r[2] for r in net.sent if r[0] == "bob") == [syncwire.SUMMARY] * 2 + [syncwire.MESSAGE] * 2
+    assert sorted(r[2] for r in net.sent if r[0] == "bob") == [syncwire.MESSAGE] * 2  # pushed, no summaries
+    in_sync = net.engines["bob"]._summary(net.group("bob"), full=False)
+    assert len(syncwire.encode_summary(in_sync)) == 36  # what members in sync exchange
 
 
 def test_logs_of_groups_we_are_not_in_take_bounded_room_for_a_bounded_time(tmp_path):
@@ -281,3 +283,12 @@ def test_logs_of_groups_we_are_not_in_take_bounded_room_for_a_bounded_time(tmp_p
     net.engines["alice"].add(real, net.key("bob"), "bob")
     net.run()
     assert [g.name for g in net.engines["bob"].groups()] == ["real"]
+
+
+def test_summaries_round_trip():
+    full = syncwire.summary(bytes(16), 3, {0: 5, 2: 1}, True)
+    assert syncwire.decode(syncwire.encode_summary(full)) == full
+    empty = syncwire.summary(bytes(16), 1, {}, True)
+    assert syncwire.decode(syncwire.encode_summary(empty)) == empty
+    digest = syncwire.summary(bytes(16), 3, {0: 5, 2: 1}, False)
+    assert syncwire.decode(syncwire.encode_summary(digest)) == digest and digest.digest == full.digest

@@ -70,9 +70,8 @@ class Groups:
         self._groups = {}  # group id -> Group
         self._offered = {}  # group id -> (MembershipLog being received, not naming us yet; since when)
         self._buckets = {}
-        self._told = {}  # (group id, peer) -> (our version, when) of the last summary sent to them
-        self._heard = {}  # (group id, peer) -> their last summary, while it has what we lack
-        self._versions = {}  # group id -> changes to our copy (entries, messages) this run
+        self._told = {}  # (group id, peer) -> when we last sent them a summary
+        self._heard = {}  # (group id, peer) -> their last full summary, while it has what we lack
         self._loop = Loop(clock, config.sync_interval, self.sync)
 
     def start(self):
@@ -138,7 +137,6 @@ class Groups:
             gid, self.me, self._store.last_seq(gid, self.me) + 1, self._store.lamport(gid) + 1, now_ms,
             len(group.log), self._store.heads(gid), text), self._key)
         self._store.add_message(message)
-        self._changed(gid)
         record = syncwire.encode_message(message.encode())
         for key in self._others(group):
             self._send(key, record)
@@ -160,23 +158,19 @@ class Groups:
         for group in self._groups.values():
             if self.me not in group.log.members:
                 continue
-            version = self._versions.get(group.group_id, 0)
             for key in self._others(group):
-                told = self._told.get((group.group_id, key))
-                if told is None or told[0] != version or now - told[1] >= self._config.quiet_interval:
+                if now - self._told.get((group.group_id, key), -self._config.quiet_interval) >= self._config.quiet_interval:
                     self._tell_summary(group, key)
         for (gid, peer), summary in list(self._heard.items()):
-            if self._has_session(peer):
-                self._summary_received(peer, summary)  # still behind: ask again
+            group = self._groups.get(gid)
+            if group is not None and self._has_session(peer):
+                self._ask(group, peer, summary)  # still behind: ask again
             else:
                 del self._heard[gid, peer]
 
-    def _tell_summary(self, group, key):
-        self._told[group.group_id, key] = (self._versions.get(group.group_id, 0), self._clock.seconds())
-        self._send(key, self._summary(group))
-
-    def _changed(self, gid):
-        self._versions[gid] = self._versions.get(gid, 0) + 1
+    def _tell_summary(self, group, key, full=False):
+        self._told[group.group_id, key] = self._clock.seconds()
+        self._send(key, syncwire.encode_summary(self._summary(group, full)))
 
     # -- records from peers --------------------------------------------------------------
 
@@ -201,16 +195,28 @@ class Groups:
         log = group.log
         if summary.log_length > len(log):
             self._send(peer, syncwire.encode_want(syncwire.Want(group.group_id, syncwire.WANT_LOG, 0, len(log))))
-            self._heard[group.group_id, peer] = summary
-            return
+            return  # the next summary, with our log caught up, compares the messages
         if peer not in log.members or self.me not in log.members:
             self._heard.pop((group.group_id, peer), None)
             return
         if summary.log_length < len(log):
             self._push_entries(group, log.entries[summary.log_length:summary.log_length + PAGE], [peer])
+        ours = self._summary(group, full=True)
+        if summary.digest == ours.digest and summary.log_length == len(log):
+            self._heard.pop((group.group_id, peer), None)
+            return  # in sync
+        if not summary.full:  # they hold something else: tell them all we hold, so they can ask
+            self._tell_summary(group, peer, full=True)
+            return
+        self._ask(group, peer, summary)
+        if any(seq > summary.frontiers.get(slot, 0) for slot, seq in ours.frontiers.items()):
+            self._tell_summary(group, peer, full=True)  # and they lack some of ours
+
+    def _ask(self, group, peer, summary):
+        """WANTs for what `summary` (full) has that we lack; remembered while there is any."""
         behind = False
         for slot, seq in summary.frontiers.items():
-            author = log.slots.get(slot)
+            author = group.log.slots.get(slot)
             if author is not None:
                 have = self._store.frontier(group.group_id, author)
                 if seq > have:
@@ -241,7 +247,6 @@ class Groups:
             if entry.index == len(group.log):
                 group.log.append(entry)
                 self._store.add_entry(entry)
-                self._changed(group.group_id)
             return
         offered, _ = self._offered.get(record.group_id, (None, None))
         if offered is None:
@@ -253,7 +258,7 @@ class Groups:
             offered.append(entry)
         if self.me in offered.members:  # we were added: the group is ours now
             del self._offered[record.group_id]
-            self._send(peer, self._summary(self._adopt(offered, self._unique_name(offered.title))))
+            self._tell_summary(self._adopt(offered, self._unique_name(offered.title)), peer)
 
     def _message_received(self, peer, record):
         message = messages.decode(record.data)
@@ -267,7 +272,6 @@ class Groups:
         if self._store.sent_since(group.group_id, message.author, message.time_ms - 60_000) >= self._config.rate:
             raise MessageError("author over the rate limit")
         if self._store.add_message(message):
-            self._changed(group.group_id)
             self._on_message(group, message)
 
     # -- helpers ------------------------------------------------------------------------------
@@ -295,7 +299,6 @@ class Groups:
         except LogError as e:
             raise UserError(str(e)) from None
         self._store.add_entry(entry)
-        self._changed(group.group_id)
         return entry
 
     def _remove(self, group, key):
@@ -311,11 +314,11 @@ class Groups:
     def _others(self, group):
         return [key for key in group.log.members if key != self.me and self._has_session(key)]
 
-    def _summary(self, group):
+    def _summary(self, group, full):
         frontiers = self._store.frontiers(group.group_id)
         slots = {key: slot for slot, key in group.log.slots.items()}
-        return syncwire.encode_summary(syncwire.Summary(
-            group.group_id, len(group.log), {slots[key]: seq for key, seq in frontiers.items() if key in slots}))
+        return syncwire.summary(group.group_id, len(group.log),
+                                {slots[key]: seq for key, seq in frontiers.items() if key in slots}, full)
 
     def _within_budget(self, peer):
         now = self._clock.seconds()
