@@ -72,6 +72,7 @@ class Groups:
         self._buckets = {}
         self._told = {}  # (group id, peer) -> when we last sent them a summary
         self._heard = {}  # (group id, peer) -> their last full summary, while it has what we lack
+        self._asked = {}  # (group id, slot) -> (from seq, when): one member at a time answers a page
         self._loop = Loop(clock, config.sync_interval, self.sync)
 
     def start(self):
@@ -215,12 +216,17 @@ class Groups:
     def _ask(self, group, peer, summary):
         """WANTs for what `summary` (full) has that we lack; remembered while there is any."""
         behind = False
+        now = self._clock.seconds()
         for slot, seq in summary.frontiers.items():
             author = group.log.slots.get(slot)
             if author is not None:
                 have = self._store.frontier(group.group_id, author)
                 if seq > have:
                     behind = True
+                    asked = self._asked.get((group.group_id, slot))
+                    if asked is not None and asked[0] == have + 1 and now - asked[1] < 2 * self._config.sync_interval:
+                        continue  # asked another member for this page just now
+                    self._asked[group.group_id, slot] = (have + 1, now)
                     self._send(peer, syncwire.encode_want(
                         syncwire.Want(group.group_id, syncwire.WANT_MESSAGES, slot, have + 1)))
         if behind:
