@@ -27,6 +27,7 @@ class GroupsOverSessionsTests(_Polling, unittest.TestCase):
         self.sides, self.engines, self.shown = {}, {}, {"alice": [], "bob": []}
         for name, other in (("alice", "bob"), ("bob", "alice")):
             side = self.sides[name] = chat_loopback.listen(reactor, self.keys[name], public[other])
+            self.capture(side.port)
             engine = self.engines[name] = Groups(
                 reactor, self.keys[name], GroupStore(self.dir / f"{name}.db"), side.endpoint.send_record,
                 side.endpoint.has_session, lambda group, m, name=name: self.shown[name].append(m.text))
@@ -34,6 +35,16 @@ class GroupsOverSessionsTests(_Polling, unittest.TestCase):
                 side.endpoint.record_handlers[record_type] = engine.record_received
             engine.start()
         self.public = public
+
+    def capture(self, port):
+        """Keep every datagram written to the UDP socket."""
+        write = port.write
+        self.wire = getattr(self, "wire", [])
+
+        def writing(data, addr=None):
+            self.wire.append(bytes(data))
+            return write(data, addr)
+        port.write = writing
 
     @defer.inlineCallbacks
     def tearDown(self):
@@ -71,3 +82,17 @@ class GroupsOverSessionsTests(_Polling, unittest.TestCase):
             send(self.public["bob"], syncwire.encode_message(message.encode()))
         yield self.wait_for(lambda: self.shown["bob"] == ["real one", "second"])
         self.assertEqual([m.text for m in bob.history(group)], ["real one", "second"])
+
+    @defer.inlineCallbacks
+    def test_nothing_of_a_group_is_on_the_wire_in_the_clear(self):
+        yield self.connect()
+        bob, alice = self.engines["bob"], self.engines["alice"]
+        group = bob.create("secretclub")
+        bob.add(group, self.public["alice"], "alice")
+        yield self.wait_for(lambda: alice.groups())
+        alice.send(alice.groups()[0], "the password is swordfish")
+        yield self.wait_for(lambda: self.shown["bob"] == ["the password is swordfish"])
+        sent = b"".join(self.wire)
+        for secret in (b"swordfish", b"secretclub", group.group_id, b"alice"):
+            self.assertNotIn(secret, sent)
+        self.assertGreater(len(self.wire), 4)
