@@ -292,3 +292,17 @@ def test_summaries_round_trip():
     assert syncwire.decode(syncwire.encode_summary(empty)) == empty
     digest = syncwire.summary(bytes(16), 3, {0: 5, 2: 1}, False)
     assert syncwire.decode(syncwire.encode_summary(digest)) == digest and digest.digest == full.digest
+
+
+def test_a_removed_member_who_missed_the_removal_cannot_go_on_writing(tmp_path):
+    net = three(tmp_path)
+    net.engines["carol"].send(net.group("carol"), "carol before")
+    net.run()
+    net.online = {"alice", "bob"}  # carol is away when alice removes her
+    net.engines["alice"].remove(net.group("alice"), net.key("carol"))
+    net.run()
+    net.online = {"alice", "bob", "carol"}
+    net.engines["carol"].send(net.group("carol"), "carol after")  # back, before she hears of it
+    net.run()
+    assert net.history("bob") == ["carol before"] and net.history("alice") == ["carol before"]
+    assert net.group("bob").log.cuts == {net.key("carol"): 1}

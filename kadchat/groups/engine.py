@@ -273,6 +273,8 @@ class Groups:
             return  # not ours, or written under log entries we lack: asked for again once we have them
         if not group.log.was_member(message.author, message.epoch):
             raise MessageError("author not a member")
+        if message.seq > group.log.cuts.get(message.author, message.seq):
+            raise MessageError("written after the author was removed")
         if message.time_ms > self._clock.seconds() * 1000 + MAX_CLOCK_AHEAD_MS:
             raise MessageError("stamped in the future")
         if self._store.sent_since(group.group_id, message.author, message.time_ms - 60_000) >= self._config.rate:
@@ -299,9 +301,9 @@ class Groups:
         if member is None or not member.admin:
             raise UserError(f"only an admin of {group.name} adds and removes members")
 
-    def _sign(self, group, action, key, name=""):
+    def _sign(self, group, action, key, name="", cut=0):
         try:
-            entry = group.log.sign(self._key, action, key, name)
+            entry = group.log.sign(self._key, action, key, name, cut=cut)
         except LogError as e:
             raise UserError(str(e)) from None
         self._store.add_entry(entry)
@@ -309,7 +311,7 @@ class Groups:
 
     def _remove(self, group, key):
         told = [k for k in group.log.members if k != self.me]  # the removed one learns it too
-        entry = self._sign(group, REMOVE, key)
+        entry = self._sign(group, REMOVE, key, cut=self._store.last_seq(group.group_id, key))
         self._push_entries(group, [entry], told)
 
     def _push_entries(self, group, entries, keys):

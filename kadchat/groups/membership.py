@@ -3,15 +3,17 @@
 Entry (all fields fixed size, big-endian; the signature covers everything before it,
 after the domain prefix):
 
-    group id 16 | index 2 | prev 16 | action 1 | subject 32 | admin 1 | name length 1 | name
-    | signer 32 | signature 64
+    group id 16 | index 2 | prev 16 | action 1 | subject 32 | admin 1 | cut 4 | name length 1
+    | name | signer 32 | signature 64
 
 Entry 0 is CREATE: subject = signer = the creator (the first admin), `prev` a random
 nonce, and the group id is blake2b(creator | nonce)[:16], so the id names its creator.
 Every later entry's `prev` is the hash of the one before (the log is a chain: no entry
 can be left out or reordered) and is ADD (signed by an admin) or REMOVE (signed by an
-admin, or by the subject itself: leaving). A log is only ever extended with entries that
-verify against the state the log before them gives.
+admin, or by the subject itself: leaving). A REMOVE's `cut` is the highest seq of the
+subject's messages that stays valid (what the remover held): a removed member who never
+hears of it cannot go on writing under their old membership. A log is only ever
+extended with entries that verify against the state the log before them gives.
 """
 
 import os
@@ -30,7 +32,7 @@ MAX_MEMBERS = 100  # the hard limit on a group's size
 MAX_ENTRIES = 1000  # adds and removes over a group's life
 CREATE, ADD, REMOVE = 1, 2, 3
 _DOMAIN = b"kadchat-group-entry"
-_HEAD = struct.Struct(f">{GROUP_ID_SIZE}sH16sB{KEY_SIZE}sBB")
+_HEAD = struct.Struct(f">{GROUP_ID_SIZE}sH16sB{KEY_SIZE}sBIB")
 
 
 class LogError(ValueError):
@@ -45,6 +47,7 @@ class Entry:
     action: int
     subject: bytes
     admin: bool
+    cut: int  # REMOVE: the subject's last valid seq; 0 otherwise
     name: str
     signer: bytes
     signature: bytes = b""
@@ -52,7 +55,7 @@ class Entry:
     def body(self):
         name = self.name.encode("utf-8")
         return _HEAD.pack(self.group_id, self.index, self.prev, self.action, self.subject,
-                          int(self.admin), len(name)) + name + self.signer
+                          int(self.admin), self.cut, len(name)) + name + self.signer
 
     def encode(self):
         return self.body() + self.signature
@@ -64,7 +67,7 @@ class Entry:
 def decode_entry(data):
     if len(data) < _HEAD.size:
         raise LogError("short entry")
-    group_id, index, prev, action, subject, admin, name_length = _HEAD.unpack_from(data)
+    group_id, index, prev, action, subject, admin, cut, name_length = _HEAD.unpack_from(data)
     end = _HEAD.size + name_length
     if name_length > MAX_NAME_BYTES or len(data) != end + KEY_SIZE + SIGNATURE_SIZE or admin > 1:
         raise LogError("entry size")
@@ -72,7 +75,7 @@ def decode_entry(data):
         name = data[_HEAD.size:end].decode("utf-8")
     except UnicodeDecodeError:
         raise LogError("entry name") from None
-    return Entry(group_id, index, prev, action, subject, bool(admin), name,
+    return Entry(group_id, index, prev, action, subject, bool(admin), cut, name,
                  bytes(data[end:end + KEY_SIZE]), bytes(data[end + KEY_SIZE:]))
 
 
@@ -100,13 +103,14 @@ class MembershipLog:
         self.entries = []
         self.members = {}  # key -> Member, current members
         self.slots = {}  # slot -> key, everyone ever added (their past messages stay valid)
+        self.cuts = {}  # key -> last valid seq, of the members removed (and not added again)
 
     @classmethod
     def create(cls, signing_key, title):
         creator = bytes(signing_key.verify_key)
         nonce = os.urandom(16)
         log = cls(group_id_of(creator, nonce))
-        log.append(_signed(Entry(log.group_id, 0, nonce, CREATE, creator, True, title, creator),
+        log.append(_signed(Entry(log.group_id, 0, nonce, CREATE, creator, True, 0, title, creator),
                            signing_key))
         return log
 
@@ -120,10 +124,10 @@ class MembershipLog:
     def __len__(self):
         return len(self.entries)
 
-    def sign(self, signing_key, action, subject, name="", admin=False):
+    def sign(self, signing_key, action, subject, name="", admin=False, cut=0):
         """A new entry of ours, verified and appended; returns it."""
         entry = _signed(Entry(self.group_id, len(self.entries), self.entries[-1].digest(), action, subject, admin,
-                              name, bytes(signing_key.verify_key)), signing_key)
+                              cut, name, bytes(signing_key.verify_key)), signing_key)
         self.append(entry)
         return entry
 
@@ -132,9 +136,11 @@ class MembershipLog:
         self.entries.append(entry)
         if entry.action == REMOVE:
             del self.members[entry.subject]
+            self.cuts[entry.subject] = entry.cut
         else:
             self.members[entry.subject] = Member(entry.index, entry.name, entry.admin)
             self.slots[entry.index] = entry.subject
+            self.cuts.pop(entry.subject, None)
 
     def check(self, entry):
         """Raises LogError unless `entry` is the valid next entry of this log."""
