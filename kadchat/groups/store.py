@@ -43,7 +43,6 @@ class GroupStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        self.path.chmod(0o600)
 
     def close(self):
         self._db.close()
