@@ -122,6 +122,7 @@ class ChatEndpoint:
         self._incoming = {}
         self._listeners = []
         self._events = deque()  # fn(listener), called once our own state is consistent
+        self.record_handlers = {}  # record type -> fn(peer_key, payload): records other parts own
 
     def start(self):
         self.sessions.start()
@@ -169,6 +170,10 @@ class ChatEndpoint:
         """Our hello, keep-alive or goodbye over the current session; False if none is up."""
         note = wire.encode_presence(wire.PresenceNote(status, time))
         return self.sessions.send(peer_key, note, expects_answer=False)
+
+    def send_record(self, peer_key, payload):
+        """A record of a type in `record_handlers` over the current session, unacknowledged; False if none is up."""
+        return self.sessions.send(peer_key, payload, expects_answer=False)
 
     def datagram_received(self, data, addr):
         self.sessions.datagram_received(data, addr)
@@ -352,6 +357,10 @@ class ChatEndpoint:
     # -- receiving -------------------------------------------------------------
 
     def _payload_received(self, peer_key, payload):
+        handler = self.record_handlers.get(payload[0])
+        if handler is not None:
+            handler(peer_key, payload)
+            return
         try:
             record = wire.decode_record(payload)
         except wire.WireError:

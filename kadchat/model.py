@@ -90,6 +90,24 @@ class Status:
     unreachable: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Group:
+    name: str  # the local name of the group; unique among our groups
+    members: tuple[str, ...]  # current members' names (contacts by our name for them), us included
+    admins: tuple[str, ...]
+    active: bool  # we are a member (not removed, not left)
+
+
+@dataclass(frozen=True)
+class GroupMessage:
+    id: str  # opaque, unique
+    group: str  # the group's name
+    author: str  # the author's name (a contact's as we call them; ours is my_name)
+    outgoing: bool
+    text: str
+    timestamp: float  # unix seconds, by the author's clock
+
+
 class ChatListener(Protocol):
     """What `ChatBackend.subscribe` calls; every method returns quickly."""
 
@@ -110,6 +128,9 @@ class ChatListener(Protocol):
 
     def contacts_changed(self) -> None:
         """A contact was added, renamed, removed or blocked, here or by another UI."""
+
+    def group_message(self, message: GroupMessage) -> None:
+        """A new message in one of our groups (ours from another UI too), once, after it is stored."""
 
 
 class ChatBackend(Protocol):
@@ -164,5 +185,25 @@ class ChatBackend(Protocol):
         """Online or away, told to contacts at once; raises `kadchat.errors.UserError` on another value."""
 
     def status(self) -> Status: ...
+
+    def groups(self) -> list[Group]: ...
+
+    def create_group(self, name: str) -> Group:
+        """We are its admin; raises `kadchat.errors.UserError` on a bad or taken name."""
+
+    def add_member(self, group: str, contact: str) -> Group:
+        """Admins only; raises `kadchat.errors.UserError` on an unknown group or contact."""
+
+    def remove_member(self, group: str, contact: str) -> Group:
+        """Admins only: the member is sent nothing of the group from now on."""
+
+    def leave_group(self, group: str) -> None:
+        """We are out; the history stays."""
+
+    def send_group_message(self, group: str, text: str) -> GroupMessage:
+        """Raises `kadchat.errors.UserError` on an unknown group, bad text or too many messages a minute."""
+
+    def group_history(self, group: str, limit: int = 200, before: str | None = None) -> list[GroupMessage]:
+        """The latest `limit` messages in the order every member shows, oldest first."""
 
     def subscribe(self, listener: ChatListener) -> None: ...

@@ -21,6 +21,10 @@ from kadchat.dispatch import DatagramDispatch
 from kadchat.dropstore import DROPS_FILE, DropStore
 from kadchat.errors import UserError
 from kadchat.files import parse_bootstrap
+from kadchat.groups import syncwire
+from kadchat.groups.engine import Groups
+from kadchat.groups.store import GROUPS_FILE, GroupStore
+from kadchat.groups.views import author_name, group_message_view, group_view
 from kadchat.history import History, history_path
 from kadchat.introducer_discovery import Announcer, IntroducerSearch
 from kadchat.joining import BOOTSTRAP_FILE, Joiner
@@ -115,6 +119,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.endpoint.subscribe(self)
         self.endpoint.subscribe(self.reachability)
         self.endpoint.sessions.on_answered = self._answered
+        self.groups_engine = Groups(reactor, identity.signing_key, GroupStore(self._path(GROUPS_FILE)),
+                                    self.endpoint.send_record, self.endpoint.has_session, self._group_message)
+        for record_type in syncwire.RECORD_TYPES:
+            self.endpoint.record_handlers[record_type] = self.groups_engine.record_received
         self.introducer = Introducer(reactor, self.node.send_datagram)  # what we do for others' NATs
         self._dispatch = DatagramDispatch(self.introducer,
                                           self.reachability.nat_message_received, self._chat_datagram)
@@ -180,6 +188,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             self.log.info("riding the public BitTorrent DHT (Mainline) through {n} nodes",
                           n=len(self._joiner.addresses))
         self.endpoint.start()
+        self.groups_engine.start()
         self.presences.liveness.start()
         self._joiner.start()
         self._status_loop.start()
@@ -211,9 +220,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         for part in (self._introducer_search, self._announcer, self._quorum):
             if part is not None:
                 part.stop()
-        for part in (self.tracker, self.mailbox, self.reachability, self.endpoint, self.node):
+        for part in (self.tracker, self.mailbox, self.reachability, self.groups_engine, self.endpoint, self.node):
             yield part.stop()
         self._db.close()
+        self.groups_engine.close()
         self._drops.close()
         self._joiner.stopped()
 
@@ -268,6 +278,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
     def session_ready(self, peer_key):
         if self.book.is_contact(peer_key):  # it is how contacts find our records
             self.endpoint.send_secret(peer_key, self.secrets.own)
+        self.groups_engine.session_ready(peer_key)
 
     def secret_received(self, peer_key, secret):
         if self.book.is_contact(peer_key):
@@ -471,6 +482,50 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
     def _notify_status_if_changed(self):
         if self.status() != self._last_status:
             self._notify_status()
+
+    # -- groups (kadchat.groups) --------------------------------------------------------
+
+    def _group_view(self, group):
+        return group_view(group, self.identity.public_key, self.my_name, self.book)
+
+    def _group_message(self, group, message):
+        self._tell("group_message", group_message_view(group, message, self.identity.public_key, self.my_name, self.book))
+
+    def groups(self):
+        return [self._group_view(group) for group in self.groups_engine.groups()]
+
+    def create_group(self, name):
+        return self._group_view(self._write(self.groups_engine.create, name))
+
+    def add_member(self, group, contact):
+        group = self.groups_engine.named(group)
+        self._write(self.groups_engine.add, group, self.book.key_of(contact), contact)
+        return self._group_view(group)
+
+    def remove_member(self, group, contact):
+        group = self.groups_engine.named(group)
+        key = next((k for k in group.log.members if self._member_name(group, k) == contact), None)
+        if key is None:
+            raise UserError(f"{contact!r} is not a member of {group.name}")
+        self._write(self.groups_engine.remove, group, key)
+        return self._group_view(group)
+
+    def _member_name(self, group, key):
+        return author_name(key, group.log, self.identity.public_key, self.my_name, self.book)
+
+    def leave_group(self, group):
+        self._write(self.groups_engine.leave, self.groups_engine.named(group))
+
+    def send_group_message(self, group, text):
+        group = self.groups_engine.named(group)
+        message = self._write(self.groups_engine.send, group, text)
+        return group_message_view(group, message, self.identity.public_key, self.my_name, self.book)
+
+    def group_history(self, group, limit=200, before=None):
+        group = self.groups_engine.named(group)
+        older_than = _message_id(before) if before is not None else None
+        return [group_message_view(group, m, self.identity.public_key, self.my_name, self.book)
+                for m in self.groups_engine.history(group, limit, older_than)]
 
 
 def _message_id(text):

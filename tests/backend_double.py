@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 
 from kadchat.errors import UserError
 from kadchat.model import (MESSAGE_STATES, MY_STATUSES, PRESENCES, Contact, ContactPresence,
-                           ContactRequest, Message, MyStatus, Status)
+                           ContactRequest, Group, GroupMessage, Message, MyStatus, Status)
 
 _CARD = re.compile(r"card:[a-z0-9]+")
 
@@ -38,6 +38,8 @@ class BackendDouble:
         self.refreshes: list[Deferred] = []  # fire these to finish a refresh
         self.my_statuses: list[str] = []  # per set_my_status call
         self._requests: dict[str, ContactRequest] = {}
+        self._groups: dict[str, Group] = {}
+        self._group_messages: list[GroupMessage] = []
         self.blocked: list[str] = []  # cards, per block call
         self.notes: dict[str, str] = {}  # name -> the note given with add_contact
 
@@ -142,6 +144,59 @@ class BackendDouble:
 
     def subscribe(self, listener):
         self.listeners.append(listener)
+
+    def groups(self):
+        return sorted(self._groups.values(), key=lambda g: g.name.casefold())
+
+    def create_group(self, name):
+        if not name or " " in name or name in self._groups:
+            raise UserError(f"bad or taken group name {name!r}")
+        group = self._groups[name] = Group(name, (self.my_name,), (self.my_name,), True)
+        return group
+
+    def _group(self, name):
+        if name not in self._groups:
+            raise UserError(f"no group named {name!r}")
+        return self._groups[name]
+
+    def add_member(self, group, contact):
+        g = self._group(group)
+        if contact not in self._contacts or contact in g.members:
+            raise UserError(f"cannot add {contact!r}")
+        g = self._groups[group] = replace(g, members=g.members + (contact,))
+        return g
+
+    def remove_member(self, group, contact):
+        g = self._group(group)
+        if contact not in g.members:
+            raise UserError(f"{contact!r} is not a member of {group}")
+        g = self._groups[group] = replace(g, members=tuple(m for m in g.members if m != contact))
+        return g
+
+    def leave_group(self, group):
+        g = self._group(group)
+        self._groups[group] = replace(g, members=tuple(m for m in g.members if m != self.my_name), active=False)
+
+    def send_group_message(self, group, text):
+        if not self._group(group).active:
+            raise UserError(f"you are not in {group} any more")
+        return self._group_message(group, self.my_name, text)
+
+    def group_history(self, group, limit=200, before=None):
+        return [m for m in self._group_messages if m.group == self._group(group).name][-limit:]
+
+    def receive_group_message(self, group, author, text):
+        """The network's part: a member's message arrives."""
+        message = self._group_message(group, author, text)
+        for listener in self.listeners:
+            getattr(listener, "group_message", lambda m: None)(message)
+        return message
+
+    def _group_message(self, group, author, text):
+        message = GroupMessage(f"g{self._next_id}", group, author, author == self.my_name, text, self._now())
+        self._next_id += 1
+        self._group_messages.append(message)
+        return message
 
     # The network's part, played by tests.
 

@@ -79,7 +79,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
 from kadchat.errors import UserError
-from kadchat.model import ChatBackend, ContactRequest, Message, MessageState, MyStatus, Status
+from kadchat.model import ChatBackend, ContactRequest, GroupMessage, Message, MessageState, MyStatus, Status
+from kadchat.ui import console_groups
 from kadchat.ui.console_names import resolve, split_name, unquote
 from kadchat.ui.uitext import (PRESENCE_WORDS, clock_time, date_and_minute, one_line, presence_text,
                                status_parts)
@@ -91,6 +92,8 @@ FOR = (MessageState.QUEUED, MessageState.STORED)  # "(stored for bob)": not with
 HISTORY_LINES = 20  # /history without N
 OPEN_LINES = 10  # history shown by /open
 COMMANDS = tuple(line.split()[0] for line in _HELP_BLOCKS[0].splitlines() if line.strip().startswith("/"))
+HELP += "\n\n" + console_groups.HELP
+COMMANDS += console_groups.COMMANDS
 NO_CONVERSATION = "no conversation open: /open NAME first (or /msg NAME TEXT)"
 
 
@@ -151,6 +154,11 @@ class ConsoleUI:
             "/quit": self._quit,
             "/help": self._help,
         }
+        self._groups = console_groups.install(self, backend, write, interactive)  # /group, /groups, /g
+
+    def add_commands(self, commands: dict[str, Callable[[str], None]]) -> None:
+        """Commands another module handles (kadchat.ui.console_groups)."""
+        self._commands.update(commands)
 
     def start(self) -> None:
         self._backend.subscribe(self)
@@ -398,6 +406,9 @@ class ConsoleUI:
         stamp = clock_time(message.timestamp)
         self._write(f"[{stamp}] {one_line(message.contact)}: {one_line(message.text)}")
         self._backend.mark_read(message.contact)
+
+    def group_message(self, message: GroupMessage) -> None:
+        self._groups.group_message(message)
 
     def message_state(self, message_id: str, state: str) -> None:
         message = self._own.get(message_id)
