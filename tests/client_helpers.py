@@ -217,6 +217,18 @@ class Processes:
             process.stop()
 
 
+def wait_for(what, probe, timeout=20.0, interval=0.05):
+    """Poll `probe` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
 @pytest.fixture
 def procs():
     """A `Processes` whose processes are stopped after the test (import it as a fixture)."""

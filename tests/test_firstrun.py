@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kadchat.errors import UserError
-from tests.client_helpers import CHILD_ENV, CLIENT, SERVER
+from tests.client_helpers import CHILD_ENV, CLIENT, SERVER, wait_for
 from tests.xvfb import Xvfb, require_tools, screenshot
 
 pytestmark = pytest.mark.gui
@@ -52,17 +52,6 @@ class Launched:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
-
-
-def wait_for(what, probe, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture

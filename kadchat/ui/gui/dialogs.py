@@ -58,11 +58,11 @@ class AddContactDialog(_Dialog):
         name_row = ttk.Frame(self.body)
         name_row.pack(fill="x")
         ttk.Label(name_row, text="Name:").pack(side="left")
-        self.name = ttk.Entry(name_row)
+        self.name = ttk.Entry(name_row, name="name")  # (named: the e2e tests find it by path)
         self.name.pack(side="left", fill="x", expand=True, padx=(8, 0))
         ttk.Label(self.body, text="A note for them, should they not have you yet (optional):"
                   ).pack(anchor="w", pady=(10, 0))
-        self.note = ttk.Entry(self.body)
+        self.note = ttk.Entry(self.body, name="note")
         self.note.pack(fill="x", pady=(4, 0))
         self.error = ttk.Label(self.body, style="Error.TLabel", wraplength=420)
         self.error.pack(anchor="w", pady=(8, 0))
