@@ -53,6 +53,8 @@ class Config:
     clock_skew: float = 120.0  # tolerated clock difference between contacts
     keepalive_interval: float = 15.0  # a live session's keep-alives (they also keep NAT mappings open)
     gone_after: float = 45.0  # a contact silent this long is shown offline (3 missed keep-alives)
+    downloads: str | None = None  # where received files go; None: $XDG_DOWNLOAD_DIR/kadchat or ~/Downloads/kadchat
+    relay_files: bool = False  # let files over 10 MB travel through a relay (only if the other end agrees too)
 
 
 # -- value parsers: each raises ValueError with a message for the user ----------
@@ -127,6 +129,8 @@ PARSERS = {
     "clock_skew": lambda t: _float(t, 0, exclusive=False),
     "keepalive_interval": lambda t: _float(t, 0, exclusive=True),
     "gone_after": lambda t: _float(t, 0, exclusive=True),
+    "downloads": lambda t: os.path.expanduser(_path(t)),
+    "relay_files": _bool,
 }
 _OPTIONAL = {f.name for f in fields(Config) if f.default is None}
 # Every setting but data_dir (which locates the file) can be set in the file.

@@ -122,6 +122,7 @@ class ChatEndpoint:
         self._incoming = {}
         self._listeners = []
         self._events = deque()  # fn(listener), called once our own state is consistent
+        self.file_records = None  # fn(peer_key, payload) for wire.FILE_RECORDS (kadchat.transfer)
 
     def start(self):
         self.sessions.start()
@@ -347,6 +348,9 @@ class ChatEndpoint:
     # -- receiving -------------------------------------------------------------
 
     def _payload_received(self, peer_key, payload):
+        if payload[0] in wire.FILE_RECORDS and self.file_records is not None:
+            self.file_records(peer_key, payload)
+            return
         try:
             record = wire.decode_record(payload)
         except wire.WireError:

@@ -90,6 +90,25 @@ class Status:
     unreachable: tuple[str, ...] = ()
 
 
+TRANSFER_STATES = ("offered", "active", "done", "cancelled")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A file sent or received (kadchat.transfer)."""
+
+    id: int  # what the user types: /accept 3, /cancel 3 (shown as #3)
+    contact: str  # the contact's name
+    outgoing: bool
+    name: str  # the file's name, made safe (kadchat.transfer.names)
+    size: int  # bytes
+    done: int  # bytes the receiver holds, verified
+    state: str  # one of TRANSFER_STATES: offered (waiting for an answer), active, done, cancelled
+    path: str | None  # outgoing: the file sent; incoming: the partial file, then the received one
+    reason: str | None = None  # why it was cancelled
+    sent: int = 0  # outgoing: file bytes put on the wire, retransmissions included
+
+
 class ChatListener(Protocol):
     """What `ChatBackend.subscribe` calls; every method returns quickly."""
 
@@ -110,6 +129,9 @@ class ChatListener(Protocol):
 
     def contacts_changed(self) -> None:
         """A contact was added, renamed, removed or blocked, here or by another UI."""
+
+    def transfer(self, transfer: Transfer) -> None:
+        """A file transfer was offered, accepted, finished or cancelled (either side)."""
 
 
 class ChatBackend(Protocol):
@@ -163,5 +185,18 @@ class ChatBackend(Protocol):
         """Online or away, told to contacts at once; raises `kadchat.errors.UserError` on another value."""
 
     def status(self) -> Status: ...
+
+    def send_file(self, name: str, path: str) -> Transfer:
+        """Offers the file to the contact; raises `kadchat.errors.UserError` on an unknown
+        contact, an unreadable file, or a relayed route and a file over the relay cap."""
+
+    def accept_file(self, transfer_id: int) -> Transfer:
+        """Starts receiving an offered file into the downloads folder; UserError if no such offer."""
+
+    def cancel_file(self, transfer_id: int) -> None:
+        """Ends a transfer either way, at both ends; UserError if it is not running."""
+
+    def transfers(self) -> list[Transfer]:
+        """Every file transfer, oldest first."""
 
     def subscribe(self, listener: ChatListener) -> None: ...

@@ -29,6 +29,9 @@ Records, the plaintext of a TRANSPORT (empty = keepalive / handshake confirmatio
     SECRET   04 | the sender's presence secret 32 (kadchat.presencesecret: sent when a session
                   comes up and when the secret rotates; never acknowledged)
 
+    FILE_*   07..0e  file transfer records (kadchat.transfer.frames: offer, answer, leaf hashes,
+                  data, ack, cancel, done), handed whole to kadchat.transfer
+
 A REQUEST (06, kadchat.requestwire) is a contact request, outside any session.
 """
 
@@ -53,6 +56,7 @@ RECORD_MESSAGE = 0x01
 RECORD_ACK = 0x02
 RECORD_PRESENCE = 0x03
 RECORD_SECRET = 0x04
+FILE_RECORDS = range(0x07, 0x0f)  # kadchat.transfer.frames decodes them
 SECRET_SIZE = 32
 PRESENCE_STATUSES = ("online", "away", "offline")  # on the wire as 1, 2, 3
 MESSAGE_ID_SIZE = 16
