@@ -17,6 +17,8 @@ answer) we ANSWER again; the manager also does when a session comes up.
 
 import os
 
+from twisted.logger import Logger
+
 from . import frames, merkle
 from .bitmap import ChunkBitmap
 
@@ -25,6 +27,8 @@ IDLE_KICK = 1.0
 
 
 class IncomingTransfer:
+    log = Logger()
+
     def __init__(self, clock, send, row, save, on_complete, on_bad_leaves):
         """`send(record)`; `save(**fields)` updates the transfer's row;
         `on_complete()` once every chunk is verified and written."""
@@ -109,6 +113,7 @@ class IncomingTransfer:
         del self._partial[chunk]
         if merkle.leaf_hash(partial[0]) != self.leaves[chunk]:
             self.bad_chunks += 1
+            self.log.warn("bad chunk {chunk} of {name}: fetching it again", chunk=chunk, name=self.row.name)
             self._ack(record, frames.BAD, delay)
             return
         self._keep(chunk, bytes(partial[0]))
