@@ -15,7 +15,7 @@ TARGET = 0.100  # seconds of queueing delay we allow ourselves
 GAIN = 1.0  # at most one MSS more per round trip
 BASE_HISTORY = 10  # minutes of base-delay minima kept
 CURRENT_FILTER = 4  # the current delay is the lowest of the last few samples (noise)
-MIN_WINDOW_PACKETS = 2
+MIN_WINDOW_PACKETS = 4  # enough for three later acks to reveal a loss without a timeout
 
 
 class Ledbat:
@@ -56,9 +56,11 @@ class Ledbat:
         self.window = min(max(self.window, self.min_window), self.max_window)
 
     def on_loss(self):
-        """A datagram was lost: halve, unless we already did within the last round trip."""
+        """A datagram was lost: halve, unless we already did within the last round trip
+        (counted as at least TARGET: on a sub-millisecond path random loss would otherwise
+        cut the window a thousand times a second; queues are what the delay signal is for)."""
         now = self._clock.seconds()
-        if now - self._last_cut < (self.srtt or 0.0):
+        if now - self._last_cut < max(self.srtt or 0.0, TARGET):
             return
         self._last_cut = now
         self.window = max(self.window / 2, self.min_window)

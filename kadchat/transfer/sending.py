@@ -25,7 +25,7 @@ from .ledbat import Ledbat
 
 DUP_THRESHOLD = 3
 BURST = 32
-MIN_RTO, MAX_RTO = 0.3, 8.0
+MIN_RTO, MAX_RTO = 0.2, 8.0
 STALL_AFTER = 6
 MAX_WINDOW = 1024 * 1024
 MSS = frames.PIECE_SIZE
