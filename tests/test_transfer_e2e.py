@@ -186,3 +186,15 @@ def test_bad_input_gets_one_clear_line(tmp_path, procs):
     alice.expect(r"^error: no contact named 'nobody'$")
     alice.send_line("/cancel 99")
     alice.expect(r"^error: no file transfer #99$")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_50_mb_arrive_intact(tmp_path, procs):
+    alice, bob, downloads, _ = pair(tmp_path, procs)
+    source = random_file(tmp_path / "fifty.bin", 50 * 1000 * 1000)
+    alice.send_line(f"/send bob {source}")
+    bob.send_line(f"/accept {bob.expect(OFFER, timeout=20)[3]}")
+    path = bob.expect(received_line("fifty.bin"), timeout=360)[1]
+    assert sha(path) == sha(source)
+    alice.expect(r"^\* sent fifty.bin to bob$", timeout=20)

@@ -7,9 +7,11 @@ chunk bitmap and the sender streams pieces. A chunk's pieces gather in memory
 leaf is thrown away and the sender told (BAD) to send it again; a good one
 is written in place in the partial file, flushed to disk, and only then
 marked in the bitmap kept in transfers.db: after a crash the bitmap never
-claims a chunk the file lacks. Every DATA is acknowledged at once with the
-chunk's piece bitmap, our clock's view of its one-way delay and its
-timestamp echoed (the sender's LEDBAT and round trip).
+claims a chunk the file lacks. Every DATA is acknowledged with the chunk's
+piece bitmap, our clock's view of its one-way delay and its timestamp echoed
+(the sender's LEDBAT and round trip); the acks of one reactor turn (the
+datagrams one socket read brought) go as one ACK per chunk, at the turn's
+end: the bitmap says it all, and half the datagrams are acks otherwise.
 
 When data stops for IDLE_KICK seconds (the sender restarted, or lost our
 answer) we ANSWER again; the manager also does when a session comes up.
@@ -43,6 +45,8 @@ class IncomingTransfer:
         self.leaves = _split_leaves(row.leaves) if row.leaves or not self.count else None
         self._fetched = {}  # leaf index -> hash, while fetching
         self._partial = {}  # chunk -> [bytearray, pieces bitmap]
+        self._acks = {}  # chunk -> the ACK to send at the end of this reactor turn
+        self._flush_call = None
         self.bad_chunks = 0
         self.received_bytes = 0
         self.last_heard = clock.seconds()
@@ -132,7 +136,15 @@ class IncomingTransfer:
         self._save(bitmap=self.held.to_bytes())
 
     def _ack(self, record, verdict, delay, pieces=0):
-        self._send(frames.Ack(self.row.transfer, record.chunk, verdict, record.sent_us, delay, pieces))
+        self._acks[record.chunk] = frames.Ack(self.row.transfer, record.chunk, verdict, record.sent_us, delay, pieces)
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self._flush_acks)
+
+    def _flush_acks(self):
+        self._flush_call = None
+        acks, self._acks = self._acks, {}
+        for ack in acks.values():
+            self._send(ack)
 
     def _finish(self):
         if not self.finished:
