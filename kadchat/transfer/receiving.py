@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from . import frames, merkle
 from .bitmap import ChunkBitmap
 
-MAX_PARTIAL = 16  # chunks gathering at once (4 MiB); pieces of more wait for a resend
+MAX_PARTIAL = 8  # chunks gathering at once (2 MiB, twice the sender's largest window)
 IDLE_KICK = 1.0
 
 

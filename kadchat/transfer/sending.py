@@ -27,7 +27,8 @@ DUP_THRESHOLD = 3
 BURST = 32
 MIN_RTO, MAX_RTO = 0.2, 8.0
 STALL_AFTER = 6
-MAX_WINDOW = 1024 * 1024
+RESTART_AFTER = 0.5  # seconds without acks after which an ANSWER means the receiver starts over
+MAX_WINDOW = 192 * 1024  # under the receiver's socket buffer (Linux: 208 KiB by default)
 MSS = frames.PIECE_SIZE
 
 
@@ -59,7 +60,7 @@ class OutgoingTransfer:
         self._in_flight = 0
         self._seq = 0
         self._timeouts = 0
-        self._last_ack = None
+        self._last_ack = None  # when the receiver last acknowledged anything
         self._timer = None
         self._pump_call = None
         self._cache = (None, b"")  # (chunk index, its bytes): pieces go out chunk by chunk
@@ -69,15 +70,21 @@ class OutgoingTransfer:
 
     def answered(self, first_byte, page):
         """The receiver holds the chunks of `page`: (re)start from there. It may have
-        restarted and lost chunks it had not verified yet: their pieces go again."""
+        restarted and lost chunks it had not verified yet: their pieces go again. But
+        while its acks still flow this is a repeat (its idle kick crossing our data,
+        several pages, a session coming up): planning again would resend the window."""
         self.held.merge_page(first_byte, page)
+        now = self._clock.seconds()
+        if self._last_ack is not None and now - self._last_ack < RESTART_AFTER:
+            self._check_complete()
+            return
         self._acked.clear()
         self._flight.clear()
         self._in_flight = 0
         self._lost.clear()
         self._plan = deque((c, p) for c in self.held.missing() for p in range(self._pieces(c)))
         self._timeouts = 0
-        self._last_ack = self._clock.seconds()
+        self._last_ack = None  # until the first ack, every answer (re)starts us
         self._check_complete()
         self._schedule_pump()
 
