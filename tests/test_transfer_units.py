@@ -134,13 +134,13 @@ def test_ledbat_base_delay_forgets_old_minutes():
 def test_ledbat_loss_halves_once_per_round_trip_and_timeout_resets():
     clock = task.Clock()
     cc = Ledbat(clock, mss=1000, initial_packets=64)
-    cc.on_ack(1000, 0.01, rtt=0.2)
+    cc.on_ack(1000, 0.01, rtt=0.1)
     window = cc.window
     cc.on_loss()
     assert cc.window == pytest.approx(window / 2)
     cc.on_loss()  # the same round trip: the same congestion event
     assert cc.window == pytest.approx(window / 2)
-    clock.advance(0.3)
+    clock.advance(0.2)
     cc.on_loss()
     assert cc.window == pytest.approx(window / 4)
     cc.on_timeout()
