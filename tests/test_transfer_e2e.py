@@ -198,3 +198,6 @@ def test_50_mb_arrive_intact(tmp_path, procs):
     path = bob.expect(received_line("fifty.bin"), timeout=360)[1]
     assert sha(path) == sha(source)
     alice.expect(r"^\* sent fifty.bin to bob$", timeout=20)
+    for process in (alice, bob):
+        assert process.quit(timeout=20) == 0
+        assert not [line for line in process.stderr_lines if "Traceback" in line], process.describe()

@@ -32,7 +32,7 @@ def test_with_20_percent_loss_each_way_the_file_arrives_intact(lab, tmp_path):
     bob.expect(presence("alice", "connected"), timeout=30)
     lab.loss(bob_host, 0.2)  # in and out: a datagram and its ack each cross it
     source = tmp_path / "lossy.bin"
-    source.write_bytes(os.urandom(3 * 1024 * 1024))
+    source.write_bytes(os.urandom(1024 * 1024))
     alice.send_line(f"/send bob {source}")
     bob.send_line(f"/accept {bob.expect(OFFER, timeout=30)[3]}")
     path = bob.expect(r"^\* received lossy.bin from alice: (.+)$", timeout=120)[1]

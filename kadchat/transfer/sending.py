@@ -5,8 +5,9 @@ others, in order, while the bytes in flight fit the window. Each piece
 carries our clock; each ACK echoes it (round trip) and the one-way delay the
 receiver saw (LEDBAT's input) and the bitmap of the chunk's pieces held. A
 piece is lost once DUP_THRESHOLD pieces sent after it were acknowledged (as
-TCP's fast retransmit) or when nothing at all is acknowledged for the
-retransmission timeout; lost pieces go out again before new ones. After
+TCP's fast retransmit), or a later one was and it is more than a round trip
+old (RACK), or when nothing at all is acknowledged for the retransmission
+timeout; lost pieces go out again before new ones. After
 STALL_AFTER timeouts in a row we stop and wait: the receiver's next ANSWER
 (it sends one when data stops, and when a session comes up) starts us again.
 
@@ -136,10 +137,15 @@ class OutgoingTransfer:
         self._lost.extendleft(reversed([(chunk, p) for p in range(self._pieces(chunk))]))
 
     def _detect_loss(self, newest):
+        """Pieces sent before the newest one acknowledged are lost once DUP_THRESHOLD later
+        ones came back, or (RFC 8985, RACK) once they are older than a round trip and a
+        quarter: in a small window three later acks may never come, and waiting for the
+        timeout each time is what made 20% loss crawl."""
         lost_any = False
+        stale_before = self._clock.seconds() - 1.25 * (self.cc.srtt or MIN_RTO)
         while self._flight:
-            key, (seq, _, size) = next(iter(self._flight.items()))
-            if seq > newest - DUP_THRESHOLD:
+            key, (seq, sent_at, size) = next(iter(self._flight.items()))
+            if seq >= newest or (seq > newest - DUP_THRESHOLD and sent_at > stale_before):
                 break
             del self._flight[key]
             self._in_flight -= size
