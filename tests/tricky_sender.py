@@ -8,17 +8,13 @@ flipped (a sender whose disk or memory went bad once: the receiver must notice).
 """
 
 import argparse
+import runpy
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from kadchat import interrupts  # noqa: E402
-
-from twisted.internet import task  # noqa: E402
-
-import client_node  # noqa: E402
-from kadchat.cli import run_main  # noqa: E402
 from kadchat.transfer import manager, sending  # noqa: E402
 
 
@@ -44,9 +40,9 @@ def main():
         corrupt_once(args.corrupt_chunk)
     if args.offer_name is not None:
         manager.safe_name = lambda name: args.offer_name
-    interrupts.hand_over()
     argv = args.client_args[1:] if args.client_args[:1] == ["--"] else args.client_args
-    task.react(run_main, (client_node.main, argv))
+    sys.argv = [str(ROOT / "client_node.py"), *argv]
+    runpy.run_path(sys.argv[0], run_name="__main__")  # the entry script itself, with our patches in place
 
 
 if __name__ == "__main__":
