@@ -149,3 +149,32 @@ def test_ledbat_loss_halves_once_per_round_trip_and_timeout_resets():
         cc.on_loss()
         clock.advance(1)
     assert cc.window == cc.min_window
+
+
+def test_file_records_round_trip():
+    from kadchat.transfer import frames
+    t = os.urandom(8)
+    records = [
+        frames.Offer(t, 123, merkle.CHUNK_SIZE, os.urandom(32), frames.FLAG_RELAY_OK, "café.txt"),
+        frames.Answer(t, 3, b"\x01\x02"), frames.Get(t, 32, 7), frames.Leaves(t, 32, (os.urandom(32),) * 3),
+        frames.Data(t, 9, 255, 1_700_000_000_000_000, os.urandom(1024)),
+        frames.Ack(t, 9, frames.PARTIAL, 42, -17, (1 << 255) | 5), frames.Cancel(t, frames.RELAY_CAP),
+        frames.Done(t),
+    ]
+    for record in records:
+        assert frames.decode(frames.encode(record)) == record
+
+
+def test_malformed_file_records_raise_only_wire_errors():
+    import random
+    from kadchat.transfer import frames
+    from kadchat.wire import FILE_RECORDS, WireError
+    rng = random.Random(16)
+    for _ in range(20000):
+        payload = bytes([rng.choice(FILE_RECORDS)]) + rng.randbytes(rng.choice([0, 1, 8, 12, 14, 20, 53, 61, 300, 1100]))
+        try:
+            frames.decode(payload)
+        except WireError:
+            pass
+    with pytest.raises(WireError):
+        frames.decode(frames.encode(frames.Offer(b"t" * 8, 1, merkle.CHUNK_SIZE, bytes(32), 0, "x"))[:-1] + b"\xff")

@@ -12,7 +12,6 @@ import os
 import unicodedata
 
 MAX_NAME_BYTES = 200  # well under the 255 of common file systems, room for " (123)"
-MAX_OFFERED_NAME_BYTES = 255  # what an offer may carry at all
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 FALLBACK = "file"
 

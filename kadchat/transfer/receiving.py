@@ -48,7 +48,6 @@ class IncomingTransfer:
         self._acks = {}  # chunk -> the ACK to send at the end of this reactor turn
         self._flush_call = None
         self.bad_chunks = 0
-        self.received_bytes = 0
         self.last_heard = clock.seconds()
         self.finished = False
 
@@ -64,9 +63,9 @@ class IncomingTransfer:
         self._answer()
 
     def _answer(self):
-        bitmap = self.held.to_bytes()
-        for first in range(0, max(len(bitmap), 1), frames.MAX_PAGE):
-            self._send(frames.Answer(self.row.transfer, first, bitmap[first:first + frames.MAX_PAGE]))
+        size = len(self.held.to_bytes())
+        for first in range(0, max(size, 1), frames.MAX_PAGE):
+            self._send(frames.Answer(self.row.transfer, first, self.held.page(first, frames.MAX_PAGE)))
 
     def leaves_received(self, record):
         if self.leaves is not None or record.first % frames.LEAVES_PER_RECORD:
@@ -108,8 +107,6 @@ class IncomingTransfer:
                 return  # unacknowledged: the sender sends it again later
             partial = self._partial[chunk] = [bytearray(length), 0]
         partial[0][piece * frames.PIECE_SIZE:piece * frames.PIECE_SIZE + len(record.data)] = record.data
-        if not partial[1] >> piece & 1:
-            self.received_bytes += len(record.data)
         partial[1] |= 1 << piece
         if partial[1] != (1 << pieces) - 1:
             self._ack(record, frames.PARTIAL, delay, partial[1])

@@ -11,7 +11,6 @@ import sqlite3
 from dataclasses import dataclass
 
 TRANSFERS_FILE = "transfers.db"
-STATES = ("offered", "active", "done", "cancelled")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers (
