@@ -56,6 +56,8 @@ class Config:
     gone_after: float = 45.0  # a contact silent this long is shown offline (3 missed keep-alives)
     network: str = "auto"  # mainline (the public BitTorrent DHT), private (our own swarm), auto: mainline without bootstrap nodes
     introducer: bool = False  # announce ourselves as introducer/relay on mainline while publicly reachable
+    downloads: str | None = None  # where received files go; None: $XDG_DOWNLOAD_DIR/kadchat or ~/Downloads/kadchat
+    relay_files: bool = False  # let files over 10 MB travel through a relay (only if the other end agrees too)
 
 
 # -- value parsers: each raises ValueError with a message for the user ----------
@@ -138,6 +140,8 @@ PARSERS = {
     "gone_after": lambda t: _float(t, 0, exclusive=True),
     "network": _network,
     "introducer": _bool,
+    "downloads": lambda t: os.path.expanduser(_path(t)),
+    "relay_files": _bool,
 }
 _OPTIONAL = {f.name for f in fields(Config) if f.default is None}
 # Every setting but data_dir (which locates the file) can be set in the file.

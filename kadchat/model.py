@@ -108,6 +108,25 @@ class GroupMessage:
     timestamp: float  # unix seconds, by the author's clock
 
 
+TRANSFER_STATES = ("offered", "active", "done", "cancelled")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A file sent or received (kadchat.transfer)."""
+
+    id: int  # what the user types: /accept 3, /cancel 3 (shown as #3)
+    contact: str  # the contact's name
+    outgoing: bool
+    name: str  # the file's name, made safe (kadchat.transfer.names)
+    size: int  # bytes
+    done: int  # bytes the receiver holds, verified
+    state: str  # one of TRANSFER_STATES: offered (waiting for an answer), active, done, cancelled
+    path: str | None  # outgoing: the file sent; incoming: the partial file, then the received one
+    reason: str | None = None  # why it was cancelled
+    sent: int = 0  # outgoing: file bytes put on the wire, retransmissions included
+
+
 class ChatListener(Protocol):
     """What `ChatBackend.subscribe` calls; every method returns quickly."""
 
@@ -131,6 +150,9 @@ class ChatListener(Protocol):
 
     def group_message(self, message: GroupMessage) -> None:
         """A new message in one of our groups (ours from another UI too), once, after it is stored."""
+
+    def transfer(self, transfer: Transfer) -> None:
+        """A file transfer was offered, accepted, finished or cancelled (either side)."""
 
 
 class ChatBackend(Protocol):
@@ -205,5 +227,18 @@ class ChatBackend(Protocol):
 
     def group_history(self, group: str, limit: int = 200, before: str | None = None) -> list[GroupMessage]:
         """The latest `limit` messages in the order every member shows, oldest first."""
+
+    def send_file(self, name: str, path: str) -> Transfer:
+        """Offers the file to the contact; raises `kadchat.errors.UserError` on an unknown
+        contact, an unreadable file, or a relayed route and a file over the relay cap."""
+
+    def accept_file(self, transfer_id: int) -> Transfer:
+        """Starts receiving an offered file into the downloads folder; UserError if no such offer."""
+
+    def cancel_file(self, transfer_id: int) -> None:
+        """Ends a transfer either way, at both ends; UserError if it is not running."""
+
+    def transfers(self) -> list[Transfer]:
+        """Every file transfer, oldest first."""
 
     def subscribe(self, listener: ChatListener) -> None: ...

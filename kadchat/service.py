@@ -36,15 +36,19 @@ from kadchat.nat.traversal import IntroductionRoute
 from kadchat.presences import Presences
 from kadchat.presencesecret import SECRETS_FILE, PresenceSecrets
 from kadchat.publisher import PresencePublisher
-from kadchat.requestwire import REQUEST, RequestInbox, make_request
 from kadchat.quorum import QuorumDHT
+from kadchat.requestwire import REQUEST, RequestInbox, make_request
 from kadchat.reachability import Reachability, lan_address
 from kadchat.seqcounter import SeqCounter
 from kadchat.sessions import SessionConfig
 from kadchat.tracker import PresenceTracker
+from kadchat.transfer.manager import Transfers
+from kadchat.transfer.names import default_downloads
+from kadchat.transfer.store import TRANSFERS_FILE, TransferStore
 from kadchat.views import contact_view, message_view
-from kademlia import statefile
 from kadchat.whereabouts import WHEREABOUTS_FILE, Whereabouts
+from kadchat.wire import FILE_RECORDS
+from kademlia import statefile
 from kademlia.node import DHTNode
 from kademlia.timers import Loop
 
@@ -159,6 +163,14 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
                                                    self.reachability.external_address) if self.mainline else None
         self._announcer = Announcer(reactor, self.node, self.publicly_reachable) \
             if self.mainline and c.introducer else None
+        self.transfers_db = TransferStore(self._path(TRANSFERS_FILE))
+        self.files = Transfers(
+            reactor, self.endpoint.sessions.send, self.transfers_db,
+            downloads=lambda: c.downloads or default_downloads(), name_of=self.book.name_of,
+            route_kind=lambda key: self.reachability.route_kind(self.endpoint.route_of(key)),
+            on_change=lambda transfer: self._tell("transfer", transfer), relay_ok=c.relay_files)
+        for record_type in FILE_RECORDS:
+            self.endpoint.record_handlers[record_type] = self.files.record_received
 
     def _path(self, name):
         return os.path.join(self.config.data_dir, name)
@@ -192,6 +204,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.presences.liveness.start()
         self._joiner.start()
         self._status_loop.start()
+        self.files.start()
         return warnings
 
     def _joined(self, size):
@@ -213,6 +226,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         leaving = self._joiner.joined
         self._joiner.stop()
         yield self._status_loop.stop()
+        yield self.files.stop()
         self.presences.liveness.goodbye()  # contacts with a live session hear it first, at once
         yield self.presences.liveness.stop()
         if leaving:
@@ -225,6 +239,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._db.close()
         self.groups_engine.close()
         self._drops.close()
+        self.transfers_db.close()
         self._joiner.stopped()
 
     def _voted_ip(self):
@@ -276,6 +291,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             self.endpoint.datagram_received(data, address)
 
     def session_ready(self, peer_key):
+        self.files.session_ready(peer_key)
         if self.book.is_contact(peer_key):  # it is how contacts find our records
             self.endpoint.send_secret(peer_key, self.secrets.own)
         self.groups_engine.session_ready(peer_key)
@@ -429,6 +445,27 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             self.reachability.reach(public_key, presence, offer_direct=False)
         self.mailbox.queued(public_key, message_id)  # not connected: into a dead drop too
         return message_view(self._db.get(message_id), self.book)
+
+    def send_file(self, name, path):
+        public_key = self.book.key_of(name)
+        self._reach(public_key, name)
+        return self.files.offer(public_key, path)
+
+    def accept_file(self, transfer_id):
+        return self.files.accept(transfer_id)
+
+    def cancel_file(self, transfer_id):
+        self.files.cancel(transfer_id)
+
+    def transfers(self):
+        return self.files.views()
+
+    def _reach(self, public_key, name):
+        """Open a session to the contact if its presence says where (as a message would)."""
+        presence = self.tracker.presence(name)
+        if presence is not None and not self.endpoint.has_session(public_key):
+            self.endpoint.peer_available(public_key, self.reachability.paths(public_key, presence))
+            self.reachability.reach(public_key, presence, offer_direct=False)
 
     def retry(self, message_id):
         self.endpoint.retry(bytes.fromhex(message_id))

@@ -34,6 +34,9 @@ Records, the plaintext of a TRANSPORT (empty = keepalive / handshake confirmatio
                   (kadchat.sessions), so it survives the restart that loses the session; sent
                   once when a session comes up
 
+    FILE_*   07..0e  file transfer records (kadchat.transfer.frames: offer, answer, leaf hashes,
+                  data, ack, cancel, done), handed whole to kadchat.transfer
+
 A REQUEST (06, kadchat.requestwire) is a contact request, outside any session.
 """
 
@@ -58,6 +61,7 @@ RECORD_MESSAGE = 0x01
 RECORD_ACK = 0x02
 RECORD_PRESENCE = 0x03
 RECORD_SECRET = 0x04
+FILE_RECORDS = range(0x07, 0x0f)  # kadchat.transfer.frames decodes them
 SECRET_SIZE = 32
 RECORD_RESET = 0x05
 RESET_TOKEN_SIZE = 16

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 
 from kadchat.errors import UserError
 from kadchat.model import (MESSAGE_STATES, MY_STATUSES, PRESENCES, Contact, ContactPresence,
-                           ContactRequest, Group, GroupMessage, Message, MyStatus, Status)
+                           ContactRequest, Group, GroupMessage, Message, MyStatus, Status, Transfer)
 
 _CARD = re.compile(r"card:[a-z0-9]+")
 
@@ -42,6 +42,7 @@ class BackendDouble:
         self._group_messages: list[GroupMessage] = []
         self.blocked: list[str] = []  # cards, per block call
         self.notes: dict[str, str] = {}  # name -> the note given with add_contact
+        self._transfers: dict[int, Transfer] = {}
 
     # The backend interface.
 
@@ -198,6 +199,25 @@ class BackendDouble:
         self._group_messages.append(message)
         return message
 
+    def send_file(self, name, path):
+        if name not in self._contacts:
+            raise UserError(f"No contact named {name}.")
+        return self._new_transfer(name, True, path.rsplit("/", 1)[-1], 1000, path)
+
+    def accept_file(self, transfer_id):
+        t = self._transfers.get(transfer_id)
+        if t is None or t.outgoing or t.state != "offered":
+            raise UserError(f"#{transfer_id} is not a file offered to you")
+        return self.set_transfer(transfer_id, state="active")
+
+    def cancel_file(self, transfer_id):
+        if transfer_id not in self._transfers:
+            raise UserError(f"no file transfer #{transfer_id}")
+        self.set_transfer(transfer_id, state="cancelled", reason="cancelled here")
+
+    def transfers(self):
+        return list(self._transfers.values())
+
     # The network's part, played by tests.
 
     def add(self, name, presence=ContactPresence.OFFLINE, last_seen=None, unread=0, route=None):
@@ -246,6 +266,26 @@ class BackendDouble:
         for listener in self.listeners:
             listener.contact_request(request)
         return request
+
+    def offer_file(self, name, file_name, size):
+        """The contact offers us a file."""
+        return self._new_transfer(name, False, file_name, size, None)
+
+    def set_transfer(self, transfer_id, **changes):
+        t = self._transfers[transfer_id] = replace(self._transfers[transfer_id], **changes)
+        self._tell_transfer(t)
+        return t
+
+    def _new_transfer(self, name, outgoing, file_name, size, path):
+        t = Transfer(len(self._transfers) + 1, name, outgoing, file_name, size, 0, "offered", path)
+        self._transfers[t.id] = t
+        self._tell_transfer(t)
+        return t
+
+    def _tell_transfer(self, t):
+        for listener in self.listeners:
+            if hasattr(listener, "transfer"):  # the GUI has no file transfers yet
+                listener.transfer(t)
 
     def _take_request(self, name):
         if name not in self._requests:

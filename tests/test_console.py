@@ -660,3 +660,53 @@ def test_at_a_terminal_the_start_says_who_wrote_while_you_were_away():
     backend.add("carol")
     ConsoleUI(backend, out.append, lambda: None, clock, interactive=True).start()
     assert out[1:] == ["* 1 unread from Ben Big: /open Ben Big", "* 2 unread from bob: /open bob"]
+
+
+# -- file transfers (kadchat.ui.console_files) -------------------------------------
+
+
+def _file_console():
+    from tests.backend_double import BackendDouble
+    from twisted.internet import task
+    backend, lines = BackendDouble(), []
+    backend.add("bob")
+    ui = ConsoleUI(backend, lines.append, lambda: None, task.Clock())
+    ui.start()
+    lines.clear()
+    return backend, ui, lines
+
+
+def test_an_offer_shows_with_its_id_and_accept_by_number_takes_it():
+    backend, ui, lines = _file_console()
+    offer = backend.offer_file("bob", "cat.jpg", 2_500_000)
+    assert lines == [f"* bob offers cat.jpg (2.5 MB) as #{offer.id}; /accept {offer.id}"]
+    ui.line_received(f"/accept #{offer.id}")
+    assert lines[-1] == f"* receiving cat.jpg from bob as #{offer.id}"
+    backend.set_transfer(offer.id, state="done", path="/dl/cat.jpg", done=2_500_000)
+    assert lines[-1] == "* received cat.jpg from bob: /dl/cat.jpg"
+    ui.line_received("/files")
+    assert lines[-1] == f"#{offer.id} from bob: cat.jpg, 2.5 MB of 2.5 MB, done"
+
+
+def test_accept_with_a_name_is_still_a_contact_request():
+    backend, ui, lines = _file_console()
+    backend.request("carol")
+    ui.line_received("/accept carol")
+    assert lines[-1] == "added carol"
+    ui.line_received("/accept 7")
+    assert lines[-1] == "error: #7 is not a file offered to you"
+
+
+def test_send_and_cancel_and_their_mistakes():
+    backend, ui, lines = _file_console()
+    ui.line_received("/send bob /tmp/notes.txt")
+    assert lines[-1] == "* offered notes.txt (1.0 kB) to bob as #1"
+    ui.line_received("/cancel 1")
+    assert lines[-1] == "* #1 notes.txt cancelled: cancelled here"
+    ui.line_received("/send bob")
+    assert lines[-1] == "error: usage: /send NAME PATH"
+    ui.line_received("/cancel bob")
+    assert lines[-1] == "error: usage: /cancel ID (the number /files shows)"
+    backend.set_transfer(1, name="evil\x1b[2Jname")
+    ui.line_received("/files")
+    assert "\x1b" not in lines[-1]

@@ -30,7 +30,7 @@ def test_values_are_frozen_with_the_documented_fields():
 def test_listener_protocol_has_the_seven_events():
     assert sorted(n for n, v in vars(ChatListener).items()
                   if inspect.isfunction(v) and not n.startswith("_")) == [
-        "contact_request", "contacts_changed", "group_message", "message", "message_state", "presence", "status"]
+        "contact_request", "contacts_changed", "group_message", "message", "message_state", "presence", "status", "transfer"]
 
 
 def real_service():

@@ -14,6 +14,10 @@ Commands::
     /remove NAME         remove a contact (their messages stay in the history)
     /requests            contact requests waiting for an answer
     /accept NAME         add the sender of a contact request as a contact
+    /send NAME PATH      offer a file to NAME (kadchat.ui.console_files)
+    /accept ID           receive file offer #ID into the downloads folder
+    /cancel ID           end file transfer #ID, at both ends
+    /files               every file transfer, with progress
     /ignore NAME         drop a contact request (they may ask again)
     /block NAME          a contact or a requester: removed, and nothing from
                          them reaches you again
@@ -81,6 +85,7 @@ from twisted.protocols.basic import LineReceiver
 from kadchat.errors import UserError
 from kadchat.model import ChatBackend, ContactRequest, GroupMessage, Message, MessageState, MyStatus, Status
 from kadchat.ui import console_groups
+from kadchat.ui.console_files import FileCommands
 from kadchat.ui.console_names import resolve, split_name, unquote
 from kadchat.ui.uitext import (PRESENCE_WORDS, clock_time, date_and_minute, one_line, presence_text,
                                status_parts)
@@ -91,7 +96,7 @@ SETTLED = (MessageState.DELIVERED, MessageState.STORED, MessageState.FAILED)
 FOR = (MessageState.QUEUED, MessageState.STORED)  # "(stored for bob)": not with bob yet
 HISTORY_LINES = 20  # /history without N
 OPEN_LINES = 10  # history shown by /open
-COMMANDS = tuple(line.split()[0] for line in _HELP_BLOCKS[0].splitlines() if line.strip().startswith("/"))
+COMMANDS = tuple(dict.fromkeys(line.split()[0] for line in _HELP_BLOCKS[0].splitlines() if line.strip().startswith("/")))
 HELP += "\n\n" + console_groups.HELP
 COMMANDS += console_groups.COMMANDS
 NO_CONVERSATION = "no conversation open: /open NAME first (or /msg NAME TEXT)"
@@ -154,6 +159,9 @@ class ConsoleUI:
             "/quit": self._quit,
             "/help": self._help,
         }
+        self._files = FileCommands(backend, write, self._contact_names, self._accept)
+        self._commands.update(self._files.commands())
+        self.transfer = self._files.transfer  # ChatListener.transfer
         self._groups = console_groups.install(self, backend, write, interactive)  # /group, /groups, /g
 
     def add_commands(self, commands: dict[str, Callable[[str], None]]) -> None:
