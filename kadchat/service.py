@@ -193,7 +193,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
             self.address = self.node.listen(c.port, c.interface)
         except error.CannotListenError as e:
             raise UserError(f"cannot listen on UDP port {c.port}: {e.socketError.strerror}") from None
-        self.node.set_datagram_handler(self._dispatch)
+        self.node.set_datagram_handler(self._dispatch, exempt=self.endpoint.sessions.is_live_traffic)
         toward = network_mode.ROUTE_PROBE if self.mainline else next(iter(self._joiner.addresses), None)
         self.reachability.lan = lan_address(self.address, toward)
         if self.mainline:

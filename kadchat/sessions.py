@@ -67,6 +67,7 @@ class HandshakeStats:
 
 
 _INITIATION_BYTE = bytes([wire.INITIATION])
+_TRANSPORT_BYTE = bytes([wire.TRANSPORT])
 
 
 class _Session:
@@ -324,6 +325,14 @@ class SessionManager:
         return peer.first_unanswered is not None and now - peer.first_unanswered > self._config.stale_after
 
     # -- datagrams from the socket -------------------------------------------
+
+    def is_live_traffic(self, data, addr):
+        """A TRANSPORT naming one of our keyed sessions, from where its peer last spoke: the
+        DHT's per-IP budget for strangers need not count it (it still has to open)."""
+        if data[:1] != _TRANSPORT_BYTE or len(data) < wire.TRANSPORT_HEADER_SIZE:
+            return False
+        session = self._by_index.get(int.from_bytes(data[1:5], "big"))
+        return session is not None and session.channel is not None and session.addr == addr
 
     def datagram_received(self, data, addr):
         if data[:1] == _INITIATION_BYTE and len(data) == wire.INITIATION_SIZE:

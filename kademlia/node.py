@@ -119,8 +119,11 @@ class DHTNode:
 
     # -- non-KRPC datagrams and observers -------------------------------------
 
-    def set_datagram_handler(self, handler):
+    def set_datagram_handler(self, handler, exempt=None):
+        """`handler(data, address)` takes the non-KRPC datagrams; those `exempt(data, address)`
+        vouches for skip their per-IP budget."""
         self.protocol.datagram_handler = handler
+        self.protocol.datagram_exempt = exempt
 
     def send_datagram(self, data, address):
         self.protocol.send_datagram(data, address)

@@ -61,6 +61,9 @@ class KRPCProtocol(DatagramProtocol):
         self.max_pending = max_pending
         self._pending = {}  # transaction id -> (Deferred, address, timer)
         self.datagram_handler = None
+        # fn(data, address) -> bool: a non-KRPC datagram of a session the owner already holds
+        # with that address; the per-IP budget is for strangers, and a file transfer would hit it.
+        self.datagram_exempt = None
         self.pacer = pacer  # a kademlia.pacing.QueryPacer: queries to one IP spaced out
         self.read_only = False  # BEP 43: ask other nodes to keep us out of their tables, answer none
         self.stats = Stats()
@@ -123,7 +126,8 @@ class KRPCProtocol(DatagramProtocol):
     def datagramReceived(self, data, address):
         self.stats.received += 1
         if data[:1] != b"d":
-            if self._other_rate_limiter is not None and not self._other_rate_limiter.allow(address[0]):
+            if self._other_rate_limiter is not None and not self._exempt(data, address) \
+                    and not self._other_rate_limiter.allow(address[0]):
                 self.stats.rate_limited += 1
             elif self.datagram_handler is not None:
                 self._deliver_other(data, address)
@@ -140,6 +144,9 @@ class KRPCProtocol(DatagramProtocol):
             self._answer(message, address, len(data))
         else:
             self._settle(message, address)
+
+    def _exempt(self, data, address):
+        return self.datagram_exempt is not None and self.datagram_exempt(data, address)
 
     def _deliver_other(self, data, address):
         try:

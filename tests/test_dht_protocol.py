@@ -170,6 +170,19 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(received, [PEER] * 3 + [OTHER])
         self.assertEqual(protocol.stats.rate_limited, 7)
 
+    def test_datagrams_the_owner_vouches_for_skip_the_per_ip_budget_and_no_others_do(self):
+        chat_limiter = PerIPRateLimiter(self.clock.seconds, rate=10, burst=3)
+        protocol = KRPCProtocol(self.clock, self.handler, self.limiter, chat_limiter)
+        protocol.makeConnection(FakeTransport())
+        received = []
+        protocol.datagram_handler = lambda data, address: received.append(data)
+        protocol.datagram_exempt = lambda data, address: data == b"\x03ours" and address == PEER
+        for _ in range(10):
+            protocol.datagramReceived(b"\x03ours", PEER)
+            protocol.datagramReceived(b"\x03ours", OTHER)
+        self.assertEqual(received, [b"\x03ours"] * 13)  # PEER's ten, OTHER's burst of three
+        self.assertEqual(protocol.stats.rate_limited, 7)
+
     def test_stop_fails_pending_queries_and_closes_the_socket(self):
         d = self.protocol.query(PEER, b"ping", {b"id": OWN_ID}, timeout=2)
         self.successResultOf(self.protocol.stop())

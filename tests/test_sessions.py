@@ -204,6 +204,23 @@ def test_duplicate_initiation_via_two_paths_gets_the_same_answer_twice():
     assert bob.manager.handshake_stats.answered == 1
 
 
+def test_live_traffic_is_a_keyed_sessions_transport_from_its_peers_address_only():
+    net, alice, bob = setup()
+    connect(net, alice)
+    net.run(lambda: bob.manager.has_session(A_KEY), timeout=1)
+    sent, send = [], alice.send
+    alice.send = lambda data, to: (sent.append(data), send(data, to))
+    alice.manager.send(B_KEY, b"a file's piece")
+    transport = sent[-1]
+    assert bob.manager.is_live_traffic(transport, A_ADDR)
+    assert not bob.manager.is_live_traffic(transport, ("127.0.0.1", 9999))  # another source
+    assert not bob.manager.is_live_traffic(transport[:1] + bytes(4) + transport[5:], A_ADDR)  # no such session
+    assert not bob.manager.is_live_traffic(transport[:3], A_ADDR)
+    assert not bob.manager.is_live_traffic(bytes([wire.INITIATION]) + transport[1:], A_ADDR)
+    bob.manager.drop(A_KEY)
+    assert not bob.manager.is_live_traffic(transport, A_ADDR)
+
+
 def test_peer_roaming_moves_the_session_address():
     net, alice, bob = setup()
     connect(net, alice)
