@@ -29,6 +29,8 @@ long-lived table would have them); `--node-upkeep` runs the nodes' own
 instead. Everything about the drops is the nodes' code: puts, gets with
 read-repair, hand-over to newcomers, republication (DHTNode.republish: a
 51 h item about hourly, by whichever replica's turn comes first).
+`--pairs 80` (400 drops, 2,000 nodes, 1 to 48 h) took 30 minutes of CPU;
+the default (1,000 drops) about 40 s of CPU per simulated hour.
 """
 
 import argparse
