@@ -142,7 +142,7 @@ class Conversation(ttk.Frame):
         self._add(page)
         for transfer in self._backend.transfers():
             if transfer.contact == self.name:
-                self.cards[transfer.id] = self._files.card(self.history, transfer)
+                self.cards[transfer.id] = self._files.card(self.history, transfer, around_change=self.keeping_end)
         self._render()
         self.scroll_to_end()
         self._update_retry_button()
@@ -198,14 +198,23 @@ class Conversation(ttk.Frame):
             card.show(transfer)
             return
         at_end = self.at_end()
-        self.cards[transfer.id] = card = self._files.card(self.history, transfer)
+        self.cards[transfer.id] = card = self._files.card(self.history, transfer, around_change=self.keeping_end)
         self.history.configure(state="normal")
         self._insert_card(card)
         self.history.configure(state="disabled")
         if at_end or transfer.outgoing:
+            self.update_idletasks()  # the card's height, before going to the end
             self.scroll_to_end()
         else:
             self._show_jump()
+
+    def keeping_end(self, change: Callable[[], None]) -> None:
+        """Runs `change` (a card growing); a view that showed the end still shows it."""
+        at_end = self.at_end()
+        change()
+        if at_end:
+            self.update_idletasks()
+            self.scroll_to_end()
 
     def load_older(self) -> int:
         """The page before the oldest shown; the view stays on what it showed. Returns how many."""
@@ -316,7 +325,7 @@ class Conversation(ttk.Frame):
             previous = message
         for transfer_id, card in self.cards.items():
             if not card.winfo_exists():  # it was shown: deleting its place destroyed it
-                self.cards[transfer_id] = card = self._files.card(self.history, card.transfer, earlier=card)
+                self.cards[transfer_id] = card = self._files.card(self.history, card.transfer, card, self.keeping_end)
             self._insert_card(card)
         self.history.configure(state="disabled")
         if anchor is not None:

@@ -78,16 +78,20 @@ def shortened(name: str) -> str:
 class TransferCard(ttk.Frame):
     """One transfer; `show(transfer)` after each change. `opener` opens a path (xdg-open).
     `earlier`: the card this one replaces (Tk destroys an embedded window whose text is
-    deleted, so a history drawn again draws new cards): its rate samples and thumbnail."""
+    deleted, so a history drawn again draws new cards): its rate samples and thumbnail.
+    `around_change(change)`: runs a change that may make the card taller (the conversation
+    keeps its view at the end if it was there)."""
 
     def __init__(self, parent, look: Look, backend: ChatBackend, transfer: Transfer,
                  now: Callable[[], float], opener: Callable[[str], None], thumbnailer: Thumbnailer,
-                 earlier: TransferCard | None = None):
+                 earlier: TransferCard | None = None,
+                 around_change: Callable[[Callable[[], None]], None] = lambda change: change()):
         side = "Me" if transfer.outgoing else "Them"
         super().__init__(parent, style=f"Card{side}.TFrame", padding=(12, 8))
         self._backend = backend
         self._opener = opener
         self._thumbnailer = thumbnailer
+        self._around_change = around_change
         self._meter = earlier._meter if earlier else RateMeter(now)
         self.transfer = transfer
         self.thumbnail: tk.PhotoImage | None = None  # kept: Tk forgets an image nobody holds
@@ -109,9 +113,13 @@ class TransferCard(ttk.Frame):
             self._got_thumbnail(earlier.thumbnail)
 
     def show(self, t: Transfer) -> None:
+        self._around_change(lambda: self._show(t))
+
+    def _show(self, t: Transfer) -> None:
         self.transfer = t
         way = "to" if t.outgoing else "from"
-        self.meta.configure(text=f"{human_size(t.size)} \u00b7 {way} {one_line(t.contact)} \u00b7 {_STATE_WORDS[t.state]}"
+        state = "waiting for an answer" if t.outgoing and t.state == "offered" else _STATE_WORDS[t.state]
+        self.meta.configure(text=f"{human_size(t.size)} \u00b7 {way} {one_line(t.contact)} \u00b7 {state}"
                             + (f": {one_line(t.reason)}" if t.state == "cancelled" and t.reason else ""))
         if t.state == "active":
             self._meter.add(t.done)
@@ -131,9 +139,12 @@ class TransferCard(ttk.Frame):
         if image is None:
             return
         self.thumbnail = image
-        self.picture.configure(image=image, cursor="hand2")
-        self.picture.bind("<Button-1>", lambda e: self.open())
-        self.picture.grid(row=0, column=0, sticky="w", pady=(0, 6))
+
+        def place():
+            self.picture.configure(image=image, cursor="hand2")
+            self.picture.bind("<Button-1>", lambda e: self.open())
+            self.picture.grid(row=0, column=0, sticky="w", pady=(0, 6))
+        self._around_change(place)
 
     def _set_actions(self, names: tuple[str, ...]) -> None:
         if tuple(self._actions) == names:
@@ -205,9 +216,10 @@ class Files:
         self._opener, self._chooser = opener, chooser
         self.thumbnailer = Thumbnailer()
 
-    def card(self, parent: tk.Misc, transfer: Transfer, earlier: TransferCard | None = None) -> TransferCard:
+    def card(self, parent: tk.Misc, transfer: Transfer, earlier: TransferCard | None = None,
+             around_change: Callable[[Callable[[], None]], None] = lambda change: change()) -> TransferCard:
         return TransferCard(parent, self._look, self._backend, transfer, self._now, self._opener,
-                            self.thumbnailer, earlier)
+                            self.thumbnailer, earlier, around_change)
 
     def choose(self, parent: tk.Misc) -> list[str]:
         return self._chooser(parent)
