@@ -4,6 +4,7 @@ backend double under Xvfb. A real drag from a file manager can't be synthesised 
 
 import struct
 import zlib
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -68,6 +69,21 @@ def test_an_offer_is_accepted_shows_progress_and_arrives_with_a_thumbnail(files)
     c._actions["Show in folder"].invoke()
     assert files.opened == [str(path), str(files.tmp)]
     assert files.notifications[1:] == []  # one notification per offer
+
+
+def test_progress_is_asked_for_while_a_transfer_runs(files, monkeypatch):
+    """The backend tells changes of state only; the window polls while one runs."""
+    files.start()
+    offer = files.backend.offer_file("bob", "big.iso", 4_000_000)
+    files.backend.accept_file(offer.id)
+    c = card(files, offer.id)
+    running = replace(files.backend.transfers()[0], done=3_000_000)
+    monkeypatch.setattr(files.backend, "transfers", lambda: [running])
+    files.wait_until(lambda: c.progress.cget("value") == 3_000_000)
+    assert c.detail.cget("text").startswith("3.0 MB of 4.0 MB")
+    assert files.window._progress_pending is not None
+    running = replace(running, state="done", done=4_000_000, path="/tmp/big.iso")
+    files.wait_until(lambda: files.window._progress_pending is None)  # nothing runs: no more polls
 
 
 def test_declining_an_offer_cancels_it(files):

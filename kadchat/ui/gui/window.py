@@ -36,6 +36,7 @@ from kadchat.ui.uitext import one_line, status_parts
 LEFT_WIDTH = 290  # px: the chat list column, at any window size (the sash moves it)
 MODE_POLL = 1000  # ms between looks at what the desktop's colour scheme watcher heard
 SAVE_DELAY = 500  # ms after the last move or resize before window.json is written
+PROGRESS_POLL = 500  # ms: the backend tells a transfer's changes of state, its progress is asked for
 
 
 class ChatWindow:
@@ -63,6 +64,7 @@ class ChatWindow:
         self.look = Look(root, mode or chosen_mode())
         self.files = Files(self.look, backend, now, opener, chooser)
         self._offers_told: set[int] = set()  # incoming offers already notified
+        self._progress_pending: str | None = None  # the next look at running transfers
         # Tk objects left as garbage (an earlier window's) are freed here, in Tk's thread:
         # finalised by a worker thread that ran the collector, Tcl would abort the process.
         gc.collect()
@@ -136,6 +138,7 @@ class ChatWindow:
             self.contacts.show(contact, self._last.get(contact.name))
         self._show_requests()  # and the overview: title, empty state
         self.status(self._backend.status())
+        self._poll_progress()
 
     def has_focus(self) -> bool:
         """Whether one of this window's widgets has the keyboard (the desktop's focus)."""
@@ -327,11 +330,24 @@ class ChatWindow:
                 self.open_conversation(current)
         elif tab is not None:
             tab.show_transfer(transfer)
+        if transfer.state == "active" and self._progress_pending is None:
+            self._progress_pending = self.root.after(PROGRESS_POLL, self._poll_progress)
         if incoming_offer and transfer.id not in self._offers_told:
             self._offers_told.add(transfer.id)
             if not self.has_focus():
                 self._notifier.notify(f"file:{transfer.id}", one_line(transfer.contact),
                                       f"offers {one_line(transfer.name)} ({human_size(transfer.size)})")
+
+    def _poll_progress(self) -> None:
+        """The running transfers' progress into their cards, until none runs."""
+        self._progress_pending = None
+        running = [t for t in self._backend.transfers() if t.state == "active"]
+        for transfer in running:
+            tab = self.conversations.get(transfer.contact)
+            if tab is not None:
+                tab.show_transfer(transfer)
+        if running:
+            self._progress_pending = self.root.after(PROGRESS_POLL, self._poll_progress)
 
     def presence(self, name: str, presence: str) -> None:
         self._update_contact(name)
@@ -470,6 +486,8 @@ class ChatWindow:
             self.root.after_cancel(self._save_pending)
             self._save_geometry()
         self._notifier.close()
+        if self._progress_pending is not None:
+            self.root.after_cancel(self._progress_pending)
         self.files.thumbnailer.close()
         if self._mode_watcher is not None:
             self._mode_watcher.stop()
