@@ -2,6 +2,7 @@
 backend double under Xvfb. A real drag from a file manager can't be synthesised under Xvfb
 (tkdnd speaks XDND with another client): the drop is tested from tkdnd's data onwards."""
 
+import os
 import struct
 import zlib
 from dataclasses import replace
@@ -29,7 +30,7 @@ class Clock:
 @pytest.fixture
 def files(display, tmp_path):
     opened, chosen, clock = [], [], Clock()
-    gui = Gui(display, geometry="1280x800", opener=opened.append, chooser=lambda parent: list(chosen))
+    gui = Gui(display, geometry="1280x800", opener=opened.append, chooser=lambda parent, done: done(list(chosen)))
     gui.window.files._now = clock  # the rate's clock, moved by the test
     gui.opened, gui.chosen, gui.clock, gui.tmp = opened, chosen, clock, tmp_path
     gui.backend.add("bob", presence="connected")
@@ -108,9 +109,26 @@ def test_attach_offers_the_chosen_files_and_cancel_stops_one(files):
     files.backend.set_transfer(sent[0].id, state="active")
     c._actions["Cancel"].invoke()
     assert files.backend.transfers()[0].state == "cancelled" and c.actions() == []
-    files.chosen.clear()
-    tab.attach_button.invoke()  # the chooser cancelled: nothing offered
-    assert len(files.backend.transfers()) == 2
+
+def test_the_file_chooser_runs_in_a_process_of_its_own(files):
+    """Tk's dialog, whose nested event loop would stop the reactor, in a child process:
+    the window goes on while it is open, and gets the paths when it closes."""
+    import subprocess
+    from kadchat.ui.gui.filechooser import choose_files
+    files.start()
+    tab = files.window.open_conversation("bob")
+    picked = []
+    choose_files(tab, picked.append, title="pick one")
+    search = ["xdotool", "search", "--sync", "--name", "^pick one$"]
+    env = dict(os.environ, DISPLAY=files.display.display)
+    (window,) = subprocess.run(search, env=env, capture_output=True, text=True, timeout=20).stdout.split()
+    subprocess.run(["xdotool", "windowfocus", "--sync", window, "type", "--delay", "5",
+                    str(files.tmp)], env=env, check=True, timeout=20)
+    (files.tmp / "chosen.txt").write_text("x")
+    subprocess.run(["xdotool", "type", "--delay", "5", "/chosen.txt"], env=env, check=True, timeout=20)
+    subprocess.run(["xdotool", "key", "Return"], env=env, check=True, timeout=20)
+    files.wait_until(lambda: picked, timeout=20)
+    assert picked == [[str(files.tmp / "chosen.txt")]]
 
 
 def test_a_file_the_backend_refuses_says_why(files, monkeypatch):
@@ -162,7 +180,7 @@ def test_a_reopened_tab_shows_its_transfers(files):
 @pytest.mark.parametrize("mode", ["light", "dark"])
 def test_screenshot_of_transfers(display, tmp_path, mode):
     clock = Clock()
-    gui = Gui(display, geometry="1280x800", mode=mode, opener=print, chooser=lambda p: [])
+    gui = Gui(display, geometry="1280x800", mode=mode, opener=print, chooser=lambda parent, done: None)
     try:
         gui.window.files._now = clock
         gui.backend.add("bob", presence="connected", route="direct")

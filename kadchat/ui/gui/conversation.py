@@ -271,7 +271,7 @@ class Conversation(ttk.Frame):
 
     def attach(self) -> None:
         """The file chooser; the files picked are offered to the contact."""
-        self.send_files(self._files.choose(self))
+        self._files.choose(self, self.send_files)
 
     def send_files(self, paths: list[str]) -> None:
         for path in paths:

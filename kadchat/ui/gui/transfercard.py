@@ -12,12 +12,13 @@ import os
 import subprocess
 import tkinter as tk
 from collections import deque
-from tkinter import filedialog, ttk
+from tkinter import ttk
 from typing import Callable
 
 from kadchat.errors import UserError
 from kadchat.model import ChatBackend, Transfer
 from kadchat.transfer.sizes import human_size
+from kadchat.ui.gui.filechooser import choose_files
 from kadchat.ui.gui.style import Look
 from kadchat.ui.gui.thumbnails import Thumbnailer, looks_like_image
 from kadchat.ui.uitext import one_line
@@ -200,18 +201,13 @@ def _actions(t: Transfer) -> tuple[str, ...]:
     return ()
 
 
-def choose_files(parent: tk.Misc) -> list[str]:
-    """The desktop's file chooser; nothing if the user cancels."""
-    return list(filedialog.askopenfilenames(parent=parent, title="Send files"))
-
-
 class Files:
     """What the conversations share for files: the card maker, the file chooser, the thumbnail
     thread. `opener` and `chooser` are replaced in tests."""
 
     def __init__(self, look: Look, backend: ChatBackend, now: Callable[[], float],
                  opener: Callable[[str], None] = xdg_open,
-                 chooser: Callable[[tk.Misc], list[str]] = choose_files):
+                 chooser: Callable[[tk.Misc, Callable[[list[str]], None]], None] = choose_files):
         self._look, self._backend, self._now = look, backend, now
         self._opener, self._chooser = opener, chooser
         self.thumbnailer = Thumbnailer()
@@ -221,5 +217,6 @@ class Files:
         return TransferCard(parent, self._look, self._backend, transfer, self._now, self._opener,
                             self.thumbnailer, earlier, around_change)
 
-    def choose(self, parent: tk.Misc) -> list[str]:
-        return self._chooser(parent)
+    def choose(self, parent: tk.Misc, on_chosen: Callable[[list[str]], None]) -> None:
+        """The file chooser; `on_chosen(paths)` later, if the user picks any."""
+        self._chooser(parent, on_chosen)

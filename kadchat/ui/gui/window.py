@@ -28,7 +28,8 @@ from kadchat.ui.gui.notify import Notifier
 from kadchat.ui.gui.requests import RequestsPanel
 from kadchat.ui.gui.search import SearchBox
 from kadchat.ui.gui.style import Look
-from kadchat.ui.gui.transfercard import Files, choose_files, xdg_open
+from kadchat.ui.gui.filechooser import choose_files
+from kadchat.ui.gui.transfercard import Files, xdg_open
 from kadchat.transfer.sizes import human_size
 from kadchat.ui.gui.winstate import MIN_SIZE, initial_geometry, save_geometry
 from kadchat.ui.uitext import one_line, status_parts
@@ -54,7 +55,7 @@ class ChatWindow:
                  now: Callable[[], float] = time.time, window_file: Path | None = None,
                  notifier: Notifier | None = None, mode: str | None = None,
                  opener: Callable[[str], None] = xdg_open,
-                 chooser: Callable[[tk.Misc], list[str]] = choose_files):
+                 chooser: Callable[[tk.Misc, Callable[[list[str]], None]], None] = choose_files):
         self.root = root
         self._backend = backend
         self._now = now
