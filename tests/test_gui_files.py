@@ -14,7 +14,7 @@ from kadchat.errors import UserError
 from kadchat.ui.gui.filedrop import dropped_paths
 from kadchat.ui.gui.thumbnails import MAX_PIXELS, thumbnail
 from kadchat.ui.gui.transfercard import RateMeter, time_left
-from tests.test_gui import ARTIFACTS, NOW, Gui, display  # noqa: F401 (the fixture)
+from tests.test_gui import NOW, Gui, display  # noqa: F401 (display: the fixture)
 
 pytestmark = pytest.mark.gui
 
