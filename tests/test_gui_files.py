@@ -241,3 +241,19 @@ def test_rate_and_time_left():
     meter.add(5_000_000)
     assert meter.text(5_000_000, 20_000_000) == "5.0 MB of 20.0 MB \u00b7 500.0 kB/s \u00b7 30 s left"
     assert [time_left(s) for s in (0.2, 75, 7260)] == ["0 s left", "1 min 15 s left", "2 h 01 min left"]
+
+
+@pytest.mark.parametrize("broken", ["not installed", "tkdnd won't load"])
+def test_without_drag_and_drop_the_tab_still_opens(files, monkeypatch, broken):
+    import sys
+    import tkinterdnd2
+
+    def refuse(root):
+        raise RuntimeError("Unable to load tkdnd library.")
+    if broken == "not installed":
+        monkeypatch.setitem(sys.modules, "tkinterdnd2", None)  # import raises ImportError
+    else:
+        monkeypatch.setattr(tkinterdnd2.TkinterDnD, "require", refuse)
+    files.start()
+    tab = files.window.open_conversation("bob")
+    assert tab.drops is False and tab.attach_button.winfo_exists()
