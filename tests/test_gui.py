@@ -76,7 +76,8 @@ class Recorder:
 class Gui:
     """A ChatWindow on a BackendDouble in a fresh Tk root."""
 
-    def __init__(self, display, geometry="960x640", mode="light", window_file=None, notifier=None):
+    def __init__(self, display, geometry="960x640", mode="light", window_file=None, notifier=None,
+                 **window_options):
         import tkinter as tk
 
         from kadchat.ui.gui import ChatWindow
@@ -89,7 +90,8 @@ class Gui:
         self.quits = 0
         self.notifications = []
         self.window = ChatWindow(self.root, self.backend, self._quit, now=lambda: NOW, mode=mode,
-                                 window_file=window_file, notifier=notifier or Recorder(self.notifications))
+                                 window_file=window_file, notifier=notifier or Recorder(self.notifications),
+                                 **window_options)
 
     def _quit(self):
         self.quits += 1

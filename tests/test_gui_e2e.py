@@ -460,3 +460,47 @@ def test_a_contact_request_is_accepted_in_the_window(tmp_path, desk, children):
                    lambda: client.contact_row(other.name), ("connected", ""), timeout=30)
     assert ("Contact request", "alice wants to chat") in [n[3:5] for n in desk.notifications.shown]
     desk.shoot("request-3-accepted")
+
+
+@pytest.mark.timeout(90)
+def test_an_image_is_sent_through_the_windows(tmp_path, desk, children):
+    """alice attaches a picture through Tk's file chooser; bob accepts it on its card and
+    sees its thumbnail; the bytes in his downloads folder are hers."""
+    from PIL import Image
+    photo = tmp_path / "sunset.png"
+    Image.linear_gradient("L").resize((400, 300)).convert("RGB").save(photo)
+    desk.env["XDG_DOWNLOAD_DIR"] = str(tmp_path / "downloads")  # received files: .../kadchat/
+    port = start_server(tmp_path, children)
+    alice = start_client("alice", tmp_path, desk, port, children, x=0)
+    bob = start_client("bob", tmp_path, desk, port, children, x=WIDTH // 2)
+    add_contact(desk, alice, bob, "file-1-alice-adds-bob")
+    add_contact(desk, bob, alice, "file-2-bob-adds-alice")
+    wait_equal("alice to see bob connected", lambda: alice.contact_row("bob"), ("connected", ""))
+    open_conversation(desk, alice, bob)
+
+    desk.click(alice.ui.centre(alice.ui.one("TButton", text="\U0001f4ce Attach\u2026")))
+    # The chooser is a process of its own (kadchat.ui.gui.filechooser): found by its title.
+    chooser = wait_for("the file chooser", lambda: desk.xdotool("search", "--name", "^Send files$", check=False))
+    desk.xdotool("windowfocus", "--sync", chooser.split()[0])
+    desk.type(str(photo))  # into its "File names" entry, which has the focus
+    desk.xdotool("key", "Return")
+    wait_for("the chooser to close", lambda: not desk.xdotool("search", "--name", "^Send files$", check=False))
+
+    # bob's window opens the chat for the offer; he accepts on the card.
+    accept = wait_for("the offer's card in bob's window",
+                      lambda: bob.ui.find("TButton", text="Accept"), timeout=20)[0]
+    desk.shoot("file-3-offered")
+    desk.click(bob.ui.centre(accept))
+    received = tmp_path / "downloads" / "kadchat" / "sunset.png"
+    wait_for("the file to arrive", lambda: received.exists() and received.read_bytes() == photo.read_bytes(),
+             timeout=30)
+    wait_for("Open and Show in folder on bob's card",
+             lambda: bob.ui.find("TButton", text="Show in folder"), timeout=10)
+    thumbnails = lambda: [w for w in bob.ui.find("TLabel")  # noqa: E731 (a card's picture)
+                          if "transfercard" in w and bob.ui(w, "cget", "-image")]
+    (picture,) = wait_for("the thumbnail in bob's window", thumbnails, timeout=10)
+    image = bob.ui(picture, "cget", "-image")
+    assert (bob.ui("image", "width", image), bob.ui("image", "height", image)) == ("240", "180")
+    wait_for("alice's card to say sent", lambda: any(
+        "to bob \u00b7 done" in alice.ui(w, "cget", "-text") for w in alice.ui.find("TLabel")), timeout=10)
+    desk.shoot("file-4-received")

@@ -1,5 +1,9 @@
 """One conversation tab: header, the messages as bubbles, the input box.
 
+Files: the attach button (a file chooser) or files dropped onto the tab are
+offered to the contact; each transfer is a card (kadchat.ui.gui.transfercard)
+in the history, after the messages that were there when it began.
+
 Messages are grouped under the sender's name (a new group after five quiet
 minutes), each with its HH:MM and, for one's own, a tick for its state. The
 latest page of history loads first; scrolling to the top loads the page
@@ -17,8 +21,10 @@ from tkinter import ttk
 from typing import Callable
 
 from kadchat.errors import UserError
-from kadchat.model import ChatBackend, Contact, Message, MessageState
+from kadchat.model import ChatBackend, Contact, Message, MessageState, Transfer
+from kadchat.ui.gui.filedrop import accept_drops
 from kadchat.ui.gui.style import Look
+from kadchat.ui.gui.transfercard import Files, TransferCard
 from kadchat.ui.uitext import day, presence_text, safe_text
 
 PAGE = 200  # messages per history call
@@ -42,9 +48,11 @@ class Conversation(ttk.Frame):
 
     def __init__(self, parent, look: Look, backend: ChatBackend, contact: Contact,
                  now: Callable[[], float], on_close: Callable[[str], None],
-                 on_sent: Callable[[Message], None]):
+                 on_sent: Callable[[Message], None], files: Files):
         super().__init__(parent, padding=(10, 8))
         self.name = contact.name
+        self._files = files
+        self.cards: dict[int, TransferCard] = {}  # transfer id -> its card, in the order begun
         self._look = look
         self._backend = backend
         self._now = now
@@ -67,13 +75,15 @@ class Conversation(ttk.Frame):
         bottom.pack(side="bottom", fill="x", pady=(8, 0))
         self.input = tk.Text(bottom, height=3, wrap="word", undo=True, padx=8, pady=6)
         self.send_button = ttk.Button(bottom, text="Send", command=self.send, style="Accent.TButton")
+        self.attach_button = ttk.Button(bottom, text="\U0001f4ce Attach\u2026", command=self.attach)
         self.retry_button = ttk.Button(bottom, text="Retry failed", command=self.retry_failed)
         self.error = ttk.Label(bottom, style="Error.TLabel")
         self.input.grid(row=0, column=0, rowspan=2, sticky="nsew")
         self.send_button.grid(row=0, column=1, sticky="new", padx=(8, 0))
-        self.retry_button.grid(row=1, column=1, sticky="sew", padx=(8, 0))
+        self.attach_button.grid(row=0, column=2, sticky="new", padx=(8, 0))
+        self.retry_button.grid(row=1, column=1, columnspan=2, sticky="sew", padx=(8, 0))
         self.retry_button.grid_remove()  # shown while a message has failed
-        self.error.grid(row=2, column=0, columnspan=2, sticky="w")
+        self.error.grid(row=2, column=0, columnspan=3, sticky="w")
         bottom.columnconfigure(0, weight=1)
         self.input.bind("<Return>", self._enter)
         self.input.bind("<KP_Enter>", self._enter)
@@ -97,6 +107,7 @@ class Conversation(ttk.Frame):
         h.tag_bind("link", "<Leave>", lambda e: h.config(cursor="arrow"))
         h.bind("<Configure>", self._resized)
 
+        self.drops = accept_drops(self, self.send_files)
         self.show_contact(contact)
 
     def _paint(self) -> None:
@@ -118,6 +129,8 @@ class Conversation(ttk.Frame):
         h.tag_configure("link", foreground=colours.error, underline=True, font=look.small)
         h.tag_configure("day", foreground=colours.muted, justify="center", font=look.small,
                         spacing1=12, spacing3=6)
+        h.tag_configure("card_me", justify="right", spacing1=8, spacing3=4)
+        h.tag_configure("card_them", spacing1=8, spacing3=4, lmargin1=4)
         h.tag_configure("found", background=colours.accent, foreground="#ffffff")
 
     # Updates from the window.
@@ -127,6 +140,9 @@ class Conversation(ttk.Frame):
         page = self._backend.history(self.name, PAGE)
         self.complete = len(page) < PAGE
         self._add(page)
+        for transfer in self._backend.transfers():
+            if transfer.contact == self.name:
+                self.cards[transfer.id] = self._files.card(self.history, transfer, around_change=self.keeping_end)
         self._render()
         self.scroll_to_end()
         self._update_retry_button()
@@ -174,6 +190,31 @@ class Conversation(ttk.Frame):
             self.history.configure(state="disabled")
         self._update_retry_button()
         return True
+
+    def show_transfer(self, transfer: Transfer) -> None:
+        """A new card at the end, or the transfer's card updated in place."""
+        card = self.cards.get(transfer.id)
+        if card is not None:
+            card.show(transfer)
+            return
+        at_end = self.at_end()
+        self.cards[transfer.id] = card = self._files.card(self.history, transfer, around_change=self.keeping_end)
+        self.history.configure(state="normal")
+        self._insert_card(card)
+        self.history.configure(state="disabled")
+        if at_end or transfer.outgoing:
+            self.update_idletasks()  # the card's height, before going to the end
+            self.scroll_to_end()
+        else:
+            self._show_jump()
+
+    def keeping_end(self, change: Callable[[], None]) -> None:
+        """Runs `change` (a card growing); a view that showed the end still shows it."""
+        at_end = self.at_end()
+        change()
+        if at_end:
+            self.update_idletasks()
+            self.scroll_to_end()
 
     def load_older(self) -> int:
         """The page before the oldest shown; the view stays on what it showed. Returns how many."""
@@ -228,6 +269,20 @@ class Conversation(ttk.Frame):
         self.show(message)
         self._on_sent(message)
 
+    def attach(self) -> None:
+        """The file chooser; the files picked are offered to the contact."""
+        self._files.choose(self, self.send_files)
+
+    def send_files(self, paths: list[str]) -> None:
+        for path in paths:
+            try:
+                transfer = self._backend.send_file(self.name, path)
+            except UserError as e:
+                self.error.configure(text=str(e))
+                return
+            self.error.configure(text="")
+            self.show_transfer(transfer)
+
     def retry_failed(self) -> None:
         for message in self._messages:
             if message.state == MessageState.FAILED:
@@ -268,6 +323,10 @@ class Conversation(ttk.Frame):
         for message in self._messages:
             self._insert(message, previous)
             previous = message
+        for transfer_id, card in self.cards.items():
+            if not card.winfo_exists():  # it was shown: deleting its place destroyed it
+                self.cards[transfer_id] = card = self._files.card(self.history, card.transfer, card, self.keeping_end)
+            self._insert_card(card)
         self.history.configure(state="disabled")
         if anchor is not None:
             self.history.yview(self.history.tag_ranges(f"msg:{anchor}")[0])
@@ -297,6 +356,12 @@ class Conversation(ttk.Frame):
             self._insert_state("end", message.id, message.state)
         h.insert("end", "\n", ("body", side, own))
 
+    def _insert_card(self, card: TransferCard) -> None:
+        side = "card_me" if card.transfer.outgoing else "card_them"
+        self.history.insert("end", "\n", (side,))
+        self.history.window_create("end-2c", window=card)
+        self.history.tag_add(side, "end-2c linestart", "end-1c")
+
     def _insert_state(self, index, message_id: str, state: str) -> None:
         tags = ("body", "me", f"msg:{message_id}", f"state:{message_id}")
         if state == MessageState.FAILED:
@@ -310,6 +375,7 @@ class Conversation(ttk.Frame):
         free = max(40, event.width // 4, event.width - BUBBLE_WIDTH)
         self.history.tag_configure("me", lmargin1=free, lmargin2=free)
         self.history.tag_configure("them", rmargin=free)
+        self.history.tag_configure("card_me", lmargin1=free)
 
     def _scrolled(self, first: str, last: str) -> None:
         self.scroll.set(first, last)

@@ -93,6 +93,10 @@ class Look:
         style.configure("Status.TLabel", foreground=colours.muted, padding=(10, 3))
         style.configure("Banner.TFrame", background=colours.banner)
         style.configure("Banner.TLabel", background=colours.banner, foreground=colours.banner_text)
+        for side, bubble in (("Me", colours.bubble_me), ("Them", colours.bubble_them)):  # file transfer cards
+            style.configure(f"Card{side}.TFrame", background=bubble)
+            style.configure(f"Card{side}.TLabel", background=bubble, foreground=colours.text)
+            style.configure(f"Card{side}Muted.TLabel", background=bubble, foreground=colours.muted)
         alive = []
         for widget, paint in self._painters:
             if widget.winfo_exists():

@@ -18,7 +18,7 @@ from typing import Callable
 from twisted.logger import Logger
 
 from kadchat.errors import UserError
-from kadchat.model import ChatBackend, Contact, ContactRequest, Message, Status
+from kadchat.model import ChatBackend, Contact, ContactRequest, Message, Status, Transfer
 from kadchat.ui.gui.appearance import ModeWatcher, chosen_mode, forced_mode
 from kadchat.ui.gui.contacts import ContactList
 from kadchat.ui.gui.conversation import Conversation
@@ -28,19 +28,24 @@ from kadchat.ui.gui.notify import Notifier
 from kadchat.ui.gui.requests import RequestsPanel
 from kadchat.ui.gui.search import SearchBox
 from kadchat.ui.gui.style import Look
+from kadchat.ui.gui.filechooser import choose_files
+from kadchat.ui.gui.transfercard import Files, xdg_open
+from kadchat.transfer.sizes import human_size
 from kadchat.ui.gui.winstate import MIN_SIZE, initial_geometry, save_geometry
 from kadchat.ui.uitext import one_line, status_parts
 
 LEFT_WIDTH = 290  # px: the chat list column, at any window size (the sash moves it)
 MODE_POLL = 1000  # ms between looks at what the desktop's colour scheme watcher heard
 SAVE_DELAY = 500  # ms after the last move or resize before window.json is written
+PROGRESS_POLL = 500  # ms: the backend tells a transfer's changes of state, its progress is asked for
 
 
 class ChatWindow:
     """Builds the window in `root`; `start()` connects it to the backend.
 
     `window_file`: where the size and place are remembered (None: nowhere);
-    `notifier`: desktop notifications for messages while the window is not focused;
+    `notifier`: desktop notifications for messages and file offers while the window is not focused;
+    `opener`: opens a received file or its folder (xdg-open); `chooser`: the file chooser;
     `mode`: "light" or "dark"; None follows the desktop (and its changes) unless
     KADCHAT_THEME says."""
 
@@ -48,7 +53,9 @@ class ChatWindow:
 
     def __init__(self, root: tk.Tk, backend: ChatBackend, on_quit: Callable[[], None],
                  now: Callable[[], float] = time.time, window_file: Path | None = None,
-                 notifier: Notifier | None = None, mode: str | None = None):
+                 notifier: Notifier | None = None, mode: str | None = None,
+                 opener: Callable[[str], None] = xdg_open,
+                 chooser: Callable[[tk.Misc, Callable[[list[str]], None]], None] = choose_files):
         self.root = root
         self._backend = backend
         self._now = now
@@ -56,6 +63,9 @@ class ChatWindow:
         self._notifier = notifier if notifier is not None else Notifier()
         self._save_pending: str | None = None
         self.look = Look(root, mode or chosen_mode())
+        self.files = Files(self.look, backend, now, opener, chooser)
+        self._offers_told: set[int] = set()  # incoming offers already notified
+        self._progress_pending: str | None = None  # the next look at running transfers
         # Tk objects left as garbage (an earlier window's) are freed here, in Tk's thread:
         # finalised by a worker thread that ran the collector, Tcl would abort the process.
         gc.collect()
@@ -129,6 +139,7 @@ class ChatWindow:
             self.contacts.show(contact, self._last.get(contact.name))
         self._show_requests()  # and the overview: title, empty state
         self.status(self._backend.status())
+        self._poll_progress()
 
     def has_focus(self) -> bool:
         """Whether one of this window's widgets has the keyboard (the desktop's focus)."""
@@ -141,7 +152,7 @@ class ChatWindow:
         tab = self.conversations.get(name)
         if tab is None:
             tab = Conversation(self.notebook, self.look, self._backend, self._contact(name),
-                               self._now, self.close_conversation, self._sent)
+                               self._now, self.close_conversation, self._sent, self.files)
             self.conversations[name] = tab
             if not self.notebook.tabs():
                 self.placeholder.pack_forget()
@@ -310,6 +321,35 @@ class ChatWindow:
                 self._update_contact(name)
                 return
 
+    def transfer(self, transfer: Transfer) -> None:
+        tab = self.conversations.get(transfer.contact)
+        incoming_offer = transfer.state == "offered" and not transfer.outgoing
+        if tab is None and incoming_offer and self._contact(transfer.contact) is not None:
+            current = self.visible_conversation()
+            tab = self.open_conversation(transfer.contact)  # shows the offer's card too
+            if current is not None:  # an offer does not take the user away from another chat
+                self.open_conversation(current)
+        elif tab is not None:
+            tab.show_transfer(transfer)
+        if transfer.state == "active" and self._progress_pending is None:
+            self._progress_pending = self.root.after(PROGRESS_POLL, self._poll_progress)
+        if incoming_offer and transfer.id not in self._offers_told:
+            self._offers_told.add(transfer.id)
+            if not self.has_focus():
+                self._notifier.notify(f"file:{transfer.id}", one_line(transfer.contact),
+                                      f"offers {one_line(transfer.name)} ({human_size(transfer.size)})")
+
+    def _poll_progress(self) -> None:
+        """The running transfers' progress into their cards, until none runs."""
+        self._progress_pending = None
+        running = [t for t in self._backend.transfers() if t.state == "active"]
+        for transfer in running:
+            tab = self.conversations.get(transfer.contact)
+            if tab is not None:
+                tab.show_transfer(transfer)
+        if running:
+            self._progress_pending = self.root.after(PROGRESS_POLL, self._poll_progress)
+
     def presence(self, name: str, presence: str) -> None:
         self._update_contact(name)
 
@@ -447,6 +487,9 @@ class ChatWindow:
             self.root.after_cancel(self._save_pending)
             self._save_geometry()
         self._notifier.close()
+        if self._progress_pending is not None:
+            self.root.after_cancel(self._progress_pending)
+        self.files.thumbnailer.close()
         if self._mode_watcher is not None:
             self._mode_watcher.stop()
         on_quit()
