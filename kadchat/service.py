@@ -214,6 +214,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._joiner.stop()
         yield self._status_loop.stop()
         self.presences.liveness.goodbye()  # contacts with a live session hear it first, at once
+        self.endpoint.leave()  # and what they write next goes into dead drops, not to us
         yield self.presences.liveness.stop()
         if leaving:
             yield self.publisher.go_offline()

@@ -211,9 +211,19 @@ class SessionManager:
                                     lambda peer: peer.machine.fire(PeerEvent.GAVE_UP))
         # Told (peer key, address) when we answer a peer we have no session with yet.
         self.on_answered = lambda peer_key, addr: None
+        self._leaving = False  # after leave(): no new sessions
 
     def start(self):
+        self._leaving = False
         self._sweeper.start()
+
+    def leave(self):
+        """We are shutting down (after our goodbye, kadchat.liveness): no new sessions, either
+        way. A contact that heard the goodbye and writes at once must not get a session with
+        us that ends as we exit: what it writes then belongs in a dead drop."""
+        self._leaving = True
+        for peer in self._peers.values():
+            self._initiator.end(peer)
 
     def stop(self):
         stopped = self._sweeper.stop()
@@ -368,6 +378,8 @@ class SessionManager:
             self._on_payload(peer.key, payload)
 
     def _initiation_received(self, data, addr):
+        if self._leaving:
+            return
         verdict = self._gate.admit(data, addr)
         packet = wire.decode(data) if verdict in (cookies.ANSWER, cookies.COOKIE) else None  # sizes checked
         if verdict is not cookies.ANSWER:
@@ -451,7 +463,8 @@ class SessionManager:
     # -- the outputs of the peers' machines (PeerMachine.TRANSITIONS names them) --
 
     def start_attempt(self, peer, _):
-        self._initiator.start(peer)
+        if not self._leaving:  # leaving: the machine waits for an answer that never comes
+            self._initiator.start(peer)
 
     def end_attempt(self, peer, answered):
         self._initiator.end(peer, keep=answered)

@@ -305,6 +305,26 @@ def test_a_dropped_session_is_gone_and_the_next_connect_makes_a_new_one():
     alice.manager.drop(M_KEY)  # nobody we know: nothing to drop
 
 
+def test_a_leaving_peer_neither_answers_nor_starts_handshakes_but_its_session_still_carries_the_goodbye():
+    # After its goodbye bob is still up for a while (his offline record goes out): alice,
+    # who dropped the session on hearing it, must not get a new one that ends as he exits.
+    net, alice, bob = setup()
+    connect(net, alice)
+    net.run(lambda: bob.ready, timeout=1)
+    bob.manager.leave()
+    assert bob.manager.send(A_KEY, b"goodbye", expects_answer=False)
+    net.run(lambda: (B_KEY, b"goodbye") in alice.payloads, timeout=1)
+    alice.manager.drop(B_KEY)
+    alice.manager.connect(B_KEY)
+    bob.manager.set_candidates(A_KEY, [A_ADDR])
+    bob.manager.drop(A_KEY)
+    bob.manager.connect(A_KEY)
+    net.run(timeout=40)
+    assert not alice.manager.has_session(B_KEY) and not bob.manager.has_session(A_KEY)
+    assert bob.manager.handshake_stats.answered == 1 and bob.manager.handshake_stats.started == 0
+    assert alice.manager.handshake_stats.started > 1 and alice.manager.handshake_stats.completed == 1  # unanswered
+
+
 def test_a_probe_carries_nothing_and_moves_the_peers_end_of_the_session_to_where_it_came_from():
     net, alice, bob = setup()
     assert not alice.manager.probe(B_KEY, [B_ADDR])  # no session: nothing to probe with
