@@ -2,8 +2,8 @@
 
 For each peer: the *current* session (used to send), the *previous* one
 (still accepted while datagrams sealed under it drain, until its keys retire),
-the sessions we just answered, each waiting for the caller's confirmation, and
-our own handshake attempt if one is running. Handshakes start on demand, when there is
+the sessions we just answered, waiting for the caller's confirmation, and our
+own handshake attempt if one is running. Handshakes start on demand, when there is
 something to send and no usable session, and again when a session should be
 replaced: its keys are old (rekey), the peer says it does not know the session
 (it restarted: UNKNOWN_SESSION), or it has not answered anything for a while.
@@ -17,12 +17,13 @@ comes before the peer's RESET did is honoured, rate-limited).
 An attempt (kadchat.initiator) sends its initiation to every candidate address
 at once; the first authenticated response wins and fixes the peer's address.
 Later datagrams that authenticate from another address move it (the peer
-roamed). So an answer is held until the caller confirms it or a later one, even
-when a newer initiation of the same attempt was answered since: the caller may
-have taken either response (a restart sends initiations from whereabouts, the
-look-up and the relay within a second), and a confirmation of one we had
-forgotten leaves the two ends on different sessions: the caller's datagrams,
-its goodbye among them, unreadable until a new handshake. When to start and end attempts, and which session sends, is each
+roamed). Since a response to any initiation of an attempt counts, the callee
+holds every answer until the caller confirms one (the older ones then go): after
+a restart an attempt sends several within a second (whereabouts, the look-up,
+the relay), and had the callee kept only its newest answer, the caller could
+confirm one it had forgotten, leaving the two ends on different sessions, each
+side's datagrams (a goodbye among them) unreadable at the other until a new
+handshake. When to start and end attempts, and which session sends, is each
 peer's `PeerMachine`: its table says it all.
 """
 
