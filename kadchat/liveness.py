@@ -83,10 +83,11 @@ class Liveness:
             self._tell(peer_key)  # the answer: it may not have heard our hello
 
     def goodbye(self):
-        """We are leaving: tell every live contact."""
+        """We are leaving: tell every contact we told we are here (it may show us
+        connected though we never heard its hello: lost, or sealed for a session we lack)."""
         self._leaving = True
         now = self._clock.seconds()
-        for peer in list(self._heard):
+        for peer in dict.fromkeys([*self._heard, *self._said]):
             for _ in range(GOODBYE_COPIES):
                 self._send(peer, OFFLINE, now)
         self._heard.clear()
