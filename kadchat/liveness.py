@@ -12,7 +12,8 @@ DHT answers at once after a restart) can overflow a busy receiver's socket.
 So a contact's first hello is answered with ours (it may not have heard it),
 and a hello of ours that nothing answers is said again at every check, for
 `gone_after` seconds: otherwise a contact whose hello we lost would only show
-connected at its next keep-alive, and miss our goodbye until then.
+connected at its next keep-alive. And the goodbye goes to every contact we said
+hello to, heard or not: one whose hellos we lost shows us connected all the same.
 """
 
 from kademlia.timers import Loop
