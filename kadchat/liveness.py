@@ -12,7 +12,8 @@ DHT answers at once after a restart) can overflow a busy receiver's socket.
 So a contact's first hello is answered with ours (it may not have heard it),
 and a hello of ours that nothing answers is said again at every check, for
 `gone_after` seconds: otherwise a contact whose hello we lost would only show
-connected at its next keep-alive, and miss our goodbye until then.
+connected at its next keep-alive. And the goodbye goes to every contact we said
+hello to, heard or not: one whose hellos we lost shows us connected all the same.
 """
 
 from kademlia.timers import Loop
@@ -83,10 +84,11 @@ class Liveness:
             self._tell(peer_key)  # the answer: it may not have heard our hello
 
     def goodbye(self):
-        """We are leaving: tell every live contact."""
+        """We are leaving: tell every contact we told we are here (it may show us
+        connected though we never heard its hello: lost, or sealed for a session we lack)."""
         self._leaving = True
         now = self._clock.seconds()
-        for peer in list(self._heard):
+        for peer in dict.fromkeys([*self._heard, *self._said]):
             for _ in range(GOODBYE_COPIES):
                 self._send(peer, OFFLINE, now)
         self._heard.clear()

@@ -149,6 +149,10 @@ class ChatEndpoint:
         """Try `addrs` under the current session (kadchat.sessions.SessionManager.probe)."""
         return self.sessions.probe(peer_key, addrs)
 
+    def leave(self):
+        """We are shutting down: no new sessions (kadchat.sessions.SessionManager.leave)."""
+        self.sessions.leave()
+
     def drop_session(self, peer_key):
         """The peer is gone (kadchat.liveness): the next message or reach needs a new session."""
         self.sessions.drop(peer_key)

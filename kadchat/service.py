@@ -228,6 +228,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         yield self._status_loop.stop()
         yield self.files.stop()
         self.presences.liveness.goodbye()  # contacts with a live session hear it first, at once
+        self.endpoint.leave()  # and what they write next goes into dead drops, not to us
         yield self.presences.liveness.stop()
         if leaving:
             yield self.publisher.go_offline()

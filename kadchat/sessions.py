@@ -2,8 +2,8 @@
 
 For each peer: the *current* session (used to send), the *previous* one
 (still accepted while datagrams sealed under it drain, until its keys retire),
-a just-answered session waiting for the caller's confirmation, and our own
-handshake attempt if one is running. Handshakes start on demand, when there is
+the sessions we just answered, waiting for the caller's confirmation, and our
+own handshake attempt if one is running. Handshakes start on demand, when there is
 something to send and no usable session, and again when a session should be
 replaced: its keys are old (rekey), the peer says it does not know the session
 (it restarted: UNKNOWN_SESSION), or it has not answered anything for a while.
@@ -17,7 +17,13 @@ comes before the peer's RESET did is honoured, rate-limited).
 An attempt (kadchat.initiator) sends its initiation to every candidate address
 at once; the first authenticated response wins and fixes the peer's address.
 Later datagrams that authenticate from another address move it (the peer
-roamed). When to start and end attempts, and which session sends, is each
+roamed). Since a response to any initiation of an attempt counts, the callee
+holds every answer until the caller confirms one (the older ones then go): after
+a restart an attempt sends several within a second (whereabouts, the look-up,
+the relay), and had the callee kept only its newest answer, the caller could
+confirm one it had forgotten, leaving the two ends on different sessions, each
+side's datagrams (a goodbye among them) unreadable at the other until a new
+handshake. When to start and end attempts, and which session sends, is each
 peer's `PeerMachine`: its table says it all.
 """
 
@@ -117,6 +123,9 @@ class PeerEvent(enum.Enum):
     CALL_BACK = "call back"  # our answer may not get through its NAT: handshake towards it too
 
 
+MAX_ANSWERS = 8  # unconfirmed answers held per peer (initiations of one attempt, and a few more)
+
+
 class PeerMachine:
     """One peer's session state. `fire(event, session)` looks (state, event) up in
     TRANSITIONS: a new state and outputs, each a call `actions.<output>(peer, session)`."""
@@ -136,7 +145,7 @@ class PeerMachine:
 
     _I, _H, _A = PeerState.IDLE, PeerState.HANDSHAKING, PeerState.AWAITING_CONFIRMATION
     _E, _R = PeerState.ESTABLISHED, PeerState.REKEYING
-    _ANSWER = ("hold_answer",)  # a newer answer replaces an older one
+    _ANSWER = ("hold_answer",)  # held beside older ones: the caller confirms one of them
     TRANSITIONS = {
         (_I, PeerEvent.WANTED): (_H, ("start_attempt",)),
         (_I, PeerEvent.ANSWERED): (_A, _ANSWER),
@@ -179,7 +188,7 @@ class _Peer:
     candidates: list = field(default_factory=list)
     current: _Session = None
     previous: _Session = None
-    answered: _Session = None  # we responded; waiting for the caller's first datagram
+    answers: list = field(default_factory=list)  # we responded, oldest first; waiting for the caller's first datagram
     attempt: Attempt = None
     first_unanswered: float = None  # when we first sent since last hearing from the peer
     cookies: dict = field(default_factory=dict)  # addr -> (cookie, when received), from the peer
@@ -212,9 +221,19 @@ class SessionManager:
                                     lambda peer: peer.machine.fire(PeerEvent.GAVE_UP))
         # Told (peer key, address) when we answer a peer we have no session with yet.
         self.on_answered = lambda peer_key, addr: None
+        self._leaving = False  # after leave(): no new sessions
 
     def start(self):
+        self._leaving = False
         self._sweeper.start()
+
+    def leave(self):
+        """We are shutting down (after our goodbye, kadchat.liveness): no new sessions, either
+        way. A contact that heard the goodbye and writes at once must not get a session with
+        us that ends as we exit: what it writes then belongs in a dead drop."""
+        self._leaving = True
+        for peer in self._peers.values():
+            self._initiator.end(peer)
 
     def stop(self):
         stopped = self._sweeper.stop()
@@ -306,7 +325,7 @@ class SessionManager:
         if peer is None:
             return
         self._initiator.end(peer)
-        for session in (peer.current, peer.previous, peer.answered):
+        for session in (peer.current, peer.previous, *peer.answers):
             if session is not None:
                 session.handshake.fail()
                 self.forget(peer, session)
@@ -316,8 +335,7 @@ class SessionManager:
         if peer.current is not None and peer.current.channel.expired(now):
             peer.machine.fire(PeerEvent.LOST, peer.current)
         if peer.current is None:
-            if peer.answered is not None and now - peer.answered.created > self._config.confirm_within:
-                peer.machine.fire(PeerEvent.UNCONFIRMED, peer.answered)
+            self._expire_answers(peer, now)
             peer.machine.fire(PeerEvent.WANTED)
         return peer.current
 
@@ -377,6 +395,8 @@ class SessionManager:
             self._on_payload(peer.key, payload)
 
     def _initiation_received(self, data, addr):
+        if self._leaving:
+            return
         verdict = self._gate.admit(data, addr)
         packet = wire.decode(data) if verdict in (cookies.ANSWER, cookies.COOKIE) else None  # sizes checked
         if verdict is not cookies.ANSWER:
@@ -460,24 +480,31 @@ class SessionManager:
     # -- the outputs of the peers' machines (PeerMachine.TRANSITIONS names them) --
 
     def start_attempt(self, peer, _):
-        self._initiator.start(peer)
+        if not self._leaving:  # leaving: the machine waits for an answer that never comes
+            self._initiator.start(peer)
 
     def end_attempt(self, peer, answered):
         self._initiator.end(peer, keep=answered)
 
     def hold_answer(self, peer, session):
-        if peer.answered is not None:
-            self.forget(peer, peer.answered)
-        peer.answered = session
+        peer.answers.append(session)
+        if len(peer.answers) > MAX_ANSWERS:
+            self.drop_answer(peer, peer.answers[0])
 
     def drop_answer(self, peer, session):
-        session.handshake.fail()
-        self.forget(peer, session)
+        """`session` (and every answer held before it) will not be confirmed."""
+        for old in peer.answers[:peer.answers.index(session) + 1]:
+            old.handshake.fail()
+            self.forget(peer, old)
 
     def promote(self, peer, session):
-        """`session` is confirmed: it becomes current, the current one previous."""
-        if peer.answered is session:
-            peer.answered = None
+        """`session` is confirmed: it becomes current, the current one previous. The answers
+        held before it are not going to be confirmed (the caller took this one)."""
+        if session in peer.answers:
+            older = peer.answers[:peer.answers.index(session)]
+            if older:
+                self.drop_answer(peer, older[-1])
+            peer.answers.remove(session)
         if peer.previous is not None:
             self.forget(peer, peer.previous)
         peer.previous, peer.current = peer.current, session
@@ -494,8 +521,8 @@ class SessionManager:
             peer.current = None
         if peer.previous is session:
             peer.previous = None
-        if peer.answered is session:
-            peer.answered = None
+        if session in peer.answers:
+            peer.answers.remove(session)
 
     # -- bookkeeping -------------------------------------------------------------
 
@@ -506,6 +533,11 @@ class SessionManager:
             peer.machine = PeerMachine(peer, self)
         return peer
 
+    def _expire_answers(self, peer, now):
+        """The newest answer waited `confirm_within` in vain: so did every older one."""
+        if peer.answers and now - peer.answers[-1].created > self._config.confirm_within:
+            peer.machine.fire(PeerEvent.UNCONFIRMED, peer.answers[-1])
+
     def _sweep(self):
         """Drop retired sessions and answered handshakes nobody confirmed."""
         now = self._clock.seconds()
@@ -514,7 +546,6 @@ class SessionManager:
                 self.forget(peer, peer.previous)
             if peer.current is not None and peer.current.channel.expired(now):
                 peer.machine.fire(PeerEvent.LOST, peer.current)
-            if peer.answered is not None and now - peer.answered.created > self._config.confirm_within:
-                peer.machine.fire(PeerEvent.UNCONFIRMED, peer.answered)
-            if peer.machine.state is PeerState.IDLE and not (peer.previous or peer.answered or peer.candidates):
+            self._expire_answers(peer, now)
+            if peer.machine.state is PeerState.IDLE and not (peer.previous or peer.answers or peer.candidates):
                 del self._peers[key]

@@ -94,6 +94,14 @@ def test_goodbye_reaches_every_live_contact_twice_and_their_goodbye_is_gone_at_o
     assert not live.is_live(BOB)
 
 
+def test_goodbye_reaches_a_contact_that_heard_our_hello_though_we_never_heard_its_own():
+    clock, transcript, live = setup()
+    live.session_ready(BOB)  # its hello never comes (lost, or unreadable to us): it shows us connected
+    transcript.clear()
+    live.goodbye()
+    assert transcript == [("send", BOB, "offline", 1000)] * 2
+
+
 def test_our_status_change_is_told_to_live_contacts_at_once():
     clock, transcript, live = setup()
     live.presence_received(BOB, "online", 1000.0)

@@ -28,6 +28,7 @@ OFFLINE_AFTER_KILL_WITHIN = 15.0  # 6 s of silence, checked every 2/3 s
 RESTARTED_CONNECTED_WITHIN = 6.0
 QUEUED_DELIVERED_WITHIN = 5.0
 START_TRIALS = 5
+STORED_WITHIN = 20.0  # 5 s waiting for a session (kadchat.mailbox.SEND_DELAY), then the puts
 
 BOB_HOST = "127.0.0.2"  # each client on its own address, as on two machines
 
@@ -163,3 +164,20 @@ def test_a_killed_client_and_a_frozen_one_show_offline_when_their_keepalives_sto
           f"{took_thawed:.2f} s after SIGCONT")
     for process in (alice, bob, carol, dave):
         assert process.quit() == 0
+
+
+def test_a_message_written_right_after_the_goodbye_goes_into_a_dead_drop(tmp_path, procs):
+    # bob is still shutting down (his offline record on its way to the DHT) when alice
+    # writes: the message must not go out over a session with the leaving bob.
+    _, server = procs.server()
+    people = friends(tmp_path, ["alice", "bob"])
+    alice, bob, began = start_together(procs, people, server)
+    both_connected(alice, bob, began)
+    bob.send_line("/quit")
+    alice.expect(presence("bob", "offline"), timeout=OFFLINE_AFTER_QUIT_WITHIN)
+    alice.send_line("/msg bob just missed you")
+    alice.expect(r"^\(queued for bob\)$", timeout=5)
+    alice.expect(r"^\(stored for bob\)$", timeout=STORED_WITHIN)
+    assert bob.wait() == 0
+    assert not alice.seen(state("sent", "bob"))
+    assert alice.quit() == 0

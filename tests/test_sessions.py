@@ -11,6 +11,7 @@ from tests.chat_network import LossyNetwork
 ALICE, BOB, MALLORY = (SigningKey(bytes([c]) * 32) for c in b"abm")
 A_KEY, B_KEY, M_KEY = (bytes(k.verify_key) for k in (ALICE, BOB, MALLORY))
 A_ADDR, B_ADDR = ("127.0.0.1", 1001), ("127.0.0.1", 1002)
+B2_ADDR = ("127.0.0.2", 1002)  # bob by another path
 
 
 class Peer:
@@ -256,10 +257,10 @@ def test_unconfirmed_answer_is_swept_away():
     net.taps.append(lambda data, src, dst: data[0] == wire.RESPONSE and net.detach(A_ADDR))
     alice.manager.send(B_KEY, b"x")
     net.run(timeout=0.5)
-    assert bob.manager._peers[A_KEY].answered is not None
-    index = bob.manager._peers[A_KEY].answered.handshake.local_index
+    [answer] = bob.manager._peers[A_KEY].answers
+    index = answer.handshake.local_index
     net.clock.pump([10.0] * 3)
-    assert bob.manager._peers[A_KEY].answered is None and index not in bob.manager._by_index
+    assert not bob.manager._peers[A_KEY].answers and index not in bob.manager._by_index
     bob.manager.stop()
 
 
@@ -320,6 +321,50 @@ def test_a_dropped_session_is_gone_and_the_next_connect_makes_a_new_one():
     alice.manager.connect(B_KEY)
     assert net.run(lambda: len(alice.ready) == 2, timeout=5)
     alice.manager.drop(M_KEY)  # nobody we know: nothing to drop
+
+
+def test_the_answer_to_an_earlier_initiation_of_an_attempt_still_makes_both_ends_share_the_session():
+    # After a restart an attempt sends initiations within milliseconds (whereabouts, the
+    # look-up, the relay): bob answers the first, then the second; alice takes the first
+    # answer. Bob must still know it, or alice's datagrams (and his, under the session he
+    # settles on) are unreadable on the other side: a goodbye lost, offline only after 45 s.
+    net, alice, bob = setup(latency=(0.01, 0.01))
+    net.attach(B2_ADDR, bob.manager.datagram_received)
+    bob.manager.start()
+    alice.manager.connect(B_KEY)
+    net.run(timeout=0.005)
+    alice.manager.set_candidates(B_KEY, [B_ADDR, B2_ADDR])  # a second initiation, before the first answer
+    net.run(lambda: alice.ready and bob.ready, timeout=0.1)
+    assert alice.ready == [B_KEY] and bob.ready == [A_KEY]
+    assert bob.manager.handshake_stats.answered == 2 and bob.manager.handshake_stats.started == 0
+    assert bob.manager.send(A_KEY, b"goodbye", expects_answer=False)
+    assert alice.manager.send(B_KEY, b"goodbye", expects_answer=False)
+    net.run(timeout=0.05)
+    assert (B_KEY, b"goodbye") in alice.payloads and (A_KEY, b"goodbye") in bob.payloads
+    assert alice.manager.handshake_stats.unknown_session_notices == 0
+    net.run(timeout=20)  # the second answer, never confirmed, goes with the sweep
+    assert not bob.manager._peers[A_KEY].answers
+    bob.manager.stop()
+
+
+def test_a_leaving_peer_neither_answers_nor_starts_handshakes_but_its_session_still_carries_the_goodbye():
+    # After its goodbye bob is still up for a while (his offline record goes out): alice,
+    # who dropped the session on hearing it, must not get a new one that ends as he exits.
+    net, alice, bob = setup()
+    connect(net, alice)
+    net.run(lambda: bob.ready, timeout=1)
+    bob.manager.leave()
+    assert bob.manager.send(A_KEY, b"goodbye", expects_answer=False)
+    net.run(lambda: (B_KEY, b"goodbye") in alice.payloads, timeout=1)
+    alice.manager.drop(B_KEY)
+    alice.manager.connect(B_KEY)
+    bob.manager.set_candidates(A_KEY, [A_ADDR])
+    bob.manager.drop(A_KEY)
+    bob.manager.connect(A_KEY)
+    net.run(timeout=40)
+    assert not alice.manager.has_session(B_KEY) and not bob.manager.has_session(A_KEY)
+    assert bob.manager.handshake_stats.answered == 1 and bob.manager.handshake_stats.started == 0
+    assert alice.manager.handshake_stats.started > 1 and alice.manager.handshake_stats.completed == 1  # unanswered
 
 
 def test_a_probe_carries_nothing_and_moves_the_peers_end_of_the_session_to_where_it_came_from():
