@@ -32,13 +32,14 @@ REFRESH = 120.0
 
 
 class ReadOnlyNode(DHTNode):
-    """A node whose queries carry BEP 43's `ro=1`, so nobody adds it to a routing
+    """A BEP 43 read-only node (`ro=1` on its queries), so nobody adds it to a routing
     table: it publishes and looks up but never stores others' records. Owners are
     read-only so that keeping them alive through a scenario does not make them
     immortal replicas."""
 
-    def query_contact(self, node_id, address, method, args):
-        return super().query_contact(node_id, address, method, dict(args, ro=1))
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.protocol.read_only = True
 
 
 class Owner:
