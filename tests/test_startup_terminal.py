@@ -16,8 +16,11 @@ from tests.terminal import CTRL_C, CTRL_D, Terminal
 def terminals():
     started = []
 
+    # TERM=dumb: the console's line editor would draw its prompt with escape sequences
+    # that this terminal does not interpret; its own Ctrl-C and Ctrl-D are
+    # tests/test_console_terminal.py's.
     def start(*args, **kwargs):
-        started.append(Terminal([sys.executable, *args], env=CHILD_ENV, **kwargs))
+        started.append(Terminal([sys.executable, *args], env=dict(CHILD_ENV, TERM="dumb"), **kwargs))
         return started[-1]
     yield start
     for terminal in started:
@@ -90,10 +93,12 @@ def test_ctrl_c_in_the_demo_stops_everything_without_a_traceback(tmp_path, termi
     assert leftovers.stdout == ""
 
 
-@pytest.mark.parametrize("after", [0.2, 1.0, 2.0, 3.0])
+@pytest.mark.parametrize("after", [1.0, 2.0, 3.0])
 def test_ctrl_c_at_any_moment_of_the_demo_start_is_quiet(tmp_path, after):
     """Ctrl-C reaches the whole foreground process group: the demo, its servers and
-    clients, whether still importing, starting or running."""
+    clients, whether still importing, starting or running. (Not before 1 s: an
+    interrupt while the interpreter itself imports `site`, which a loaded machine
+    stretches past 0.2 s, is CPython's fatal error, before any code of ours runs.)"""
     import os
     import signal
     import time
