@@ -3,11 +3,21 @@ backend double under Xvfb. A real drag from a file manager can't be synthesised 
 (tkdnd speaks XDND with another client): the drop is tested from tkdnd's data onwards."""
 
 import os
+
+import pytest
+
+# tkdnd (kadchat.ui.gui.filedrop) and Pillow's Tk parts, loaded into a process that has had
+# other Tk interpreters, end it (exit 1, nothing printed): these tests run in a process of
+# their own, started by tests/test_gui_files_process.py (the window has one interpreter
+# per process). Skipped before anything of theirs is imported.
+if os.environ.get("KADCHAT_GUI_FILES_OWN_PROCESS") != "1":
+    pytest.skip("run in a process of their own by tests/test_gui_files_process.py", allow_module_level=True)
+
+
 import struct
 import zlib
 from dataclasses import replace
 
-import pytest
 from PIL import Image
 
 from kadchat.errors import UserError
