@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from kadchat.cards import decode_card, encode_card
 from kadchat.errors import UserError
-from kadchat.files import MAX_NAME_CHARS, atomic_write, validate_name
+from kadchat.files import CONTROL_CATEGORIES, MAX_NAME_CHARS, atomic_write, validate_name
 from kadchat.model import ContactRequest
 
 REQUESTS_FILE = "requests.json"
@@ -22,7 +22,6 @@ MAX_PENDING = 50
 PER_HOUR = 3
 SOURCES_KEPT = 4096
 HOUR = 3600.0
-_CONTROL = ("Cc", "Cf", "Zl", "Zp")  # a note is shown on one line, as written
 
 
 class PendingRequests:
@@ -51,16 +50,13 @@ class PendingRequests:
     def all(self):
         return list(self._pending.values())
 
-    def is_pending(self, public_key):
-        return public_key in self._pending
-
     def offer(self, public_key, name, note, source_ip):
         """A new ask; returns the ContactRequest to show, or None (already pending, too many, too often)."""
         if public_key in self._pending or len(self._pending) >= MAX_PENDING:
             return None
         if not all(self._spend(source) for source in (public_key, source_ip)):
             return None
-        note = "".join(c for c in note if unicodedata.category(c) not in _CONTROL).strip()
+        note = "".join(c for c in note if unicodedata.category(c) not in CONTROL_CATEGORIES).strip()  # one line
         request = ContactRequest(self._unique(name), encode_card(public_key), note, self._clock.seconds())
         self._pending[public_key] = request
         self._save()

@@ -24,6 +24,7 @@ from kadchat.cards import decode_card, encode_card
 from kadchat.errors import UserError
 
 MAX_NAME_CHARS = 64
+CONTROL_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")  # what a one-line name or note may not hold
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 
 
@@ -73,7 +74,7 @@ def validate_name(name: str) -> str:
         raise UserError(f"name too long (at most {MAX_NAME_CHARS} characters)")
     if name.startswith("#"):
         raise UserError("a name cannot start with '#'")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+    if any(unicodedata.category(c) in CONTROL_CATEGORIES for c in name):
         raise UserError("a name cannot contain control characters")
     return name
 

@@ -99,6 +99,7 @@ class Liveness:
         """The peer is no longer a contact: tell it nothing more (and do not report it gone)."""
         self._heard.pop(peer_key, None)
         self._said.pop(peer_key, None)
+        self._unanswered.pop(peer_key, None)
 
     def is_live(self, peer_key):
         return peer_key in self._heard

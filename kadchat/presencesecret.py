@@ -71,12 +71,9 @@ class PresenceSecrets:
         self._save()
         return True
 
-    def forget(self, public_key):
-        if self._theirs.pop(public_key, None) is not None:
-            self._save()
-
-    def rotate(self):
-        """A new secret of ours; returns the old one."""
+    def rotate(self, forgetting=None):
+        """A new secret of ours (and, given `forgetting`, that contact's dropped); returns the old one."""
+        self._theirs.pop(forgetting, None)
         old, self.own = self.own, self._random(SECRET_BYTES)
         self._save()
         return old

@@ -182,7 +182,7 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         since the session came up), while the session stays relayed."""
         record = self._record_of(peer_key)
         addrs = [a for a in record.addrs if isinstance(a, tuple)] if record is not None else []
-        if not addrs or self.route_kind(self._route_of(peer_key)) != "relayed":
+        if not addrs or self.route_kind_of(peer_key) != "relayed":
             self._probing.pop(peer_key, None)
             return
         now, *later = left
@@ -197,8 +197,23 @@ class Reachability(EndpointListener):  # the endpoint tells it when a session is
         """The newest record we reached the contact by, else the one we remember."""
         if peer_key in self._records:
             return self._records[peer_key]
-        known = self.whereabouts.known([peer_key]) if self.whereabouts is not None else []
-        return known[0][1] if known else None
+        return self.whereabouts.get(peer_key) if self.whereabouts is not None else None
+
+    def forget(self, peer_key):
+        """No longer a contact: stop racing and probing for it, and forget where it was."""
+        old = self._races.pop(peer_key, None)
+        if old is not None:
+            old.cancel()
+        self._stop_probing(peer_key)
+        self._records.pop(peer_key, None)
+        for d in self._waiting.pop(peer_key, []):
+            d.cancel()
+        if self.whereabouts is not None:
+            self.whereabouts.forget(peer_key)
+
+    def route_kind_of(self, peer_key):
+        """`route_kind` of the session with the peer now (None without one)."""
+        return self.route_kind(self._route_of(peer_key))
 
     def _stop_probing(self, peer_key):
         cancel(self._probing.pop(peer_key, None))

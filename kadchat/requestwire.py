@@ -23,9 +23,10 @@ from nacl.public import SealedBox
 from nacl.signing import VerifyKey
 
 from kadchat.cookies import TokenBucket
+from kadchat.files import MAX_NAME_CHARS
 
 REQUEST = 0x06
-MAX_NAME_BYTES = 64 * 4  # kadchat.files.MAX_NAME_CHARS characters of UTF-8
+MAX_NAME_BYTES = MAX_NAME_CHARS * 4  # that many characters of UTF-8
 MAX_NOTE_BYTES = 300
 PADDED_SIZE = 32 + 64 + 8 + 1 + MAX_NAME_BYTES + 2 + MAX_NOTE_BYTES
 SIZE = 1 + 48 + PADDED_SIZE  # 48: the sealed box's ephemeral key and tag

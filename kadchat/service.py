@@ -167,7 +167,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.files = Transfers(
             reactor, self.endpoint.sessions.send, self.transfers_db,
             downloads=lambda: c.downloads or default_downloads(), name_of=self.book.name_of,
-            route_kind=lambda key: self.reachability.route_kind(self.endpoint.route_of(key)),
+            route_kind=self.reachability.route_kind_of,
             on_change=lambda transfer: self._tell("transfer", transfer), relay_ok=c.relay_files)
         for record_type in FILE_RECORDS:
             self.endpoint.record_handlers[record_type] = self.files.record_received
@@ -361,7 +361,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
 
     def _contact(self, name):
         return contact_view(name, self.book, self.presences.board,
-                            lambda key: self.reachability.route_kind(self.endpoint.route_of(key)))
+                            self.reachability.route_kind_of)
 
     def contacts(self):
         return [self._contact(name) for name in self.book.names()]
@@ -417,13 +417,15 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.presences.board.forget(name)
         self.presences.liveness.forget(public_key)
         self.endpoint.forget_peer(public_key)
-        self._write(self.secrets.forget, public_key)
-        self._rotate_secret()
+        self.reachability.forget(public_key)
+        for remembered in (self._notes, self._asked, self._called_back):
+            remembered.pop(public_key, None)
+        self._rotate_secret(public_key)
         return public_key
 
-    def _rotate_secret(self):
+    def _rotate_secret(self, removed):
         """What the removed contact holds must stop working: a new secret, out to the others now."""
-        old = self._write(self.secrets.rotate)
+        old = self._write(self.secrets.rotate, removed)
         if self._joiner.joined:
             self.publisher.rotated(old)
         for public_key in self.book.keys():  # the others get it on their next handshake

@@ -41,6 +41,15 @@ class Whereabouts:
         except (OSError, ValueError, TypeError, AttributeError, KeyError):
             self._known = {}  # missing or damaged: the DHT look-ups will do
 
+    def get(self, key):
+        """Where `key` was last reachable, None if nowhere we remember."""
+        return self._known.get(key)
+
+    def forget(self, key):
+        """No longer a contact: nothing of where it was stays on disk either."""
+        if self._known.pop(key, None) is not None and self._write is None:
+            self._write = self._clock.callLater(self._delay, self._flush)
+
     def known(self, keys):
         """(key, Presence) for each of `keys` we know a route of."""
         return [(key, self._known[key]) for key in keys if key in self._known]

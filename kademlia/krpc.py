@@ -64,25 +64,26 @@ class ErrorReply:
         self.error = error
 
 
-def encode_query(transaction, method, args, min_size=0):
+def encode_query(transaction, method, args, min_size=0, read_only=False):
     """A query of at least `min_size` bytes: short ones get a `pad` argument, which
     other nodes ignore. A node answers a source that has not proven its address
     with at most 3 times the query's bytes (as QUIC does, RFC 9000 section 8.1),
     so a query that expects a long answer pays for it in advance."""
-    data = _query(transaction, method, args)
+    data = _query(transaction, method, args, read_only)
     short = min_size - len(data)
     if short <= 0:
         return data
     # `3:pad` and the length prefix take 7 or 8 bytes: never shorter than min_size.
-    return _query(transaction, method, {**args, b"pad": b"\0" * max(0, short - 7)})
+    return _query(transaction, method, {**args, b"pad": b"\0" * max(0, short - 7)}, read_only)
 
 
 # The envelopes are written out, keys in their sorted order, around the bencoded
 # arguments or values: every datagram of a lookup is encoded here.
 
-def _query(transaction, method, args):
-    return b"d1:a%s1:q%d:%s1:t%d:%s1:y1:qe" % (
-        bencode.encode(args), len(method), method, len(transaction), transaction)
+def _query(transaction, method, args, read_only=False):
+    ro = b"2:roi1e" if read_only else b""  # BEP 43's flag, in the top-level dictionary
+    return b"d1:a%s1:q%d:%s%s1:t%d:%s1:y1:qe" % (
+        bencode.encode(args), len(method), method, ro, len(transaction), transaction)
 
 
 def encode_response(transaction, values, requester_address):

@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from kademlia import bencode, krpc
+from kademlia import krpc
 from kademlia.timers import cancel
 
 
@@ -82,9 +82,7 @@ class KRPCProtocol(DatagramProtocol):
             return defer.fail(TooManyQueries(f"{len(self._pending)} queries in flight"))
         transaction = self._new_transaction()
         d = defer.Deferred(lambda _: self._forget(transaction))
-        data = krpc.encode_query(transaction, method, args, min_size)
-        if self.read_only:  # BEP 43 puts `ro` in the top-level dictionary
-            data = bencode.encode({**bencode.decode(data), b"ro": 1})
+        data = krpc.encode_query(transaction, method, args, min_size, read_only=self.read_only)
         self._pending[transaction] = (d, address, None)
 
         def send():  # the timeout runs from the moment the query leaves

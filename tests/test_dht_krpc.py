@@ -30,6 +30,8 @@ def test_read_only_flag_is_read_from_the_top_level_dictionary_as_bep_43_puts_it(
     assert krpc.decode_message(bencode.encode({**query, b"ro": 1})).read_only
     in_arguments = krpc.encode_query(b"xy", b"ping", {b"id": NODE_ID, b"ro": 1})
     assert not krpc.decode_message(in_arguments).read_only
+    written = krpc.encode_query(b"xy", b"ping", {b"id": NODE_ID}, min_size=120, read_only=True)
+    assert bencode.decode(written)[b"ro"] == 1 and len(written) >= 120 and krpc.decode_message(written).read_only
 
 
 def test_response_round_trip_carries_the_requester_address():

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.client_helpers import friends, presence, procs  # noqa: F401 (procs: a fixture)
+from tests.client_helpers import friends, presence, procs, wait_for  # noqa: F401 (procs: a fixture)
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]  # three clients and a server: 15-25 s each, load 6
 NAMES = ("alice", "bob", "carol")
@@ -25,14 +25,6 @@ def start(procs, people, server, name):
     return procs.client(data_dir, "-r", bootstrap=server, interface=ADDRESSES[name])
 
 
-def until(test, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not test():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.3)
-
-
 def shown(client):
     """{"[AUTHOR] TEXT"} of every group message `client` printed so far."""
     found = (re.match(group_line("team", "(.*?)", "(.*)"), line) for line in client.lines)
@@ -41,10 +33,12 @@ def shown(client):
 
 def has_group(client, line_pattern):
     """/groups until a line matching `line_pattern` is listed."""
-    before = len(client.lines)
     client.send_line("/groups")
-    time.sleep(0.3)
-    return any(re.search(line_pattern, line) for line in client.lines[before:])
+    try:
+        client.read_until(lambda line: re.search(line_pattern, line), 1.0, line_pattern)
+    except TimeoutError:
+        return False
+    return True
 
 
 def history(client, group):
@@ -62,7 +56,7 @@ def team(tmp_path, procs):
     clients = {name: start(procs, people, server, name) for name in NAMES}
     for name, client in clients.items():
         others = [other for other in NAMES if other != name]
-        until(lambda: all(client.seen(presence(other, "connected")) for other in others), f"{name} connected")
+        wait_for(f"{name} connected", lambda: all(client.seen(presence(other, "connected")) for other in others))
     alice = clients["alice"]
     alice.send_line("/group new team")
     alice.expect(r"^created group team$")
@@ -70,7 +64,7 @@ def team(tmp_path, procs):
         alice.send_line(f"/group add team {name}")
         alice.expect(rf"^added {name} to team$")
     for name in ("bob", "carol"):
-        until(lambda: has_group(clients[name], r"^team: alice, bob, carol \(admin alice\)$"), f"{name} in team")
+        wait_for(f"{name} in team", lambda: has_group(clients[name], r"^team: alice, bob, carol \(admin alice\)$"))
     return people, server, clients
 
 
@@ -81,7 +75,7 @@ def test_three_members_see_all_fifteen_messages_once_in_the_same_order(tmp_path,
             client.send_line(f"/g team {name} says {i}")
     for name, client in clients.items():
         wanted = {f"[{other}] {other} says {i}" for other in NAMES if other != name for i in range(5)}
-        until(lambda: wanted <= shown(client), f"{name} shows the others' ten")
+        wait_for(f"{name} shows the others' ten", lambda: wanted <= shown(client))
     orders = [history(client, "team") for client in clients.values()]
     assert len(orders[0]) == 15 and len(set(orders[0])) == 15
     assert orders[0] == orders[1] == orders[2]
@@ -103,7 +97,7 @@ def test_a_member_back_from_offline_gets_everything_from_a_third_when_the_author
     assert clients["alice"].quit() == 0  # the author of half of them is gone
     carol = start(procs, people, server, "carol")
     wanted = {f"[{author}] from {author} {i}" for author in ("alice", "bob") for i in range(3)}
-    until(lambda: wanted <= shown(carol), "carol caught up", timeout=30)
+    wait_for("carol caught up", lambda: wanted <= shown(carol), timeout=30)
     assert history(carol, "team") == history(clients["bob"], "team")
     assert len(carol.seen(group_line("team", ".*"))) == 6
 
@@ -115,13 +109,13 @@ def test_a_removed_member_reads_nothing_sent_after_the_removal(tmp_path, procs):
     carol.expect(group_line("team", "alice", "before"), timeout=20)
     alice.send_line("/group remove team carol")
     alice.expect(r"^removed carol from team$")
-    until(lambda: has_group(bob, r"^team: alice, bob \(admin alice\)$"), "bob knows carol is out")
+    wait_for("bob knows carol is out", lambda: has_group(bob, r"^team: alice, bob \(admin alice\)$"))
     alice.send_line("/g team after the removal, from alice")
     bob.send_line("/g team after the removal, from bob")
     bob.expect(group_line("team", "alice", "after the removal, from alice"), timeout=20)
     alice.expect(group_line("team", "bob", "after the removal, from bob"), timeout=20)
     time.sleep(3)  # three more sync rounds
-    assert until(lambda: has_group(carol, r"^team \(left\): alice, bob \(admin alice\)$"), "carol told") is None
+    wait_for("carol told", lambda: has_group(carol, r"^team \(left\): alice, bob \(admin alice\)$"))
     assert not [line for line in carol.lines if "after the removal" in line]
     assert carol.quit() == 0
     db = sqlite3.connect(str(people["carol"][0] / "groups.db"))

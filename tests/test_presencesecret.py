@@ -19,8 +19,9 @@ def test_ours_is_made_once_kept_and_rotated_and_theirs_are_kept_per_contact(tmp_
     again = PresenceSecrets(str(path))
     assert again.load() == [] and again.own == own and again.of(BOB) == b"s" * 32
     assert again.rotate() == own and again.own != own
-    assert json.loads(path.read_text())["own"] == again.own.hex()
-    again.forget(BOB)
+    assert json.loads(path.read_text())["own"] == again.own.hex() and again.of(BOB) == b"s" * 32
+    newer = again.own
+    assert again.rotate(forgetting=BOB) == newer  # a removed contact's secret goes with the rotation
     assert PresenceSecrets(str(path)).of(BOB) == b"" and encode_card(BOB) not in path.read_text()
 
 

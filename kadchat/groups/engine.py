@@ -24,6 +24,7 @@ from kadchat.errors import UserError
 from kadchat.groups import membership, messages, syncwire
 from kadchat.groups.membership import ADD, REMOVE, LogError, MembershipLog
 from kadchat.groups.messages import GroupMessage, MessageError
+from kademlia.ratelimit import TokenBucket
 from kademlia.timers import Loop
 
 PAGE = 16  # entries or messages answering one WANT
@@ -46,11 +47,6 @@ class Group:
     group_id: bytes
     name: str  # ours, unique among our groups
     log: MembershipLog
-
-
-class _Bucket:
-    def __init__(self, now, burst):
-        self.tokens, self.at = burst, now
 
 
 class Groups:
@@ -315,9 +311,10 @@ class Groups:
         self._push_entries(group, [entry], told)
 
     def _push_entries(self, group, entries, keys):
+        records = [syncwire.encode_entry(group.group_id, entry.encode()) for entry in entries]
         for key in keys:
-            for entry in entries:
-                self._send(key, syncwire.encode_entry(group.group_id, entry.encode()))
+            for record in records:
+                self._send(key, record)
 
     def _others(self, group):
         return [key for key in group.log.members if key != self.me and self._has_session(key)]
@@ -329,11 +326,8 @@ class Groups:
                                 {slots[key]: seq for key, seq in frontiers.items() if key in slots}, full)
 
     def _within_budget(self, peer):
-        now = self._clock.seconds()
-        bucket = self._buckets.setdefault(peer, _Bucket(now, self._config.record_burst))
-        bucket.tokens = min(self._config.record_burst, bucket.tokens + (now - bucket.at) * self._config.records_per_second)
-        bucket.at = now
-        if bucket.tokens < 1:
-            return False
-        bucket.tokens -= 1
-        return True
+        bucket = self._buckets.get(peer)
+        if bucket is None:
+            bucket = self._buckets[peer] = TokenBucket(
+                self._clock.seconds, self._config.records_per_second, self._config.record_burst)
+        return bucket.allow()

@@ -179,7 +179,6 @@ class Transfers:
         elif kind == frames.ANSWER:
             self._answered(live, record)
         elif kind == frames.DONE:
-            live.held.merge_page(0, b"\xff" * len(live.held.to_bytes()))
             self._sent(live)
 
     def _stale(self, peer, record, kind, outgoing):

@@ -15,7 +15,6 @@ Pacing: at most BURST datagrams per reactor turn, so the reactor reads the
 socket (acks, chat) between bursts; chat datagrams never queue behind ours.
 """
 
-import os
 from collections import OrderedDict, deque
 
 from kademlia.timers import cancel
@@ -208,8 +207,7 @@ class OutgoingTransfer:
         return min(MAX_RTO, max(MIN_RTO, 4 * srtt) * 2 ** self._timeouts)
 
     def _arm_timer(self):
-        cancel(self._timer)
-        self._timer = None
+        self._timer = cancel(self._timer)
         if self._flight and not self.finished:
             self._timer = self._clock.callLater(self._rto(), self._timed_out)
 
@@ -228,6 +226,5 @@ class OutgoingTransfer:
         return -(-merkle.chunk_length(self.row.size, chunk) // MSS)
 
     def stop(self):
-        cancel(self._timer)
-        cancel(self._pump_call)
-        self._timer = self._pump_call = None
+        self._timer = cancel(self._timer)
+        self._pump_call = cancel(self._pump_call)

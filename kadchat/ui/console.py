@@ -89,6 +89,7 @@ from kadchat.ui.console_files import FileCommands
 from kadchat.ui.console_names import resolve, split_name, unquote
 from kadchat.ui.uitext import (PRESENCE_WORDS, clock_time, date_and_minute, one_line, presence_text,
                                status_parts)
+from kademlia.timers import cancel
 
 _HELP_BLOCKS = __doc__.split("Commands::")[1].split("Output lines")[0].strip("\n").split("\n\n")
 HELP = "\n\n".join(textwrap.dedent(block) for block in _HELP_BLOCKS)  # the commands, then NAME
@@ -386,8 +387,7 @@ class ConsoleUI:
             if self._warn_undelivered():
                 return
         self._quitting = True
-        if self._quit_timer is not None and self._quit_timer.active():
-            self._quit_timer.cancel()
+        self._quit_timer = cancel(self._quit_timer)
         self._on_quit()
 
     def _warn_undelivered(self) -> bool:

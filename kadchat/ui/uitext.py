@@ -55,14 +55,17 @@ def presence_text(contact: Contact, now: float) -> str:
     """The contact's presence word, or when an offline contact was last seen."""
     if contact.presence != ContactPresence.OFFLINE or contact.last_seen is None:
         return PRESENCE_WORDS[contact.presence]
-    seen, today = time.localtime(contact.last_seen), time.localtime(now)
-    if seen[:3] == today[:3]:
-        when = time.strftime("%H:%M", seen)
-    elif seen.tm_year == today.tm_year:
-        when = time.strftime(f"{seen.tm_mday} %b", seen)
-    else:
-        when = time.strftime("%Y-%m-%d", seen)
-    return f"last seen {when}"
+    return f"last seen {when(contact.last_seen, now)}"
+
+
+def when(timestamp: float, now: float) -> str:
+    """HH:MM today, the day and month this year, else the date."""
+    then, today = time.localtime(timestamp), time.localtime(now)
+    if then[:3] == today[:3]:
+        return time.strftime("%H:%M", then)
+    if then.tm_year == today.tm_year:
+        return time.strftime(f"{then.tm_mday} %b", then)
+    return time.strftime("%Y-%m-%d", then)
 
 
 def address_text(address: tuple[str, int] | None) -> str:

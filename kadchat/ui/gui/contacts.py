@@ -7,7 +7,6 @@ in name order after them. A right-click offers rename, remove and block.
 
 from __future__ import annotations
 
-import time
 import tkinter as tk
 from typing import Callable
 
@@ -15,7 +14,7 @@ from tkinter import ttk
 
 from kadchat.model import Contact, ContactPresence, Message
 from kadchat.ui.gui.style import Look
-from kadchat.ui.uitext import one_line, presence_text
+from kadchat.ui.uitext import one_line, presence_text, when
 
 # Negative circled numbers: a round badge in any font that has the dingbats.
 BADGES = "\u2776\u2777\u2778\u2779\u277a\u277b\u277c\u277d\u277e\u277f" + "".join(
@@ -29,16 +28,6 @@ def badge(unread: int) -> str:
     if not unread:
         return ""
     return BADGES[unread - 1] if unread <= len(BADGES) else f"{len(BADGES)}+"
-
-
-def when(timestamp: float, now: float) -> str:
-    """HH:MM today, the day and month this year, else the date."""
-    then, today = time.localtime(timestamp), time.localtime(now)
-    if then[:3] == today[:3]:
-        return time.strftime("%H:%M", then)
-    if then.tm_year == today.tm_year:
-        return time.strftime(f"{then.tm_mday} %b", then)
-    return time.strftime("%Y-%m-%d", then)
 
 
 class ContactList(ttk.Frame):

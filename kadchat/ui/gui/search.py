@@ -14,7 +14,7 @@ from tkinter import ttk
 
 from kadchat.errors import UserError
 from kadchat.model import ChatBackend, Message
-from kadchat.ui.gui.contacts import when
+from kadchat.ui.uitext import when
 from kadchat.ui.gui.style import Look
 from kadchat.ui.uitext import one_line
 
