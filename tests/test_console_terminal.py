@@ -149,7 +149,8 @@ def test_chat_after_open_and_an_incoming_message_while_typing(tmp_path, procs, s
     alice.wait_for(lambda: alice.cursor_line() == "Ben Big> half a li", what="the half-typed line")
     ben.send_line("/msg alice interrupting you")
     alice.wait_line(matching(f"{STAMP} Ben Big: interrupting you"))
-    assert alice.cursor_line() == "Ben Big> half a li"  # below the message, whole
+    # Redrawn below the message, whole (the redraw follows the printed line, so wait for it).
+    alice.wait_for(lambda: alice.cursor_line() == "Ben Big> half a li", timeout=5, what="the half-typed line redrawn")
     alice.enter("ne, done")
     ben.expect(received("alice", "half a line, done"), timeout=20)
     shown = alice.lines()
@@ -167,7 +168,7 @@ def test_contact_requests_arrive_while_typing_and_are_accepted_ignored_or_blocke
     console.wait_for(lambda: console.cursor_line() == "> /accept da", what="the half-typed line")
     console.popen.send_signal(signal.SIGUSR1)
     console.wait_line("* request from Eve Ng: hello from the train")
-    assert console.cursor_line() == "> /accept da"
+    console.wait_for(lambda: console.cursor_line() == "> /accept da", timeout=5, what="the half-typed line redrawn")
     console.enter("ve")
     console.wait_line("added dave")
     console.popen.send_signal(signal.SIGUSR1)
@@ -194,7 +195,7 @@ def test_stderr_on_the_same_terminal_does_not_splice_into_the_typed_line(screens
     console.wait_for(lambda: console.cursor_line() == "> typing along", what="the typed line")
     console.popen.send_signal(signal.SIGUSR2)  # a log warning, on stderr
     console.wait_line(WARNING)
-    assert console.cursor_line() == "> typing along"
+    console.wait_for(lambda: console.cursor_line() == "> typing along", timeout=5, what="the typed line redrawn")
     console.press("ctrl-c")
     assert console.wait() == 0
 
