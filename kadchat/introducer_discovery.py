@@ -17,11 +17,12 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from kademlia import krpc
-from kademlia.timers import Loop
+from kademlia.timers import Loop, cancel
 
 INFO_HASH = hashlib.sha1(b"kadchat introducers v1").digest()
 WANTED = 3  # registrations a client keeps (reachability.INTRODUCERS_KEPT)
-SEARCH_INTERVAL = 60.0  # look again this often while we have fewer than WANTED that answer
+EMPTY_INTERVAL = 10.0  # look again this soon while we have none: behind a NAT, nobody can reach us
+SEARCH_INTERVAL = 60.0  # this often while we have fewer than WANTED that answer
 SETTLED_INTERVAL = 900.0  # and this often once we have them
 ANNOUNCE_INTERVAL = 900.0  # libtorrent forgets announced peers after 30 minutes
 
@@ -60,18 +61,31 @@ class IntroducerSearch:
         self.wanted = wanted
         self._rng = rng or random.SystemRandom()
         self._info_hash = info_hash
-        self._searching = Loop(clock, SEARCH_INTERVAL, self.search)
-        self._settled = Loop(clock, SETTLED_INTERVAL, self.search)
+        self._clock = clock
+        self._next = None  # the next search, timed by what the last one left us
+        self._running = False
 
     def start(self):
-        """Search now, then every SEARCH_INTERVAL; fires when the first search ends."""
-        first = self.search()
-        self._searching.start()
-        return first
+        """Search now, and again as long as we run; fires when the first search ends."""
+        self._running = True
+        return self.search()
 
     def stop(self):
-        self._searching.stop()
-        return self._settled.stop()
+        self._running = False
+        self._next = cancel(self._next)
+        return defer.succeed(None)
+
+    def _again(self, chosen, answering, found):
+        if not self._running:
+            return
+        if not chosen:
+            delay = EMPTY_INTERVAL
+        elif answering and len(answering) >= min(self.wanted, found):
+            delay = SETTLED_INTERVAL
+        else:
+            delay = SEARCH_INTERVAL
+        cancel(self._next)
+        self._next = self._clock.callLater(delay, self.search)
 
     @defer.inlineCallbacks
     def search(self):
@@ -80,6 +94,7 @@ class IntroducerSearch:
             answered = yield self._node.get_peers(self._info_hash)
         except Exception as e:  # our node stopping, or refused queries: try again later
             self.log.info("introducer search failed: {error}", error=e)
+            self._again(self._traversal.introducers, [], 0)
             return self._traversal.introducers
         own = self._own_address()
         found = [a for a in announced_peers(answered) if a != own]
@@ -92,9 +107,7 @@ class IntroducerSearch:
         if chosen != self._traversal.introducers:
             self.log.info("introducers: {n} of {found} announced", n=len(chosen), found=len(found))
             self._traversal.start(chosen)
-        if answering and len(answering) >= min(self.wanted, len(found)):
-            self._searching.stop()
-            self._settled.start()
+        self._again(chosen, answering, len(found))
         return chosen
 
 

@@ -80,6 +80,29 @@ def test_a_search_keeps_introducers_that_answer_and_replaces_those_that_never_do
     search.stop()
 
 
+def test_while_none_is_announced_the_search_comes_back_every_ten_seconds_then_a_minute():
+    from twisted.internet.task import Clock
+    clock, traversal = Clock(), FakeTraversal()
+    node = FakeNode()
+    searches = []
+    get_peers = node.get_peers
+    node.get_peers = lambda info_hash: searches.append(clock.seconds()) or get_peers(info_hash)
+    search = IntroducerSearch(clock, node, traversal, wanted=2)
+    search.start()
+    clock.advance(10)
+    clock.advance(10)
+    assert searches == [0, 10, 20] and traversal.introducers == []  # nobody to register with yet
+    node.announced = [("198.51.100.1", 1)]
+    clock.advance(10)
+    assert traversal.introducers == [("198.51.100.1", 1)]
+    clock.advance(59)
+    assert searches == [0, 10, 20, 30]  # one found, not yet answering: back to once a minute
+    clock.advance(1)
+    assert searches[-1] == 90
+    search.stop()
+    assert not clock.getDelayedCalls()
+
+
 class DiscoveryOnLibtorrentTests(unittest.TestCase):
     timeout = 120
 

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from kadchat.network_mode import ROUTERS_ENV
-from tests.client_helpers import CHILD_ENV, CLIENT, ROOT, SERVER, chat_both_ways, friends
+from tests.client_helpers import CHILD_ENV, CLIENT, ROOT, SERVER, chat_both_ways, friends, wait_for
 from tests.netns import lab  # noqa: F401 (a fixture)
 from tests.test_dht_libtorrent import lt
 from tests.test_netns_chat import route, server_counts
@@ -76,7 +76,11 @@ def setup(lab, tmp_path, mode_a, mode_b):
 
 
 def introducers_found(people, name):
-    return "introducers: 1 of 1 announced" in (people[name][0] / "client.log").read_text()
+    """Whether `name` found the introducer with get_peers: waited for, since a client may
+    first reach the other through the other's introducer, before its own search succeeds."""
+    log = people[name][0] / "client.log"
+    return wait_for(f"{name}'s get_peers to find the introducer",
+                    lambda: "introducers: 1 of 1 announced" in log.read_text(), timeout=40)
 
 
 def test_behind_consistent_nats_clients_punch_through_an_introducer_found_with_get_peers(lab, tmp_path):
