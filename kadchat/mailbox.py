@@ -22,6 +22,15 @@ duplicated by message id), and only then acknowledged. The next pass starts a
 slot back (drops still coming in the current one) or at the oldest incomplete
 message.
 
+Our presence secret (deaddrop SECRET, kadchat.presencesecret): a contact
+without a session who does not hold our current secret gets one SECRET drop,
+placed before any message, tended like a fragment until its ACK (the contact
+then holds it), and forgotten when a session hands the secret or ours rotates
+(the next drop carries the new one). The reader hands SECRET drops on
+(`secret_received`) and acknowledges them. Once ours is stored and we hold none
+of the contact's, its recent slots are read once more GLANCE_DELAY later (once
+a run): two who start together each read before the other's drop is out.
+
 Bounds: per contact at most `budget` of our drops outstanding (64 x 944 bytes),
 new messages never start past the next slot, so a contact gets at most
 PER_SLOT drops an hour from us beyond a burst; a reader looks at no more than
