@@ -18,6 +18,14 @@ acknowledgement) has the same length, 944 bytes bencoded:
     DATA (seq 1): kind 1 | message id 16 | seq 8 | base 8 | sent us 8 | stored us 8
                   | fragment index 2 | count 2 | length 2 | chunk | zeros
     ACK  (seq 2): kind 2 | message id 16 | fragment index 2 | count 2 | zeros
+    SECRET (seq 1): kind 3 | the sender's presence secret 32 | made us 8 | zeros
+
+A SECRET drop hands a contact our presence secret (kadchat.presencesecret)
+without a session: two people who have just added each other, or a contact
+offline when our secret rotated, could otherwise meet only through the
+introducers our request point lists. `made us` is when the secret was drawn,
+so the recipient keeps the newest. It is acknowledged like a fragment, the
+ACK's message id being `secret_id(secret)`.
 
 A message longer than one chunk takes consecutive positions (the chain: the
 next fragment is always at the next position, crossing into the next slot when
@@ -52,11 +60,12 @@ PER_SLOT = 16  # positions per slot and direction: a contact fills at most this 
 RETENTION = 49 * 3600
 DROP_TTL = RETENTION + 2 * 3600  # asked of kadchat nodes; plain BEP 44 nodes keep their own time
 DATA_SEQ, ACK_SEQ = 1, 2
-DATA, ACK = 1, 2
+DATA, ACK, SECRET = 1, 2, 3
 PLAIN_SIZE = 900
 _NONCE = 24
 _DATA_HEADER = struct.Struct(">B16sQQQQHHH")
 _ACK_HEADER = struct.Struct(">B16sHH")
+_SECRET_BODY = struct.Struct(">B32sQ")
 CHUNK_SIZE = PLAIN_SIZE - _DATA_HEADER.size  # 845 bytes of UTF-8 per drop
 
 
@@ -93,6 +102,17 @@ class Receipt:
     message_id: bytes
     index: int
     count: int
+
+
+@dataclass(frozen=True)
+class SecretDrop:
+    secret: bytes  # the sender's presence secret
+    made_us: int  # when the sender drew it, unix microseconds
+
+
+def secret_id(secret):
+    """The id a SECRET drop goes by: in the sender's drop file and in its ACK."""
+    return blake2b(secret, digest_size=16, person=b"kadchat-drop-sid", encoder=RawEncoder)
 
 
 def slot_of(unix_time):
@@ -159,8 +179,11 @@ class _Slot:
         r = receipt
         return self._seal(_ACK_HEADER.pack(ACK, r.message_id, r.index, r.count), ACK_SEQ)
 
+    def secret(self, drop: SecretDrop) -> MutableItem:
+        return self._seal(_SECRET_BODY.pack(SECRET, drop.secret, drop.made_us), DATA_SEQ)
+
     def open(self, item: MutableItem):
-        """The Fragment or Receipt in `item`; DropError unless it is this position's."""
+        """The Fragment, Receipt or SecretDrop in `item`; DropError unless it is this position's."""
         if item.k != self.public_key or item.salt != b"" or not item.verify():
             raise DropError("not this position's drop")
         v = item.v
@@ -179,4 +202,7 @@ class _Slot:
         if plain[0] == ACK and item.seq == ACK_SEQ:
             _, mid, index, count = _ACK_HEADER.unpack_from(plain)
             return Receipt(mid, index, count)
+        if plain[0] == SECRET and item.seq == DATA_SEQ:
+            _, secret, made_us = _SECRET_BODY.unpack_from(plain)
+            return SecretDrop(secret, made_us)
         raise DropError("unknown drop kind")

@@ -2,8 +2,9 @@
 
 `drops.db` in the data directory (mode 0600): the drops we made for each
 contact (the signed item, so a republication is byte for byte the same and
-needs no new nonce), where our next drop for a contact goes, and from which
-slot on we still read a contact's drops to us. Kept apart from the history
+needs no new nonce), which of them carries our presence secret (a SECRET
+drop, at most one per contact), where our next drop for a contact goes, and
+from which slot on we still read a contact's drops to us. Kept apart from the history
 file so that the history's schema stays as it is.
 """
 
@@ -29,6 +30,9 @@ CREATE TABLE IF NOT EXISTS cursors (
     write_slot INTEGER, write_index INTEGER,  -- our next drop for the peer goes here
     read_slot INTEGER                         -- we read the peer's drops from this slot on
 );
+CREATE TABLE IF NOT EXISTS secret_drops (  -- the drop (by its id) that hands the peer our presence secret
+    peer BLOB PRIMARY KEY, message_id BLOB NOT NULL
+);
 """
 
 
@@ -40,6 +44,7 @@ class Drop:
     item: MutableItem
     created: float
     last_put: float | None
+    secret: bool  # a SECRET drop (its message_id: deaddrop.secret_id), not a message's fragment
 
 
 class DropStore:
@@ -59,9 +64,12 @@ class DropStore:
 
     # -- ours, for contacts --------------------------------------------------------
 
-    def add(self, peer, message_id, placed, created, next_position):
-        """Record a message's drops [(position, item)] and where the next one goes, in one commit."""
+    def add(self, peer, message_id, placed, created, next_position, secret=False):
+        """Record a message's drops [(position, item)] (or, `secret`, the one SECRET drop for
+        `peer`) and where the next one goes, in one commit."""
         with self._db:
+            if secret:
+                self._db.execute("INSERT INTO secret_drops (peer, message_id) VALUES (?, ?)", (peer, message_id))
             self._db.executemany(
                 "INSERT INTO drops (peer, slot, idx, message_id, k, v, sig, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(peer, p.slot, p.index, message_id, item.k, item.v, item.sig, created) for p, item in placed])
@@ -75,15 +83,21 @@ class DropStore:
 
     def drops(self, peer=None):
         """Our drops (for one peer, or all), in position order."""
-        where, args = ("WHERE peer = ?", (peer,)) if peer is not None else ("", ())
+        where, args = ("WHERE d.peer = ?", (peer,)) if peer is not None else ("", ())
         rows = self._db.execute(
-            f"SELECT peer, slot, idx, message_id, k, v, sig, created, last_put FROM drops {where}"
-            " ORDER BY peer, slot, idx", args)
-        return [Drop(r[0], Position(r[1], r[2]), r[3], MutableItem(r[4], b"", DATA_SEQ, r[5], r[6]), r[7], r[8])
-                for r in rows]
+            "SELECT d.peer, slot, idx, d.message_id, k, v, sig, created, last_put, s.peer IS NOT NULL FROM drops d"
+            " LEFT JOIN secret_drops s ON s.peer = d.peer AND s.message_id = d.message_id"
+            f" {where} ORDER BY d.peer, slot, idx", args)
+        return [Drop(r[0], Position(r[1], r[2]), r[3], MutableItem(r[4], b"", DATA_SEQ, r[5], r[6]), r[7], r[8],
+                     bool(r[9])) for r in rows]
+
+    def secret_drop(self, peer):
+        """Our SECRET drop for `peer`, None if there is none."""
+        return next((d for d in self.drops(peer) if d.secret), None)
 
     def message_ids(self, peer):
-        return {row[0] for row in self._db.execute("SELECT DISTINCT message_id FROM drops WHERE peer = ?", (peer,))}
+        """The messages our drops for `peer` carry (the SECRET drop is none)."""
+        return {d.message_id for d in self.drops(peer) if not d.secret}
 
     def count(self, peer):
         return self._db.execute("SELECT COUNT(*) FROM drops WHERE peer = ?", (peer,)).fetchone()[0]
@@ -94,9 +108,11 @@ class DropStore:
                              (when, peer, position.slot, position.index))
 
     def forget(self, peer, message_id):
-        """A message's drops are done with (acknowledged, delivered directly, or expired)."""
+        """A message's drops (or the SECRET drop) are done with: acknowledged, delivered
+        directly, expired (or, a secret, handed over a session or replaced by a newer one)."""
         with self._db:
             self._db.execute("DELETE FROM drops WHERE peer = ? AND message_id = ?", (peer, message_id))
+            self._db.execute("DELETE FROM secret_drops WHERE peer = ? AND message_id = ?", (peer, message_id))
 
     # -- theirs, for us ------------------------------------------------------------
 

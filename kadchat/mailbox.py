@@ -22,6 +22,15 @@ duplicated by message id), and only then acknowledged. The next pass starts a
 slot back (drops still coming in the current one) or at the oldest incomplete
 message.
 
+Our presence secret (deaddrop SECRET, kadchat.presencesecret): a contact
+without a session who does not hold our current secret gets one SECRET drop,
+placed before any message, tended like a fragment until its ACK (the contact
+then holds it), and forgotten when a session hands the secret or ours rotates
+(the next drop carries the new one). The reader hands SECRET drops on
+(`secret_received`) and acknowledges them. Once ours is stored and we hold none
+of the contact's, its recent slots are read once more GLANCE_DELAY later (once
+a run): two who start together each read before the other's drop is out.
+
 Bounds: per contact at most `budget` of our drops outstanding (64 x 944 bytes),
 new messages never start past the next slot, so a contact gets at most
 PER_SLOT drops an hour from us beyond a burst; a reader looks at no more than
@@ -36,15 +45,17 @@ from twisted.python.failure import Failure
 
 from kadchat.deaddrop import (
     ACK_SEQ, DROP_TTL, PER_SLOT, RETENTION, DropError, Fragment, Pair, Position,
-    Receipt, slot_of, split,
+    Receipt, SecretDrop, secret_id, slot_of, split,
 )
 from kadchat.history import StoredMessage
 from kadchat.model import MessageState
+from kadchat.presencesecret import NoSecrets
 from kademlia.timers import Loop, SingleFlight, cancel
 
 LOOKUP_TIMEOUT = 30.0
 FAILED = object()  # what DHTCalls.get gives for a lookup that failed, timed out or was cancelled
 SEND_DELAY = 5.0  # seconds a new message waits for a session before it goes into drops
+GLANCE_DELAY = 15.0  # seconds after our SECRET drop is stored: read the contact's recent slots once more
 LOOKUP_RATE = 2.0  # a second: within what storage nodes send an address that has not proven itself
 MAX_CHAIN_SLOTS = 4  # slots read past the window while a contact's chain runs on
 
@@ -109,7 +120,7 @@ class DHTCalls:
 
 class DropWriter:
     def __init__(self, clock, net, pairs, store, history, has_session, set_state,
-                 budget=64, republish=1800.0):
+                 budget=64, republish=1800.0, secrets=NoSecrets, secret_stored=lambda peer: None):
         self._clock = clock
         self._net = net
         self._pairs = pairs  # peer key -> deaddrop.Pair
@@ -119,15 +130,32 @@ class DropWriter:
         self._set_state = set_state  # (peer, message id, MessageState) -> None
         self._budget = budget
         self._republish = republish
+        self._secrets = secrets  # kadchat.presencesecret: ours, and who holds it
+        self._secret_stored = secret_stored  # (peer) -> None: a node accepted our new SECRET drop
 
-    def peers(self):
-        return set(self._history.peers_with_pending()) | {d.peer for d in self._store.drops()}
+    def peers(self, contacts=()):
+        """Whom we have drops for, or something to place: a message, or (of `contacts`) our secret."""
+        due = {peer for peer in contacts if self._secret_due(peer) is not None}
+        return set(self._history.peers_with_pending()) | {d.peer for d in self._store.drops()} | due
+
+    def _secret_due(self, peer):
+        """The SECRET drop `peer` should find: ours, unless it holds it or a session hands it."""
+        s = self._secrets
+        if not s.own or s.holds_ours(peer) or self._has_session(peer):
+            return None
+        return SecretDrop(s.own, s.own_made_us)
 
     @defer.inlineCallbacks
     def write(self, peer):
-        """Check and republish our drops for `peer`, then place drops for what still waits."""
+        """Check and republish our drops for `peer`, then place drops for what still waits:
+        our secret first (it is how the contact finds us), then the messages."""
+        self._forget_stale_secret(peer)
         yield defer.gatherResults([self._tend(drop, self._clock.seconds()) for drop in self._store.drops(peer)])
         now = self._clock.seconds()
+        self._forget_stale_secret(peer)  # (a rotation, or a session, while the tending went on)
+        secret = self._secret_due(peer)
+        if secret is not None and self._store.secret_drop(peer) is None:
+            self._place_secret(peer, secret, now)
         pending = self._history.pending_for(peer)
         placed = self._store.message_ids(peer)
         for message_id in placed - {m.id for m in pending}:
@@ -143,17 +171,33 @@ class DropWriter:
         yield defer.gatherResults([self._tend(drop, now) for drop in fresh])
         stored = defaultdict(list)
         for drop in self._store.drops(peer):
-            stored[drop.message_id].append(drop.last_put is not None)
+            if not drop.secret:
+                stored[drop.message_id].append(drop.last_put is not None)
         for message_id, accepted in stored.items():
             if all(accepted):
                 self._set_state(peer, message_id, MessageState.STORED)
+        secret_drop = self._store.secret_drop(peer)
+        if any(d.secret for d in fresh) and secret_drop is not None and secret_drop.last_put is not None:
+            self._secret_stored(peer)
+
+    def _forget_stale_secret(self, peer):
+        """Our SECRET drop for `peer` stops being tended once it is not the one due: our secret
+        rotated (a drop with the new one replaces it), or a session handed the secret."""
+        drop, due = self._store.secret_drop(peer), self._secret_due(peer)
+        if drop is not None and (due is None or drop.message_id != secret_id(due.secret)):
+            self._store.forget(peer, drop.message_id)
+
+    def _first_free(self, peer, count, now):
+        """Where `count` new drops for `peer` start, None if over budget or past the next slot."""
+        if self._store.count(peer) + count > self._budget:
+            return None
+        first = max(self._store.next_position(peer) or Position(0, 0), Position(slot_of(now), 0))
+        return first if first.slot <= slot_of(now) + 1 else None
 
     def _place(self, peer, message, base, now):
         chunks = split(message.text)
-        if self._store.count(peer) + len(chunks) > self._budget:
-            return False
-        first = max(self._store.next_position(peer) or Position(0, 0), Position(slot_of(now), 0))
-        if first.slot > slot_of(now) + 1:
+        first = self._first_free(peer, len(chunks), now)
+        if first is None:
             return False
         placed, position = [], first
         for i, chunk in enumerate(chunks):
@@ -165,11 +209,18 @@ class DropWriter:
         self._set_state(peer, message.id, MessageState.QUEUED)
         return True
 
+    def _place_secret(self, peer, secret, now):
+        position = self._first_free(peer, 1, now)
+        if position is not None:
+            item = self._pairs(peer).outgoing(position).secret(secret)
+            self._store.add(peer, secret_id(secret.secret), [(position, item)], now, position.next(), secret=True)
+
     @defer.inlineCallbacks
     def _tend(self, drop, now):
         if now - drop.created > RETENTION:
             self._store.forget(drop.peer, drop.message_id)
-            self._set_state(drop.peer, drop.message_id, MessageState.QUEUED)
+            if not drop.secret:  # (a secret still due gets a new drop)
+                self._set_state(drop.peer, drop.message_id, MessageState.QUEUED)
             return
         slot = self._pairs(drop.peer).outgoing(drop.position)
         held = yield self._net.get(slot.target)
@@ -182,7 +233,10 @@ class DropWriter:
                 receipt = None
             if isinstance(receipt, Receipt) and receipt.message_id == drop.message_id:
                 self._store.forget(drop.peer, drop.message_id)
-                self._set_state(drop.peer, drop.message_id, MessageState.DELIVERED)
+                if not drop.secret:
+                    self._set_state(drop.peer, drop.message_id, MessageState.DELIVERED)
+                elif drop.message_id == secret_id(self._secrets.own):  # (not rotated meanwhile)
+                    self._secrets.handed(drop.peer)
             return
         if held is None or drop.last_put is None or now - drop.last_put >= self._republish:
             accepted = yield self._net.put(drop.item)
@@ -191,21 +245,25 @@ class DropWriter:
 
 
 class DropReader:
-    def __init__(self, clock, net, pairs, store, deliver, parallel=3):
+    def __init__(self, clock, net, pairs, store, deliver, parallel=3, secret_received=lambda peer, drop: None):
         self._clock = clock
         self._net = net
         self._paced = defer.DeferredSemaphore(parallel)  # slots read at once: foreign nodes rate-limit us
         self._pairs = pairs
         self._store = store
         self._deliver = deliver  # (peer, StoredMessage, base) -> None; stores it once per id
+        self._secret_received = secret_received  # (peer, SecretDrop) -> None; keeps the newest
 
     @defer.inlineCallbacks
-    def read(self, peer):
-        """Read `peer`'s drops to us since the last pass; deliver and acknowledge them."""
+    def read(self, peer, recent=False):
+        """Read `peer`'s drops to us since the last pass; deliver and acknowledge them.
+        `recent`: only the slots about now, an extra look that leaves the next pass's start as it is."""
         now = self._clock.seconds()
         current, oldest = slot_of(now), max(0, slot_of(now - RETENTION))
         last = self._store.read_slot(peer)
         start = oldest if last is None else max(last, oldest)
+        if recent:
+            start = max(start, current - 1)
         slots = list(range(start, current + 2))
         scans = yield defer.gatherResults([self._paced.run(self._scan, peer, s) for s in slots])
         while len(scans[-1][0]) == PER_SLOT and len(slots) < current + 2 - start + MAX_CHAIN_SLOTS:
@@ -214,14 +272,20 @@ class DropReader:
         found = [f for f, _ in scans]
         unfinished = [slot for slot, (_, finished) in zip(slots, scans) if not finished]
         messages = defaultdict(dict)  # id -> {fragment index: (position, Fragment)}
+        secrets = []
         for position, content in (pair for slot in found for pair in slot):
             if isinstance(content, Fragment) and now - content.stored_us / 1e6 <= RETENTION:
                 messages[content.message_id][content.index] = (position, content)
+            elif isinstance(content, SecretDrop):
+                secrets.append((position, content))
+        for position, secret in sorted(secrets, key=lambda found: found[1].made_us):
+            yield self._take_secret(peer, position, secret)
         done = {i for i, m in messages.items() if set(m) == set(range(next(iter(m.values()))[1].count))}
         for message_id in sorted(done, key=lambda i: messages[i][0][1].seq):
             yield self._take(peer, messages[message_id])
         waiting = [min(p for p, _ in m.values()).slot for i, m in messages.items() if i not in done]
-        self._store.set_read_slot(peer, min([current - 1] + waiting + unfinished))
+        if not recent:
+            self._store.set_read_slot(peer, min([current - 1] + waiting + unfinished))
 
     @defer.inlineCallbacks
     def _scan(self, peer, slot):
@@ -254,6 +318,10 @@ class DropReader:
                     for p, f in parts.values()]
         return defer.gatherResults(receipts)
 
+    def _take_secret(self, peer, position, secret):
+        self._secret_received(peer, secret)  # kept (or refused as older) before the acknowledgement
+        return self._net.put(self._pairs(peer).incoming(position).ack(Receipt(secret_id(secret.secret), 0, 1)))
+
 
 class Mailbox:
     """Both directions for every contact, on a loop; `check()` runs a pass now."""
@@ -261,19 +329,22 @@ class Mailbox:
     log = Logger()
 
     def __init__(self, clock, dht, signing_key, contacts, store, history, has_session, deliver, set_state,
-                 interval=300.0, republish=1800.0, budget=64, rate=None):
+                 interval=300.0, republish=1800.0, budget=64, rate=None,
+                 secrets=NoSecrets, secret_received=lambda peer, drop: None):
         self._clock = clock
         self._has_session = has_session
         self._set_state = set_state
         self._signing_key = signing_key
         self._contacts = contacts  # () -> [contact key]
         self._store = store
+        self._secrets = secrets
         self._pair_cache = {}
         self._soon = {}  # peer -> the delayed write send_soon scheduled
+        self._glances = {}  # peer -> the extra read _secret_stored scheduled (once a run)
         self.net = DHTCalls(clock, dht, rate=rate)
         self.writer = DropWriter(clock, self.net, self._pair, store, history, has_session, set_state,
-                                 budget, republish)
-        self.reader = DropReader(clock, self.net, self._pair, store, deliver)
+                                 budget, republish, secrets, self._secret_stored)
+        self.reader = DropReader(clock, self.net, self._pair, store, deliver, secret_received=secret_received)
         self._pass = SingleFlight(self._run)
         self._loop = Loop(clock, interval, self.check)
 
@@ -289,7 +360,7 @@ class Mailbox:
     def stop(self, grace=5.0):
         """Stop; a pass in flight (receipts we owe) gets `grace` seconds to end, then is cancelled."""
         self._loop.stop()
-        for call in self._soon.values():
+        for call in list(self._soon.values()) + list(self._glances.values()):
             cancel(call)
         self._soon.clear()
         if not self._pass.in_flight:
@@ -322,10 +393,29 @@ class Mailbox:
         del self._soon[peer]
         self.writer.write(peer).addErrback(self._failed)
 
+    def hand_secret(self, peers):
+        """Our secret is new to `peers` (added, or ours rotated): while we are in the swarm,
+        those not connected get it in a drop soon."""
+        if self._loop.running:
+            for peer in peers:
+                if not self._has_session(peer):
+                    self.send_soon(peer)
+
+    def _secret_stored(self, peer):
+        """Our secret is in `peer`'s drops now. If we have none of theirs yet, they may have
+        started with us and put theirs after our pass read past it: look once more, soon."""
+        if peer not in self._glances and not self._secrets.of(peer) and not self._has_session(peer):
+            self._glances[peer] = self._clock.callLater(GLANCE_DELAY, self._glance, peer)
+
+    def _glance(self, peer):
+        self._glances[peer] = None  # done: not again this run
+        if not self._secrets.of(peer) and not self._has_session(peer):
+            self.reader.read(peer, recent=True).addErrback(self._failed)
+
     def _run(self):
         contacts = set(self._contacts())
         reads = [self.reader.read(peer) for peer in contacts]
-        writes = [self.writer.write(peer) for peer in self.writer.peers() if peer in contacts]
+        writes = [self.writer.write(peer) for peer in self.writer.peers(contacts) if peer in contacts]
         d = defer.gatherResults(reads + writes, consumeErrors=True)
         return d.addCallbacks(lambda _: None, self._failed)
 

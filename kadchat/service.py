@@ -86,7 +86,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.book = ContactBook(self._path(CONTACTS_FILE), identity.public_key)
         self.blocked = BlockList(self._path(BLOCKED_FILE))
         self.pending = PendingRequests(self._path(REQUESTS_FILE), reactor, self.book.has_name)
-        self.secrets = PresenceSecrets(self._path(SECRETS_FILE))
+        self.secrets = PresenceSecrets(self._path(SECRETS_FILE), now=reactor.seconds)
         self._inbox = RequestInbox(reactor, identity.signing_key, self.request_received)
         self._notes = {}  # contact's key -> the note our requests to it carry (this run)
         self._asked = {}  # contact's key -> when we last sent it a request
@@ -152,7 +152,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self._drops = DropStore(self._path(DROPS_FILE))
         self.mailbox = Mailbox(reactor, dht, identity.signing_key, self.book.keys, self._drops, self._db,
                                self.endpoint.has_session, self.endpoint.deliver_stored, self.endpoint.set_state,
-                               rate=LOOKUP_RATE)
+                               rate=LOOKUP_RATE, secrets=self.secrets, secret_received=self._secret_dropped)
         self._joiner = Joiner(reactor, self.node.bootstrap, self._joined, self._notify_status, REJOIN_INTERVAL,
                               resolve=lambda host: reactor.resolve(host, timeout=(2,)),
                               bootstrap_file=self._path(BOOTSTRAP_FILE))
@@ -294,15 +294,30 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
     def session_ready(self, peer_key):
         self.files.session_ready(peer_key)
         if self.book.is_contact(peer_key):  # it is how contacts find our records
-            self.endpoint.send_secret(peer_key, self.secrets.own)
+            self._hand_secret(peer_key)
         self.groups_engine.session_ready(peer_key)
+
+    def _hand_secret(self, peer_key):
+        """Our secret over the session; the contact then holds it (no SECRET drop needed)."""
+        if self.endpoint.send_secret(peer_key, self.secrets.own):
+            self._keep(self.secrets.handed, peer_key)
 
     def secret_received(self, peer_key, secret):
         if self.book.is_contact(peer_key):
-            try:
-                self.secrets.received(peer_key, secret)
-            except OSError as e:
-                self.log.error("cannot keep a contact's presence secret: {error}", error=e)
+            self._keep(self.secrets.received, peer_key, secret)
+
+    def _secret_dropped(self, peer_key, drop):
+        """A contact's SECRET drop (kadchat.mailbox): kept unless older than what we hold, and
+        then looked up at once with it, so the pair meets without waiting for the next poll."""
+        if self.book.is_contact(peer_key) and self._keep(self.secrets.received, peer_key, drop.secret, drop.made_us):
+            self.tracker.look_up(peer_key)
+
+    def _keep(self, change, *args):
+        try:
+            return change(*args)
+        except OSError as e:
+            self.log.error("cannot keep presence secrets: {error}", error=e)
+            return False
 
     def publicly_reachable(self):
         """Whether DHT nodes see us at our own socket's address: no NAT in between."""
@@ -376,6 +391,7 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         self.tracker.add_contact(name, public_key)
         if self._joiner.joined:
             self.tracker.refresh()
+        self.mailbox.hand_secret([public_key])  # they may not have us yet: no introducer needed
         self._tell("contacts_changed")
         return self._contact(name)
 
@@ -428,9 +444,10 @@ class ChatService(EndpointListener):  # and the endpoint's listener for messages
         old = self._write(self.secrets.rotate, removed)
         if self._joiner.joined:
             self.publisher.rotated(old)
-        for public_key in self.book.keys():  # the others get it on their next handshake
+        for public_key in self.book.keys():  # the others: in a drop, or on their next handshake
             if self.endpoint.has_session(public_key):
-                self.endpoint.send_secret(public_key, self.secrets.own)
+                self._hand_secret(public_key)
+        self.mailbox.hand_secret(self.book.keys())
 
     @staticmethod
     def _write(change, *args):

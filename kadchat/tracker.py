@@ -173,6 +173,18 @@ class PresenceTracker:
         elif self._running:
             self._poll(name, watched)
 
+    def look_up(self, public_key):
+        """Look the contact up now (say, under a secret it just gave us), unless connected; a
+        look-up in flight, begun under what we held before, is followed by a new one."""
+        name = next((n for n, w in self._watched.items() if w.public_key == public_key), None)
+        watched = self._watched.get(name)
+        if watched is None or watched.connected or not self._running:
+            return
+        if watched.lookup is None:
+            self._poll(name, watched)
+        else:
+            watched.lookup.addBoth(lambda result: (self.look_up(public_key), result)[1])
+
     def _refresh_all(self):
         polls = [self._poll(name, watched) for name, watched in list(self._watched.items()) if not watched.connected]
         return defer.DeferredList(polls, consumeErrors=True)

@@ -1,7 +1,9 @@
 """Mainline mode against a loopback stand-in for Mainline (tests/mainline_standin.py):
 16 libtorrent sessions and no kadchat server at all. Two console clients started
 without any bootstrap node (so in Mainline mode, joining through "routers" that
-KADCHAT_MAINLINE_ROUTERS points at four of the sessions) find each other, chat,
+KADCHAT_MAINLINE_ROUTERS points at four of the sessions) find each other (each
+already has the other's card, and there are no introducers: each finds the
+other's presence secret in their dead drop, a SECRET drop), chat,
 and leave each other offline messages in dead drops that only libtorrent holds;
 meanwhile no libtorrent node receives more than 5 packets in any second from
 either client (libtorrent blocks an IP for 5 minutes past that). And BEP 43's
@@ -35,11 +37,6 @@ def mainline():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 14 regressed by issue 12's presence secrets: two people who have just added each "
-    "other meet through their request points, which list introducers only, and a swarm of "
-    "libtorrent nodes alone has none; the way out is the presence secret in the pair's dead "
-    "drop (both hold both cards), not built yet"))
 def test_two_clients_chat_and_leave_offline_messages_over_libtorrent_nodes_alone(tmp_path, procs, mainline):
     people = friends(tmp_path, ["alice", "bob"])
     env = {ROUTERS_ENV: mainline.routers()}
